@@ -1,0 +1,96 @@
+{#-
+  The one rule every daily model uses to decide which days a run (re)builds.
+
+  A daily model is incremental, appends the days it builds, and deletes those same days first in
+  a pre_hook, so a run REPLACES its window:
+
+      {{ config(
+          materialized='incremental',
+          incremental_strategy='append',
+          tags=['daily'],
+          pre_hook="{{ delete_partition_window('transaction_date') }}",
+      ) }}
+      ...
+      where {{ partition_window_filter('transaction_date') }}
+
+  The window, [start, end) on a date column:
+    * vars min_date (and usually max_date, exclusive) set -> exactly [min_date, max_date). This is
+      how Dagster runs one partition (or a backfill range). max_date left out = open-ended.
+    * no vars, incremental run -> [max(column) already in the table, open-ended): the last loaded
+      day is rebuilt (it may have been partial) and every newer day is added.
+    * no vars, first run or --full-refresh -> everything.
+  Re-running a window never duplicates rows, a window whose source rows are gone ends empty, and
+  days outside the window are untouched. The delete and the filter render the same predicate, and
+  the delete only runs when the table already exists (is_incremental()).
+-#}
+
+{#- {'start': 'YYYY-MM-DD' or none, 'end': 'YYYY-MM-DD' (exclusive) or none} for this model. -#}
+{% macro get_partition_window(column) -%}
+    {%- set min_date = var('min_date', none) -%}
+    {%- set max_date = var('max_date', none) -%}
+
+    {%- if min_date is not none -%}
+        {%- set start = _partition_window_date('min_date', min_date) -%}
+        {%- set end = _partition_window_date('max_date', max_date) if max_date is not none else none -%}
+        {%- if end is not none and end <= start -%}
+            {{ exceptions.raise_compiler_error(
+                "partition window: max_date (" ~ end ~ ") must be after min_date (" ~ start
+                ~ "); max_date is exclusive"
+            ) }}
+        {%- endif -%}
+        {{ return({'start': start, 'end': end}) }}
+
+    {%- elif max_date is not none -%}
+        {{ exceptions.raise_compiler_error(
+            "partition window: max_date is set but min_date is not; pass both (max_date exclusive)"
+        ) }}
+
+    {%- elif is_incremental() and execute -%}
+        {%- set last_loaded = run_query(
+            "select max(" ~ column ~ ")::varchar from " ~ this
+        ).columns[0].values()[0] -%}
+        {{ return({'start': last_loaded, 'end': none}) }}
+
+    {%- else -%}
+        {{ return({'start': none, 'end': none}) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+  The window as a boolean SQL predicate on `column` (`true` when the window is unbounded).
+  model_column: this model's own partition column (the one given to delete_partition_window) when
+  the filtered column is named differently, e.g. partition_window_filter('transaction_date',
+  model_column='activity_date'); it is where a no-vars incremental run looks up the last loaded day.
+-#}
+{% macro partition_window_filter(column, model_column=none) -%}
+    {%- set window = get_partition_window(model_column or column) -%}
+    {%- set predicates = [] -%}
+    {%- if window.start is not none -%}
+        {%- do predicates.append(column ~ " >= date '" ~ window.start ~ "'") -%}
+    {%- endif -%}
+    {%- if window.end is not none -%}
+        {%- do predicates.append(column ~ " < date '" ~ window.end ~ "'") -%}
+    {%- endif -%}
+    {{- predicates | join(' and ') if predicates else 'true' -}}
+{%- endmacro %}
+
+
+{#- pre_hook: delete the window's rows from the existing table; renders nothing on a full build. -#}
+{% macro delete_partition_window(column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ partition_window_filter(column) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- A var must be an ISO date (YAML may already have parsed it into a date; both are fine). -#}
+{% macro _partition_window_date(name, value) -%}
+    {%- set text = value | string | trim -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', text) -%}
+        {{ exceptions.raise_compiler_error(
+            "partition window: var " ~ name ~ " must be a date like 2025-01-03, got '" ~ text ~ "'"
+        ) }}
+    {%- endif -%}
+    {{ return(text) }}
+{%- endmacro %}

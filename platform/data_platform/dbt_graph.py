@@ -1,0 +1,176 @@
+"""How the dbt project becomes Dagster assets; shared by both code locations.
+
+One vocabulary: a model at `models/<layer>/.../<name>.sql` is the DuckDB table `<layer>.<name>`
+(macros/generate_schema_name.sql) and the Dagster asset `<layer>/<name>` in group `<layer>`
+(`HeadwaterDbtTranslator`). dbt sources carry `meta.dagster.asset_key`, pointing at the raw
+assets, so the graph runs from raw files to marts with no gap.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject
+
+from data_platform.resources import Warehouse
+from data_platform.settings import DBT_PROJECT_DIR
+
+DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+# Files whose change means the manifest must be parsed again.
+_DBT_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
+
+
+def _newest_input_mtime(project_dir: Path) -> float:
+    newest = max(
+        (project_dir / name).stat().st_mtime for name in ("dbt_project.yml", "profiles.yml")
+    )
+    for folder in _DBT_INPUTS:
+        for path in (project_dir / folder).rglob("*"):
+            if path.suffix in (".sql", ".yml", ".yaml", ".csv", ".md"):
+                newest = max(newest, path.stat().st_mtime)
+    # A file deleted from a folder changes the folder's mtime.
+    for folder in _DBT_INPUTS:
+        for path in [project_dir / folder, *(project_dir / folder).rglob("*/")]:
+            if path.is_dir():
+                newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
+    """Parse the dbt project if its manifest is missing or older than any model, macro or yml.
+
+    This is what makes an analyst's new or edited model appear in the UI on reload with no
+    Python change. A lock file keeps the two code locations, which load at the same time, from
+    parsing into one target folder at once.
+    """
+    project.target_path.mkdir(parents=True, exist_ok=True)
+    with open(project.target_path / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = project.manifest_path
+        if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(
+            project.project_dir
+        ):
+            project.preparer.prepare(project)
+    return project.manifest_path
+
+
+def dbt_layer(dbt_resource_props: Mapping[str, Any]) -> str | None:
+    """The top-level folder under models/ (staging, intermediate, marts, features, ...)."""
+    fqn = dbt_resource_props.get("fqn", [])
+    if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot") and len(fqn) > 2:
+        return fqn[1]
+    return None
+
+
+class HeadwaterDbtTranslator(DagsterDbtTranslator):
+    """dbt folder = DuckDB schema = Dagster group = first part of the asset key."""
+
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        layer = dbt_layer(dbt_resource_props)
+        if layer is None:  # sources: `meta.dagster.asset_key` points at the raw asset
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey([layer, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return dbt_layer(dbt_resource_props) or super().get_group_name(dbt_resource_props)
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        # Daily models name the date column their partition window filters on
+        # (`meta.headwater.partition_column`); row counts per partition read it.
+        headwater = dbt_resource_props.get("meta", {}).get("headwater", {})
+        if "partition_column" in headwater:
+            metadata["headwater/partition_column"] = headwater["partition_column"]
+        return metadata
+
+
+TRANSLATOR = HeadwaterDbtTranslator()
+
+
+@contextmanager
+def _dbt_env(warehouse: Warehouse) -> Iterator[None]:
+    """Point dbt's profile at the warehouse resource's file for the dbt subprocess."""
+    previous = os.environ.get("HEADWATER_DUCKDB_PATH")
+    os.environ["HEADWATER_DUCKDB_PATH"] = str(warehouse.resolved_path())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HEADWATER_DUCKDB_PATH", None)
+        else:
+            os.environ["HEADWATER_DUCKDB_PATH"] = previous
+
+
+def markdown_preview(columns: list[str], rows: list[tuple], limit: int = 5) -> str:
+    """A small markdown table, the preview the Dagster UI shows in an asset's metadata."""
+
+    def cell(value: Any) -> str:
+        return "" if value is None else str(value).replace("|", "\\|")
+
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "\n".join("| " + " | ".join(cell(v) for v in row) + " |" for row in rows[:limit])
+
+
+def table_stats(
+    con: Any, table: str, date_column: str | None = None, window: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Row count (and the partition's row count) plus a preview of a warehouse table."""
+    (rows,) = con.execute(f"select count(*) from {table}").fetchone()
+    # The `dagster/` keys are the ones the UI shows as row counts and plots over time.
+    metadata: dict[str, Any] = {"dagster/row_count": rows, "dagster/table_name": table}
+    where = ""
+    if date_column and window:
+        where = f" where {date_column} >= date '{window[0]}' and {date_column} < date '{window[1]}'"
+        (in_window,) = con.execute(f"select count(*) from {table}{where}").fetchone()
+        metadata["dagster/partition_row_count"] = in_window
+    result = con.execute(f"select * from {table}{where} limit 5")
+    columns = [d[0] for d in result.description]
+    metadata["preview"] = dg.MetadataValue.md(markdown_preview(columns, result.fetchall()))
+    return metadata
+
+
+def run_dbt(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    args: list[str],
+    window: tuple[str, str] | None = None,
+) -> Iterator[Any]:
+    """Run a dbt command for the selected assets and enrich each model's result with row counts.
+
+    Row counts are read after dbt exits, not streamed while it runs (dagster-dbt's
+    `fetch_row_counts`), because DuckDB lets only one process open the file while dbt writes it.
+    """
+    with _dbt_env(warehouse):
+        events = list(dbt.cli(args, context=context).stream())
+    with warehouse.connect(read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                table = ".".join(key.path)
+                date_column = None
+                if window:
+                    props = context.assets_def.metadata_by_key.get(key, {})
+                    date_column = props.get("headwater/partition_column")
+                try:
+                    stats = table_stats(con, table, date_column, window)
+                except Exception as e:  # an ephemeral model or a missing relation has no stats
+                    context.log.debug(f"no stats for {table}: {e}")
+                    stats = {}
+                event = event.with_metadata({**event.metadata, **stats})
+            yield event
+
+
+def dbt_vars(window: tuple[str, str]) -> list[str]:
+    return ["--vars", json.dumps({"min_date": window[0], "max_date": window[1]})]

@@ -1,0 +1,42 @@
+"""The data-engineering code location: raw sources and the dbt warehouse (staging -> marts)."""
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from data_platform.contract import load_contracts
+from data_platform.dbt_graph import DBT_PROJECT
+from data_platform.defs.landing_sensor import build_landing_sensor
+from data_platform.defs.raw import build_raw_assets
+from data_platform.defs.warehouse import build_warehouse_assets
+from data_platform.resources import LandingZone, Warehouse
+from data_platform.settings import DBT_PROJECT_DIR
+
+
+def build_definitions() -> dg.Definitions:
+    raw_assets = build_raw_assets()
+    warehouse_daily, warehouse = build_warehouse_assets()
+    all_assets = [*raw_assets, warehouse_daily, warehouse]
+    sensor = build_landing_sensor(
+        contracts=list(load_contracts(DBT_PROJECT_DIR).values()),
+        all_assets=all_assets,
+        daily_keys=set(warehouse_daily.keys),
+        unpartitioned_warehouse_keys=set(warehouse.keys),
+    )
+    return dg.Definitions(
+        assets=dg.with_source_code_references(all_assets),
+        sensors=[sensor],
+        resources={
+            "warehouse": Warehouse(),
+            "landing": LandingZone(),
+            # The dbt installed beside this interpreter, whether or not the venv is activated.
+            "dbt": DbtCliResource(
+                project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")
+            ),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,54 @@
+"""The warehouse: the dbt project's staging, intermediate and marts layers as Dagster assets.
+
+Two dbt ops over one project, because an op has one partitioning: models tagged `daily`
+(incremental facts) run per day partition with the window passed as dbt vars; every other model
+(views, dimensions) runs unpartitioned. The `features` layer belongs to the ML code location.
+"""
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from data_platform.dbt_graph import DBT_PROJECT, TRANSLATOR, dbt_vars, ensure_manifest, run_dbt
+from data_platform.resources import Warehouse
+from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL
+
+# Layers owned by the ML location; the warehouse ops leave them out.
+ML_LAYERS = "path:models/features"
+
+
+def build_warehouse_assets() -> list[dg.AssetsDefinition]:
+    manifest = ensure_manifest()
+
+    @dbt_assets(
+        manifest=manifest,
+        project=DBT_PROJECT,
+        select="tag:daily",
+        exclude=ML_LAYERS,
+        name="warehouse_daily",
+        partitions_def=DAILY_PARTITIONS,
+        # One dbt invocation for a whole backfill range: the window covers every day in it.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=TRANSLATOR,
+        pool=DUCKDB_POOL,
+    )
+    def warehouse_daily(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse
+    ):
+        """Incremental facts, rebuilt for exactly the partition window."""
+        start, end = context.partition_time_window
+        window = (start.date().isoformat(), end.date().isoformat())
+        yield from run_dbt(context, dbt, warehouse, ["build", *dbt_vars(window)], window)
+
+    @dbt_assets(
+        manifest=manifest,
+        project=DBT_PROJECT,
+        exclude=f"tag:daily {ML_LAYERS}",
+        name="warehouse",
+        dagster_dbt_translator=TRANSLATOR,
+        pool=DUCKDB_POOL,
+    )
+    def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        """Staging views, intermediate models and dimensions."""
+        yield from run_dbt(context, dbt, warehouse, ["build"])
+
+    return [warehouse_daily, warehouse]

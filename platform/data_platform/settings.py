@@ -1,0 +1,40 @@
+"""Where the embedded platform keeps its state, and the names shared by both code locations.
+
+Nothing here reads the environment at import time. `state_dir()` and the resources resolve paths
+when a run or command needs them, in this order: explicit resource config, then the environment
+variable, then the embedded default under `<repo>/.headwater/`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+# Every asset that writes the warehouse DuckDB file runs in this pool. The instance config the
+# platform ships (dagster_home/dagster.yaml) limits it to one step at a time, because DuckDB
+# allows one writing process per file.
+DUCKDB_POOL = "duckdb_warehouse"
+
+# Day partitions of landed data. The first day is fixed so that partition keys never move;
+# the last partition is yesterday (a day's file lands after the day is over).
+DAILY_PARTITIONS = dg.DailyPartitionsDefinition(start_date="2025-01-01")
+
+OWNER_DATA_PLATFORM = "team:data-platform"
+
+
+def state_dir() -> Path:
+    """The embedded platform's state folder ($HEADWATER_HOME, default `<repo>/.headwater`)."""
+    return Path(os.environ.get("HEADWATER_HOME") or PROJECT_ROOT / ".headwater")
+
+
+def default_duckdb_path() -> Path:
+    return Path(os.environ.get("HEADWATER_DUCKDB_PATH") or state_dir() / "warehouse.duckdb")
+
+
+def default_landing_dir() -> Path:
+    return Path(os.environ.get("HEADWATER_LANDING_DIR") or state_dir() / "landing")
