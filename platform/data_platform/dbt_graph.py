@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -96,6 +97,13 @@ class HeadwaterDbtTranslator(DagsterDbtTranslator):
 
 
 TRANSLATOR = HeadwaterDbtTranslator()
+
+
+def dbt_cli_resource() -> DbtCliResource:
+    """dbt as installed beside this interpreter, whether or not the virtualenv is activated."""
+    return DbtCliResource(
+        project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")
+    )
 
 
 @contextmanager

@@ -1,13 +1,9 @@
 """The data-engineering code location: raw sources and the dbt warehouse (staging -> marts)."""
 
-import sys
-from pathlib import Path
-
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from data_platform.contract import load_contracts
-from data_platform.dbt_graph import DBT_PROJECT
+from data_platform.dbt_graph import dbt_cli_resource
 from data_platform.defs.landing_sensor import build_landing_sensor
 from data_platform.defs.raw import build_raw_assets
 from data_platform.defs.warehouse import build_warehouse_assets
@@ -31,10 +27,7 @@ def build_definitions() -> dg.Definitions:
         resources={
             "warehouse": Warehouse(),
             "landing": LandingZone(),
-            # The dbt installed beside this interpreter, whether or not the venv is activated.
-            "dbt": DbtCliResource(
-                project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")
-            ),
+            "dbt": dbt_cli_resource(),
         },
     )
 

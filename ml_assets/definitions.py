@@ -1,0 +1,25 @@
+"""The ML code location: feature sets onward (models, scores and monitoring join it later).
+
+It shares the warehouse file and the dbt project with the data-engineering location, and refers
+to the marts by asset key only. Heavy libraries (lightgbm, mlflow, evidently) are imported inside
+the assets that use them, so this location loads fast.
+"""
+
+import dagster as dg
+
+from data_platform.dbt_graph import dbt_cli_resource
+from data_platform.resources import Warehouse
+from ml_assets.features import build_feature_assets
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.with_source_code_references(build_feature_assets()),
+        resources={
+            "warehouse": Warehouse(),
+            "dbt": dbt_cli_resource(),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,31 @@
+"""Feature sets: the dbt project's `features` layer, as assets of the ML code location.
+
+The SQL lives in `dbt_project/models/features/` so analysts can read and edit it. Its upstream
+marts belong to the data-engineering location; dagster-dbt turns the refs into dependencies by
+asset key, so the two locations form one graph without importing each other's assets.
+"""
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from data_platform.dbt_graph import DBT_PROJECT, TRANSLATOR, ensure_manifest, run_dbt
+from data_platform.resources import Warehouse
+from data_platform.settings import DUCKDB_POOL
+
+FEATURES_SELECTION = "path:models/features"
+
+
+def build_feature_assets() -> list[dg.AssetsDefinition]:
+    @dbt_assets(
+        manifest=ensure_manifest(),
+        project=DBT_PROJECT,
+        select=FEATURES_SELECTION,
+        name="features",
+        dagster_dbt_translator=TRANSLATOR,
+        pool=DUCKDB_POOL,
+    )
+    def features(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        """Feature tables, rebuilt from the marts."""
+        yield from run_dbt(context, dbt, warehouse, ["build"])
+
+    return [features]
