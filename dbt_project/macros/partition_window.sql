@@ -8,10 +8,16 @@
           materialized='incremental',
           incremental_strategy='append',
           tags=['daily'],
+          meta={'headwater': {'partition_column': 'transaction_date'}},
           pre_hook="{{ delete_partition_window('transaction_date') }}",
       ) }}
       ...
+      select * from {{ ref('stg_payments__transactions') }}
       where {{ partition_window_filter('transaction_date') }}
+
+  `tags=['daily']` is what Dagster selects to run per daily partition, and
+  `meta.headwater.partition_column` is the column it counts a partition's rows by; keep it equal
+  to the column given to delete_partition_window.
 
   The window, [start, end) on a date column:
     * vars min_date (and usually max_date, exclusive) set -> exactly [min_date, max_date). This is
@@ -19,6 +25,8 @@
     * no vars, incremental run -> [max(column) already in the table, open-ended): the last loaded
       day is rebuilt (it may have been partial) and every newer day is added.
     * no vars, first run or --full-refresh -> everything.
+  Vars win over a missing table or --full-refresh: the table is then (re)created with only the
+  window, which is right for a first partition and wrong for a full rebuild (run that without vars).
   Re-running a window never duplicates rows, a window whose source rows are gone ends empty, and
   days outside the window are untouched. The delete and the filter render the same predicate, and
   the delete only runs when the table already exists (is_incremental()).

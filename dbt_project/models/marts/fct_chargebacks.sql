@@ -10,6 +10,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         tags=['daily'],
+        meta={'headwater': {'partition_column': 'reported_date'}},
         pre_hook="{{ delete_partition_window('reported_date') }}",
     )
 }}

@@ -11,6 +11,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         tags=['daily'],
+        meta={'headwater': {'partition_column': 'transaction_date'}},
         pre_hook="{{ delete_partition_window('transaction_date') }}",
     )
 }}

@@ -67,6 +67,8 @@ class PendingChargebacks:
 
     def add(self, chargebacks: pa.Table, arrival_day: np.ndarray) -> None:
         """File `chargebacks` under their `arrival_day` (day indexes, one per row)."""
+        if len(arrival_day) == 0:
+            return
         order = np.argsort(arrival_day, kind="stable")
         days, starts = np.unique(arrival_day[order], return_index=True)
         ends = np.append(starts[1:], len(order))

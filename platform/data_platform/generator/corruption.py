@@ -33,7 +33,7 @@ def corrupt_transactions(
     since the damaged values are no longer numbers or timestamps.
     """
     n = table.num_rows
-    n_bad = int(round(share * n)) if n >= 2 else 0
+    n_bad = round(share * n) if n >= 2 else 0
     if n_bad == 0:
         return table, 0
     rows = rng.choice(n, size=n_bad, replace=False)

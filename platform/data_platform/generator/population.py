@@ -24,7 +24,7 @@ EXISTING_HISTORY = 6 * YEAR
 NEW_CUSTOMER_SHARE = 0.2
 NEW_CUSTOMER_HORIZON = YEAR
 BIRTH_YEAR_MISSING = 0.03  # share of customers whose birth year the CRM lacks
-TRAVEL_PROBABILITY = 0.02  # chance a customer is away from home on a given day
+TRAVEL_PROBABILITY = 0.04  # chance a customer is away from home on a given day
 
 NAME_WORDS = (
     "Oranje", "Kade", "Linden", "Molen", "Haven", "Tulp", "Delta", "Polder", "Duin", "Brug",
@@ -73,7 +73,9 @@ def build_customers(config: GeneratorConfig) -> Customers:
     n = config.customer_count
     start = epoch_seconds(config.start_date)
 
-    segment = rng.choice(len(catalog.SEGMENTS), size=n, p=_shares(s.share for s in catalog.SEGMENTS))
+    segment = rng.choice(
+        len(catalog.SEGMENTS), size=n, p=_shares(s.share for s in catalog.SEGMENTS)
+    )
     home_region = rng.choice(
         len(catalog.REGIONS), size=n, p=catalog.region_weights(catalog.HOME_DOMESTIC_SHARE)
     )
@@ -134,7 +136,9 @@ def build_merchants(config: GeneratorConfig) -> Merchants:
     )
     start = epoch_seconds(config.start_date)
     onboarded_at = start - rng.integers(DAY, 10 * YEAR, size=n)
-    return _merchants(rng, first_number=1, category=category, region=region, onboarded_at=onboarded_at)
+    return _merchants(
+        rng, first_number=1, category=category, region=region, onboarded_at=onboarded_at
+    )
 
 
 def build_crypto_merchants(config: GeneratorConfig, first_number: int) -> Merchants:
@@ -159,7 +163,9 @@ def build_crypto_merchants(config: GeneratorConfig, first_number: int) -> Mercha
     )
     onboarded_at = np.full(n, epoch_seconds(config.drift.starts_on), dtype=np.int64)
     category = np.full(n, catalog.CRYPTO_CATEGORY)
-    return _merchants(rng, first_number, category=category, region=region, onboarded_at=onboarded_at)
+    return _merchants(
+        rng, first_number, category=category, region=region, onboarded_at=onboarded_at
+    )
 
 
 def customers_table(customers: Customers, as_of_end: int) -> pa.Table:

@@ -56,7 +56,10 @@ class Payments:
     def concat(parts: list[Payments]) -> Payments:
         """All `parts` after one another."""
         return Payments(
-            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Payments)}
+            **{
+                f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                for f in fields(Payments)
+            }
         )
 
 
@@ -84,7 +87,9 @@ def simulate_payments(world: World, day_index: int) -> Payments:
     if config.drift_active(day_index):
         # Prices went up across the board.
         shifted = np.round(payments.amount_cents * CRYPTO_AMOUNT_SHIFT).astype(np.int64)
-        payments = Payments(**{**_as_dict(payments), "amount_cents": np.minimum(shifted, MAX_CENTS)})
+        payments = Payments(
+            **{**_as_dict(payments), "amount_cents": np.minimum(shifted, MAX_CENTS)}
+        )
     # A processor exports in time order; the stable sort keeps equal timestamps deterministic.
     return payments.take(np.argsort(payments.second, kind="stable"))
 
@@ -101,12 +106,13 @@ def legit_payments(rng: np.random.Generator, world: World, n: int, day_start: in
     customer = np.minimum(customer, len(customers) - 1)
 
     category = sample_rows(customers.category_cdf[customer], rng.random(n))
-    channel_weight = customers.channel_preference[customer] * _category_column("channel_fit")[category]
+    channel_weight = (
+        customers.channel_preference[customer] * _category_column("channel_fit")[category]
+    )
     channel = sample_rows(np.cumsum(channel_weight, axis=1), rng.random(n) * channel_weight.sum(1))
-    # Where each customer is today (a few are travelling); in-person payments happen there.
+    # Where each customer is today (a few are travelling): that is where the card is used.
     region = travel_regions(rng, customers)[customer]
     merchant = pick_merchants(world.shops, rng.random(n), category, channel, region)
-    region = np.where(channel == catalog.ONLINE, region, world.merchants.region[merchant])
 
     usual = customers.typical_amount[customer] * _category_column("amount_factor")[category]
     cents = to_cents(usual * rng.lognormal(0.0, LEGIT_AMOUNT_SPREAD, size=n))
@@ -172,8 +178,8 @@ def fraud_payments(
     channel = sample_rows(channel_cdf[pattern][case], rng.random(rows))
     category_cdf = np.cumsum(_pattern_category_mix(), axis=1)
     category = sample_rows(category_cdf[pattern][case], rng.random(rows))
-    merchant = pick_merchants(world.fraud_shops, rng.random(rows), category, channel, case_region[case])
-    region = np.where(channel == catalog.ONLINE, case_region[case], world.merchants.region[merchant])
+    region = case_region[case]
+    merchant = pick_merchants(world.fraud_shops, rng.random(rows), category, channel, region)
 
     # How much: well above the cardholder's usual, except the tiny card tests.
     usual = customers.typical_amount[victim][case] * _category_column("amount_factor")[category]
@@ -247,7 +253,9 @@ def crypto_fraud(
     start = rng.integers(first_hour * 3600, last_hour * 3600, size=n_cases)
     second = start[case] + rng.integers(0, 1800, size=rows)  # the second one within half an hour
     home = customers.home_region[victim][case]
-    merchant = world.crypto_shops.pick(rng.random(rows), np.full(rows, catalog.CRYPTO_CATEGORY), home)
+    merchant = world.crypto_shops.pick(
+        rng.random(rows), np.full(rows, catalog.CRYPTO_CATEGORY), home
+    )
     low, high = CRYPTO_FRAUD_RANGE_EUR
     amount = np.clip(CRYPTO_FRAUD_MEDIAN_EUR * rng.lognormal(0.0, 0.5, size=rows), low, high)
     reported = rng.random(rows) < catalog.REPORT_PROBABILITY
@@ -312,7 +320,11 @@ def pick_merchants(
     channel: np.ndarray,
     region: np.ndarray,
 ) -> np.ndarray:
-    """Merchants for payments: in-person ones in the payment's region, online ones anywhere."""
+    """Merchants for payments: in-person ones in the payment's region, online ones anywhere.
+
+    Where a region has no merchant of the category, an in-person payment goes to one elsewhere:
+    think of a chain, whose store is local but whose registered region is its head office.
+    """
     merchant = np.empty(len(u), dtype=np.int64)
     online = channel == catalog.ONLINE
     merchant[online] = shops.pick(u[online], category[online], None)

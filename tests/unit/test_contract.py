@@ -1,0 +1,46 @@
+"""The raw contract is read from the dbt sources yml: one declaration, two enforcers."""
+
+from pathlib import Path
+
+import pytest
+
+from data_platform.contract import contracts_from_yml, load_contracts
+from data_platform.settings import DBT_PROJECT_DIR
+
+
+def test_every_raw_table_has_a_contract():
+    contracts = load_contracts(DBT_PROJECT_DIR)
+    assert set(contracts) == {"transactions", "chargebacks", "customers", "merchants"}
+    for c in contracts.values():
+        assert c.schema == "raw"
+        assert c.asset_key == ("raw", c.table)
+        assert c.unique_columns, f"{c.table} declares no unique key"
+
+
+def test_rules_come_from_the_dbt_tests():
+    transactions = load_contracts(DBT_PROJECT_DIR)["transactions"]
+    assert transactions.partition_column == "transacted_at"
+    assert not transactions.snapshot and not transactions.allow_empty
+    key = transactions.column("transaction_id")
+    assert key.unique and key.required and key.data_type == "varchar"
+    assert transactions.column("amount").data_type == "decimal(12, 2)"
+    assert transactions.column("channel").accepted_values == ("in_store", "online", "contactless")
+    customers = load_contracts(DBT_PROJECT_DIR)["customers"]
+    assert customers.snapshot and not customers.column("birth_year").required
+
+
+def test_a_column_without_type_is_refused(tmp_path: Path):
+    yml = tmp_path / "_x__sources.yml"
+    yml.write_text(
+        "sources:\n  - name: x\n    schema: raw\n    tables:\n      - name: t\n"
+        "        config: {meta: {headwater: {landing_pattern: 't/t_{date}.*'}}}\n"
+        "        columns:\n          - name: id\n"
+    )
+    with pytest.raises(ValueError, match="column 'id' declares no data_type"):
+        contracts_from_yml(yml)
+
+
+def test_tables_without_headwater_meta_are_not_raw_contracts(tmp_path: Path):
+    yml = tmp_path / "_x__sources.yml"
+    yml.write_text("sources:\n  - name: x\n    tables:\n      - name: t\n")
+    assert contracts_from_yml(yml) == []
