@@ -56,9 +56,10 @@ def materialize_range(
     from data_platform.definitions import defs as data_defs
 
     keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    instance = instance or dg.DagsterInstance.get()
     result = dg.materialize(
         all_materializable_assets(),
-        instance=instance or dg.DagsterInstance.get(),
+        instance=instance,
         resources=resources or data_defs.resources,
         selection=selection,
         tags={
@@ -73,22 +74,28 @@ def materialize_range(
         run_id=result.run_id,
         start=keys[0],
         end=keys[-1],
-        assets=_summarise(result),
+        assets=_summarise(result, instance),
         failure=_first_failure(result),
     )
 
 
-def _summarise(result: dg.ExecuteInProcessResult) -> dict[str, AssetSummary]:
+def _summarise(
+    result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance
+) -> dict[str, AssetSummary]:
     summaries: dict[str, AssetSummary] = {}
     step_seconds: dict[str, float] = {}
     started: dict[str, float] = {}
-    for event in result.all_events:
+    # Step durations come from the instance's event log, which stamps every event.
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
         if event.event_type_value == "STEP_START":
-            started[event.step_key] = event.timestamp
+            started[event.step_key] = entry.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
-            step_seconds[event.step_key] = event.timestamp - started[event.step_key]
+            step_seconds[event.step_key] = entry.timestamp - started[event.step_key]
     for event in result.get_asset_materialization_events():
-        mat = event.asset_materialization
+        mat = event.event_specific_data.materialization
         key = mat.asset_key.to_user_string()
         s = summaries.setdefault(key, AssetSummary(key))
         s.seconds = step_seconds.get(event.step_key, 0.0)
