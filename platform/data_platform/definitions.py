@@ -8,7 +8,7 @@ from data_platform.defs.landing_sensor import build_landing_sensor
 from data_platform.defs.raw import build_raw_assets
 from data_platform.defs.warehouse import build_warehouse_assets
 from data_platform.resources import LandingZone, Warehouse
-from data_platform.settings import DBT_PROJECT_DIR
+from data_platform.settings import DAILY_PARTITIONS, DBT_PROJECT_DIR
 
 
 def build_definitions() -> dg.Definitions:
@@ -21,8 +21,17 @@ def build_definitions() -> dg.Definitions:
         daily_keys=set(warehouse_daily.keys),
         unpartitioned_warehouse_keys=set(warehouse.keys),
     )
+    daily_job = dg.define_asset_job(
+        "daily_warehouse_job",
+        selection=dg.AssetSelection.assets(
+            *[a for a in raw_assets if a.partitions_def is not None], warehouse_daily
+        ),
+        partitions_def=DAILY_PARTITIONS,
+        description="One day's raw files through the daily warehouse facts.",
+    )
     return dg.Definitions(
         assets=dg.with_source_code_references(all_assets),
+        jobs=[daily_job],
         sensors=[sensor],
         resources={
             "warehouse": Warehouse(),

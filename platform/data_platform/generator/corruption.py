@@ -1,7 +1,7 @@
 """Bad rows for demos: the kinds of damage a hand-rolled CSV export really produces.
 
 Only CSV days are damaged (a typed Parquet file cannot hold "12,50€" as an amount). The chosen
-rows are split evenly over the five kinds below, in a seeded random order.
+rows (a seeded sample) are dealt out evenly over the five kinds below.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def corrupt_transactions(
     if n_bad == 0:
         return table, 0
     rows = rng.choice(n, size=n_bad, replace=False)
-    kind = np.arange(n_bad) % len(CORRUPTIONS)
+    # Deal the kinds out in turn from a random first kind, so that a day with fewer bad rows
+    # than kinds still gets a fair mix over the days.
+    kind = (np.arange(n_bad) + rng.integers(len(CORRUPTIONS))) % len(CORRUPTIONS)
 
     def mask(name: str) -> pa.Array:
         flags = np.zeros(n, dtype=bool)

@@ -310,7 +310,7 @@ def cents_to_decimal(cents: np.ndarray) -> pa.Array:
 def report_delays(rng: np.random.Generator, n: int) -> np.ndarray:
     """Days from a fraudulent payment to its chargeback: 1-60, most within three weeks."""
     raw = np.floor(rng.gamma(catalog.REPORT_DELAY_SHAPE, catalog.REPORT_DELAY_SCALE, size=n))
-    return 2 + np.minimum(raw, catalog.MAX_REPORT_DELAY_DAYS - 1).astype(np.int64)
+    return 1 + np.minimum(raw, catalog.MAX_REPORT_DELAY_DAYS - 1).astype(np.int64)
 
 
 def pick_merchants(

@@ -1,0 +1,64 @@
+"""Shared fixtures: real landing files from the generator, real DuckDB files, real Dagster
+instances in temporary DAGSTER_HOMEs, and the real dbt project."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
+from data_platform.dbt_graph import dbt_cli_resource, ensure_manifest
+from data_platform.generator import GeneratorConfig, generate
+from data_platform.resources import LandingZone, Warehouse
+
+# A small demo world: enough rows for every model and test to mean something, fast to build.
+DEMO = GeneratorConfig(seed=7, start_date=date(2025, 1, 1), days=8, transactions=4_000)
+DEMO_FIRST_DAY = "2025-01-01"
+DEMO_LAST_DAY = "2025-01-08"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The dbt manifest, parsed once per session if the project changed."""
+    return ensure_manifest()
+
+
+@pytest.fixture(scope="session")
+def demo_landing(tmp_path_factory) -> Path:
+    """Landing files of the demo world, generated once per session; copy before changing them."""
+    landing = tmp_path_factory.mktemp("landing")
+    generate(DEMO, landing, progress=False)
+    return landing
+
+
+@pytest.fixture
+def landing(demo_landing, tmp_path) -> Path:
+    """A private copy of the demo landing folder that a test may damage."""
+    import shutil
+
+    copy = tmp_path / "landing"
+    shutil.copytree(demo_landing, copy)
+    return copy
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """A real Dagster instance (SQLite storage) in a temporary DAGSTER_HOME, configured like the
+    embedded one the platform ships (run queue, DuckDB pool)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
+    with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as inst:
+        yield inst
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    return Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+
+
+@pytest.fixture
+def resources(warehouse, landing) -> dict:
+    return {"warehouse": warehouse, "landing": LandingZone(path=str(landing)), "dbt": dbt_cli_resource()}
