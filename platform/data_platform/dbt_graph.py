@@ -160,6 +160,8 @@ def run_dbt(
     Row counts are read after dbt exits, not streamed while it runs (dagster-dbt's
     `fetch_row_counts`), because DuckDB lets only one process open the file while dbt writes it.
     """
+    # dbt unit tests check SQL logic, not data: the test suite runs them, production runs skip them.
+    args = [*args, "--exclude-resource-type", "unit_test"]
     with _dbt_env(warehouse):
         events = list(dbt.cli(args, context=context).stream())
     with warehouse.connect(read_only=True) as con:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -144,6 +145,13 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: SourceContract) -
         for column, dtype in columns.items():
             if column not in existing:
                 con.execute(f'alter table {table} add column "{column}" {dtype}')
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection, contracts: Iterable[SourceContract]) -> None:
+    """Create every declared raw table, empty if nothing has landed yet, so that the staging
+    views over them can always be built."""
+    for contract in contracts:
+        ensure_raw_table(con, contract)
 
 
 # --- staging a file ---------------------------------------------------------------------------

@@ -1,13 +1,29 @@
-"""Raw -> staging -> marts materialised through Dagster on real files, asserting on the rows."""
+"""Raw -> staging -> marts -> features materialised through Dagster on real files.
 
-import duckdb
+One warehouse is built per module (the expensive part: three dbt invocations) and the tests
+assert on what landed; tests that change it build their own.
+"""
+
+import os
+import subprocess
+from datetime import date
+import sys
+from pathlib import Path
+
 import dagster as dg
+import duckdb
+import pytest
+import yaml
 
+from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
+from data_platform.dbt_graph import dbt_cli_resource
 from data_platform.headless import materialize_range
+from data_platform.resources import LandingZone, Warehouse
+from data_platform.settings import DBT_PROJECT_DIR
 from tests.conftest import DEMO_FIRST_DAY, DEMO_LAST_DAY
 
 
-def _query(warehouse, sql):
+def _query(warehouse: Warehouse, sql: str) -> list[tuple]:
     con = duckdb.connect(str(warehouse.resolved_path()), read_only=True)
     try:
         return con.execute(sql).fetchall()
@@ -15,26 +31,46 @@ def _query(warehouse, sql):
         con.close()
 
 
-def _count_rows_in_landing(landing, folder):
+def _landed_rows(landing: Path, folder: str) -> int:
     con = duckdb.connect()
-    csv = con.execute(
-        f"select count(*) from read_csv('{landing}/{folder}/*.csv', all_varchar=true)"
-    ).fetchone()[0] if list((landing / folder).glob("*.csv")) else 0
-    parquet = con.execute(
-        f"select count(*) from read_parquet('{landing}/{folder}/*.parquet')"
-    ).fetchone()[0] if list((landing / folder).glob("*.parquet")) else 0
-    return csv + parquet
+    total = 0
+    if list((landing / folder).glob("*.csv")):
+        total += con.execute(
+            f"select count(*) from read_csv('{landing}/{folder}/*.csv', all_varchar=true)"
+        ).fetchone()[0]
+    if list((landing / folder).glob("*.parquet")):
+        total += con.execute(
+            f"select count(*) from read_parquet('{landing}/{folder}/*.parquet')"
+        ).fetchone()[0]
+    return total
 
 
-def test_whole_graph_for_a_range_of_days(instance, resources, warehouse, landing):
-    result = materialize_range(DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=instance, resources=resources)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, demo_landing):
+    """The demo range materialised once: (result, instance, resources, warehouse)."""
+    tmp = tmp_path_factory.mktemp("built")
+    (tmp / "dagster_home").mkdir()
+    warehouse = Warehouse(path=str(tmp / "warehouse.duckdb"))
+    resources = {
+        "warehouse": warehouse,
+        "landing": LandingZone(path=str(demo_landing)),
+        "dbt": dbt_cli_resource(),
+    }
+    overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
+    with dg.instance_for_test(temp_dir=str(tmp / "dagster_home"), overrides=overrides) as inst:
+        result = materialize_range(
+            DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=inst, resources=resources
+        )
+        yield result, inst, resources, warehouse
+
+
+def test_every_landed_row_reaches_the_marts(built, demo_landing):
+    result, _, _, warehouse = built
     assert result.success, result.failure
-
-    landed = _count_rows_in_landing(landing, "transactions")
+    landed = _landed_rows(demo_landing, "transactions")
     assert landed > 3_000
     assert _query(warehouse, "select count(*) from raw.transactions") == [(landed,)]
     assert _query(warehouse, "select count(*) from marts.fct_transactions") == [(landed,)]
-    # every day of the range is in the fact, and each day matches its raw partition
     per_day = _query(
         warehouse,
         "select r._partition_date, count(*), any_value(f.n) from raw.transactions r "
@@ -42,38 +78,83 @@ def test_whole_graph_for_a_range_of_days(instance, resources, warehouse, landing
         "on f.transaction_date = r._partition_date group by 1 order by 1",
     )
     assert len(per_day) == 8 and all(raw == fact for _, raw, fact in per_day)
-    # dims are complete for the facts (the relationship tests passed too)
-    assert _query(
-        warehouse,
-        "select count(*) from marts.fct_transactions f "
-        "left join marts.dim_customers c using (customer_id) where c.customer_id is null",
-    ) == [(0,)]
-    # chargebacks are labels for real transactions, reported after them
-    assert _query(
-        warehouse,
-        "select count(*), count(*) filter (where days_to_report between 1 and 60) "
-        "from marts.fct_chargebacks",
-    )[0][0] == _query(warehouse, "select count(*) from raw.chargebacks")[0][0]
-    # the features layer (ML location) ran in the same graph
     assert _query(warehouse, "select count(*) from features.transaction_features") == [(landed,)]
 
-    # every asset reported its rows, and no check failed
-    assert not [a.key for a in result.assets.values() if a.checks_failed]
-    assert result.assets["marts/fct_transactions"].row_count == landed
-    assert result.assets["raw/transactions"].partition_row_count == landed
 
-    # re-running the same range changes nothing: no duplicates, same rows
+def test_dimensions_cover_the_facts(built):
+    _, _, _, warehouse = built
+    for dim, key in (("dim_customers", "customer_id"), ("dim_merchants", "merchant_id")):
+        assert _query(
+            warehouse,
+            f"select count(*) from marts.fct_transactions f left join marts.{dim} d "
+            f"using ({key}) where d.{key} is null",
+        ) == [(0,)]
+    assert _query(warehouse, "select count(*) from marts.dim_customers") == _query(
+        warehouse, "select count(*) from raw.customers"
+    )
+
+
+def test_chargebacks_are_labels_reported_after_their_transaction(built):
+    _, _, _, warehouse = built
+    (total, in_window, labelled) = _query(
+        warehouse,
+        "select count(*), count(*) filter (where days_to_report between 1 and 60), "
+        "count(*) filter (where transaction_date is not null) from marts.fct_chargebacks",
+    )[0]
+    assert total == _query(warehouse, "select count(*) from raw.chargebacks")[0][0] > 0
+    assert in_window == labelled == total
+
+
+def test_metadata_and_checks_for_the_ui(built):
+    result, instance, _, _ = built
+    assert not [a.key for a in result.assets.values() if a.checks_failed]
+    fct = result.assets["marts/fct_transactions"]
+    assert fct.row_count == fct.partition_row_count > 0 and fct.checks_passed >= 5
+    raw = result.assets["raw/transactions"]
+    assert raw.partition_row_count == raw.row_count and raw.checks_passed == 1
+    event = instance.get_latest_materialization_event(dg.AssetKey(["marts", "dim_customers"]))
+    metadata = event.asset_materialization.metadata
+    assert metadata["dagster/row_count"].value > 0
+    assert metadata["preview"].value.startswith("| customer_id")
+    raw_event = instance.get_latest_materialization_event(dg.AssetKey(["raw", "transactions"]))
+    assert raw_event.asset_materialization.metadata["rows_rejected"].value == 0
+
+
+def test_dbt_unit_tests_pass_against_the_built_warehouse(built):
+    """Runs skip dbt unit tests (they test SQL, not data); the suite runs them here."""
+    _, _, _, warehouse = built
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit",
+         "--profiles-dir", str(DBT_PROJECT_DIR)],
+        cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())},
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "PASS=" in out.stdout and " ERROR=0" in out.stdout
+
+
+def test_rerunning_the_range_changes_nothing(built):
+    _, instance, resources, warehouse = built
     before = _query(warehouse, "select * from marts.fct_transactions order by transaction_id")
+    quarantine = _query(warehouse, "select count(*) from raw.quarantine")
     again = materialize_range(DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=instance, resources=resources)
     assert again.success, again.failure
     assert _query(warehouse, "select * from marts.fct_transactions order by transaction_id") == before
+    assert _query(warehouse, "select count(*) from raw.quarantine") == quarantine
 
 
-def test_one_partition_replaces_only_its_day(instance, resources, warehouse):
-    assert materialize_range(DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=instance, resources=resources).success
-    before = dict(_query(warehouse, "select transaction_date, count(*) from marts.fct_transactions group by 1"))
-    daily = dg.AssetSelection.groups("raw", "marts") - dg.AssetSelection.assets(["marts", "dim_customers"], ["marts", "dim_merchants"])
-    result = materialize_range("2025-01-03", "2025-01-03", instance=instance, resources=resources, selection=daily)
-    assert result.success, result.failure
-    after = dict(_query(warehouse, "select transaction_date, count(*) from marts.fct_transactions group by 1"))
-    assert after == before
+def test_one_day_replaces_only_that_day(built):
+    _, instance, resources, warehouse = built
+    before = _query(warehouse, "select transaction_date, count(*) from marts.fct_transactions "
+                               "group by 1 order by 1")
+    daily_only = dg.AssetSelection.groups("raw", "marts") - dg.AssetSelection.assets(
+        ["raw", "customers"], ["raw", "merchants"], ["marts", "dim_customers"],
+        ["marts", "dim_merchants"],
+    )
+    one_day = materialize_range(
+        "2025-01-03", "2025-01-03", instance=instance, resources=resources, selection=daily_only
+    )
+    assert one_day.success, one_day.failure
+    assert one_day.assets["marts/fct_transactions"].partition_row_count == dict(before)[date(2025, 1, 3)]
+    assert _query(warehouse, "select transaction_date, count(*) from marts.fct_transactions "
+                             "group by 1 order by 1") == before

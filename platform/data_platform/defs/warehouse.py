@@ -9,8 +9,10 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from data_platform.dbt_graph import DBT_PROJECT, TRANSLATOR, dbt_vars, ensure_manifest, run_dbt
+from data_platform.contract import load_contracts
+from data_platform.ingest import ensure_raw_tables
 from data_platform.resources import Warehouse
-from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL
+from data_platform.settings import DAILY_PARTITIONS, DBT_PROJECT_DIR, DUCKDB_POOL
 
 # Layers owned by the ML location; the warehouse ops leave them out.
 ML_LAYERS = "path:models/features"
@@ -49,6 +51,9 @@ def build_warehouse_assets() -> list[dg.AssetsDefinition]:
     )
     def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         """Staging views, intermediate models and dimensions."""
+        # Staging views select from every raw table, including days that have not landed yet.
+        with warehouse.connect() as con:
+            ensure_raw_tables(con, load_contracts(DBT_PROJECT_DIR).values())
         yield from run_dbt(context, dbt, warehouse, ["build"])
 
     return [warehouse_daily, warehouse]

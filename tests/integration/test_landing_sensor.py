@@ -1,0 +1,60 @@
+"""The landing sensor against a real instance and real landing files."""
+
+import time
+
+import dagster as dg
+
+from data_platform.definitions import defs
+from data_platform.resources import LandingZone
+
+SENSOR = defs.get_sensor_def("landing_sensor")
+WAREHOUSE_KEYS = set(defs.get_assets_def(dg.AssetKey(["marts", "dim_customers"])).keys)
+
+
+def _tick(instance, landing, cursor):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"landing": LandingZone(path=str(landing))}
+    )
+    result = SENSOR(context)
+    requests = result if isinstance(result, list) else []
+    return requests, context.cursor, result
+
+
+def test_snapshots_first_then_one_run_per_new_or_changed_day(instance, landing):
+    requests, cursor, _ = _tick(instance, landing, None)
+    # fresh instance: only the snapshot run, which builds the unpartitioned warehouse
+    assert len(requests) == 1
+    (snapshot,) = requests
+    assert snapshot.partition_key is None
+    assert {dg.AssetKey(["raw", "customers"]), dg.AssetKey(["raw", "merchants"])} <= set(
+        snapshot.asset_selection
+    )
+    assert WAREHOUSE_KEYS <= set(snapshot.asset_selection)
+
+    # until the warehouse has been built, day files wait (and are not marked as seen)
+    requests, cursor, result = _tick(instance, landing, cursor)
+    assert requests == [] and "wait for the warehouse" in result.skip_message
+
+    for key in WAREHOUSE_KEYS:  # the snapshot run succeeded
+        instance.report_runless_asset_event(dg.AssetMaterialization(key))
+    requests, cursor, _ = _tick(instance, landing, cursor)
+    days = sorted(p.stem.split("_")[-1] for p in (landing / "transactions").iterdir())
+    transaction_runs = [r for r in requests if dg.AssetKey(["raw", "transactions"]) in r.asset_selection]
+    chargeback_runs = [r for r in requests if dg.AssetKey(["raw", "chargebacks"]) in r.asset_selection]
+    assert sorted(r.partition_key for r in transaction_runs) == days
+    assert sorted(r.partition_key for r in chargeback_runs) == days
+    assert all(dg.AssetKey(["marts", "fct_transactions"]) in r.asset_selection for r in transaction_runs)
+    assert all(dg.AssetKey(["marts", "fct_chargebacks"]) in r.asset_selection for r in chargeback_runs)
+    assert all(dg.AssetKey(["raw", "chargebacks"]) not in r.asset_selection for r in transaction_runs)
+
+    # nothing new: nothing requested
+    requests, cursor, result = _tick(instance, landing, cursor)
+    assert requests == [] and result.skip_message == "no new landing files"
+
+    # a re-delivered day asks for exactly that day again
+    redelivered = sorted((landing / "transactions").iterdir())[2]
+    time.sleep(0.01)
+    redelivered.touch()
+    requests, cursor, _ = _tick(instance, landing, cursor)
+    assert [r.partition_key for r in requests] == [redelivered.stem.split("_")[-1]]
+    assert len({r.run_key for r in requests}) == 1
