@@ -61,4 +61,8 @@ def warehouse(tmp_path) -> Warehouse:
 
 @pytest.fixture
 def resources(warehouse, landing) -> dict:
-    return {"warehouse": warehouse, "landing": LandingZone(path=str(landing)), "dbt": dbt_cli_resource()}
+    return {
+        "warehouse": warehouse,
+        "landing": LandingZone(path=str(landing)),
+        "dbt": dbt_cli_resource(),
+    }

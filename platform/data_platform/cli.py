@@ -48,19 +48,29 @@ def configure_environment(home: Path | None = None) -> Path:
 def _demo_config(args: argparse.Namespace):
     from data_platform.generator import DRIFT_SCENARIOS, DriftScenario, GeneratorConfig
 
-    start = date.fromisoformat(args.start_date) if args.start_date else (
-        date.today() - timedelta(days=args.days)
+    start = (
+        date.fromisoformat(args.start_date)
+        if args.start_date
+        else (date.today() - timedelta(days=args.days))
     )
     drift = None
     if args.drift:
         if args.drift not in DRIFT_SCENARIOS:
-            raise SystemExit(f"unknown drift scenario {args.drift!r}; known: {sorted(DRIFT_SCENARIOS)}")
-        onset = date.fromisoformat(args.drift_start) if args.drift_start else (
-            start + timedelta(days=args.days * 2 // 3)
+            raise SystemExit(
+                f"unknown drift scenario {args.drift!r}; known: {sorted(DRIFT_SCENARIOS)}"
+            )
+        onset = (
+            date.fromisoformat(args.drift_start)
+            if args.drift_start
+            else (start + timedelta(days=args.days * 2 // 3))
         )
         drift = DriftScenario(name=args.drift, starts_on=onset)
     return GeneratorConfig(
-        seed=args.seed, start_date=start, days=args.days, transactions=args.transactions, drift=drift
+        seed=args.seed,
+        start_date=start,
+        days=args.days,
+        transactions=args.transactions,
+        drift=drift,
     )
 
 
@@ -111,7 +121,9 @@ def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transactions", type=int, default=DEMO_TRANSACTIONS)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--drift", help="a named drift scenario, e.g. crypto_wave")
-    parser.add_argument("--drift-start", help="the drift's first day (default: 2/3 into the window)")
+    parser.add_argument(
+        "--drift-start", help="the drift's first day (default: 2/3 into the window)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

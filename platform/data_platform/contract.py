@@ -83,7 +83,7 @@ def _test_name_and_args(test: Any) -> tuple[str, dict[str, Any]]:
     """A dbt data test is either a bare name or `{name: {arguments: {...}}}` (dbt >= 1.10)."""
     if isinstance(test, str):
         return test, {}
-    (name, body), = test.items()
+    ((name, body),) = test.items()
     body = body or {}
     return name, dict(body.get("arguments", body))
 

@@ -32,6 +32,9 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.with_source_code_references(all_assets),
         jobs=[daily_job],
+        # Steps that write the warehouse take turns anyway (one DuckDB writer); running them in
+        # the run's own process saves a code load per step.
+        executor=dg.in_process_executor,
         sensors=[sensor],
         resources={
             "warehouse": Warehouse(),

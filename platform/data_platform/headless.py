@@ -41,7 +41,9 @@ def all_materializable_assets() -> list[dg.AssetsDefinition]:
 
     assets = []
     for defs in (data_defs, ml_defs):
-        assets.extend(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_executable)
+        assets.extend(
+            a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_executable
+        )
     return assets
 
 
@@ -92,7 +94,9 @@ def _summarise(
             continue
         if event.event_type_value == "STEP_START":
             started[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+        elif (
+            event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started
+        ):
             step_seconds[event.step_key] = entry.timestamp - started[event.step_key]
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -126,8 +130,10 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
 def print_summary(result: RangeResult, seconds: float) -> None:
     """A markdown table of what the run did, one line per asset."""
     status = "succeeded" if result.success else "FAILED"
-    print(f"\nheadwater materialize {result.start}..{result.end}: {status} in {seconds:.1f} s "
-          f"(run {result.run_id})\n")
+    print(
+        f"\nheadwater materialize {result.start}..{result.end}: {status} in {seconds:.1f} s "
+        f"(run {result.run_id})\n"
+    )
     print("| asset | step s | rows | rows in range | checks passed | checks failed |")
     print("|---|---:|---:|---:|---:|---|")
     for key in sorted(result.assets):

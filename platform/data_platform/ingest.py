@@ -82,7 +82,7 @@ def find_landing_files(contract: SourceContract, landing_dir: Path) -> dict[str,
         # Skip temp files of a writer still at work, and anything that is not data.
         if path.name.startswith(".") or path.suffix not in _FORMATS:
             continue
-        match = _DATE_IN_NAME.search(path.name[len(prefix):])
+        match = _DATE_IN_NAME.search(path.name[len(prefix) :])
         if not match:
             continue
         key = match.group(1)

@@ -49,7 +49,10 @@ def test_a_malformed_file_lands_good_rows_quarantines_bad_and_fails_the_check(
     broken_lines = _corrupt(path, 30)  # well over the 1% threshold
 
     result = dg.materialize(
-        [_raw_transactions()], partition_key=day, instance=instance, resources=resources,
+        [_raw_transactions()],
+        partition_key=day,
+        instance=instance,
+        resources=resources,
         raise_on_error=False,
     )
     # the blocking check failed, so the run failed after loading
@@ -97,7 +100,10 @@ def test_an_unloadable_file_fails_by_name_and_keeps_what_was_loaded(
 
     path.write_text("transaction_id;customer_id;amount\n1;2;3\n")  # wrong delimiter -> columns
     result = dg.materialize(
-        [_raw_transactions()], partition_key=day, instance=instance, resources=resources,
+        [_raw_transactions()],
+        partition_key=day,
+        instance=instance,
+        resources=resources,
         raise_on_error=False,
     )
     assert not result.success

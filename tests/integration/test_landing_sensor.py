@@ -39,13 +39,23 @@ def test_snapshots_first_then_one_run_per_new_or_changed_day(instance, landing):
         instance.report_runless_asset_event(dg.AssetMaterialization(key))
     requests, cursor, _ = _tick(instance, landing, cursor)
     days = sorted(p.stem.split("_")[-1] for p in (landing / "transactions").iterdir())
-    transaction_runs = [r for r in requests if dg.AssetKey(["raw", "transactions"]) in r.asset_selection]
-    chargeback_runs = [r for r in requests if dg.AssetKey(["raw", "chargebacks"]) in r.asset_selection]
+    transaction_runs = [
+        r for r in requests if dg.AssetKey(["raw", "transactions"]) in r.asset_selection
+    ]
+    chargeback_runs = [
+        r for r in requests if dg.AssetKey(["raw", "chargebacks"]) in r.asset_selection
+    ]
     assert sorted(r.partition_key for r in transaction_runs) == days
     assert sorted(r.partition_key for r in chargeback_runs) == days
-    assert all(dg.AssetKey(["marts", "fct_transactions"]) in r.asset_selection for r in transaction_runs)
-    assert all(dg.AssetKey(["marts", "fct_chargebacks"]) in r.asset_selection for r in chargeback_runs)
-    assert all(dg.AssetKey(["raw", "chargebacks"]) not in r.asset_selection for r in transaction_runs)
+    assert all(
+        dg.AssetKey(["marts", "fct_transactions"]) in r.asset_selection for r in transaction_runs
+    )
+    assert all(
+        dg.AssetKey(["marts", "fct_chargebacks"]) in r.asset_selection for r in chargeback_runs
+    )
+    assert all(
+        dg.AssetKey(["raw", "chargebacks"]) not in r.asset_selection for r in transaction_runs
+    )
 
     # nothing new: nothing requested
     requests, cursor, result = _tick(instance, landing, cursor)

@@ -79,21 +79,50 @@ def test_thirty_partitions_at_once_finish_without_a_lock_error(tmp_path):
 
     # Only the backfill's runs: the landing sensor (on by default) would add a run per file.
     subprocess.run(
-        [str(BIN / "dagster"), "sensor", "stop", "landing_sensor", "-w", str(WORKSPACE),
-         "-l", "data_platform"],
-        env=env, check=True, capture_output=True, timeout=300,
+        [
+            str(BIN / "dagster"),
+            "sensor",
+            "stop",
+            "landing_sensor",
+            "-w",
+            str(WORKSPACE),
+            "-l",
+            "data_platform",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "daemon.log").open("w"),
         start_new_session=True,
     )
     try:
         subprocess.run(
-            [str(BIN / "dagster"), "job", "backfill", "-w", str(WORKSPACE),
-             "-l", "data_platform", "-j", "daily_warehouse_job",
-             "--from", "2025-01-01", "--to", f"2025-01-{DAYS:02d}", "--noprompt"],
-            env=env, check=True, capture_output=True, timeout=300,
+            [
+                str(BIN / "dagster"),
+                "job",
+                "backfill",
+                "-w",
+                str(WORKSPACE),
+                "-l",
+                "data_platform",
+                "-j",
+                "daily_warehouse_job",
+                "--from",
+                "2025-01-01",
+                "--to",
+                f"2025-01-{DAYS:02d}",
+                "--noprompt",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
         )
         runs = _wait_for_runs(instance, DAYS, timeout=1_200)
     finally:
@@ -106,7 +135,8 @@ def test_thirty_partitions_at_once_finish_without_a_lock_error(tmp_path):
         for r in runs
         for entry in instance.all_logs(r.run_id)
         if "Could not set lock" in (entry.user_message or "")
-        or "Could not set lock" in str(entry.dagster_event and entry.dagster_event.event_specific_data)
+        or "Could not set lock"
+        in str(entry.dagster_event and entry.dagster_event.event_specific_data)
     ]
     assert not lock_errors, lock_errors[:3]
     assert not failed, [(r.tags.get("dagster/partition"), r.status.value) for r in failed]

@@ -6,8 +6,8 @@ assert on what landed; tests that change it build their own.
 
 import os
 import subprocess
-from datetime import date
 import sys
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -124,9 +124,18 @@ def test_dbt_unit_tests_pass_against_the_built_warehouse(built):
     """Runs skip dbt unit tests (they test SQL, not data); the suite runs them here."""
     _, _, _, warehouse = built
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "test", "--select", "test_type:unit",
-         "--profiles-dir", str(DBT_PROJECT_DIR)],
-        cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())},
     )
     assert out.returncode == 0, out.stdout[-3000:]
@@ -139,22 +148,36 @@ def test_rerunning_the_range_changes_nothing(built):
     quarantine = _query(warehouse, "select count(*) from raw.quarantine")
     again = materialize_range(DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=instance, resources=resources)
     assert again.success, again.failure
-    assert _query(warehouse, "select * from marts.fct_transactions order by transaction_id") == before
+    assert (
+        _query(warehouse, "select * from marts.fct_transactions order by transaction_id") == before
+    )
     assert _query(warehouse, "select count(*) from raw.quarantine") == quarantine
 
 
 def test_one_day_replaces_only_that_day(built):
     _, instance, resources, warehouse = built
-    before = _query(warehouse, "select transaction_date, count(*) from marts.fct_transactions "
-                               "group by 1 order by 1")
+    before = _query(
+        warehouse,
+        "select transaction_date, count(*) from marts.fct_transactions group by 1 order by 1",
+    )
     daily_only = dg.AssetSelection.groups("raw", "marts") - dg.AssetSelection.assets(
-        ["raw", "customers"], ["raw", "merchants"], ["marts", "dim_customers"],
+        ["raw", "customers"],
+        ["raw", "merchants"],
+        ["marts", "dim_customers"],
         ["marts", "dim_merchants"],
     )
     one_day = materialize_range(
         "2025-01-03", "2025-01-03", instance=instance, resources=resources, selection=daily_only
     )
     assert one_day.success, one_day.failure
-    assert one_day.assets["marts/fct_transactions"].partition_row_count == dict(before)[date(2025, 1, 3)]
-    assert _query(warehouse, "select transaction_date, count(*) from marts.fct_transactions "
-                             "group by 1 order by 1") == before
+    assert (
+        one_day.assets["marts/fct_transactions"].partition_row_count
+        == dict(before)[date(2025, 1, 3)]
+    )
+    assert (
+        _query(
+            warehouse,
+            "select transaction_date, count(*) from marts.fct_transactions group by 1 order by 1",
+        )
+        == before
+    )

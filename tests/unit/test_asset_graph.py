@@ -110,7 +110,8 @@ def test_an_analysts_new_model_appears_without_python_changes(tmp_path):
     """Copy the project, add a SQL model and its yml, load the location fresh: it is there."""
     for folder in ("platform", "ml_assets", "dbt_project"):
         shutil.copytree(
-            ROOT / folder, tmp_path / folder,
+            ROOT / folder,
+            tmp_path / folder,
             ignore=shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml"),
         )
     (tmp_path / "dbt_project" / "models" / "marts" / "fct_customer_daily_spend.sql").write_text(
@@ -124,20 +125,25 @@ def test_an_analysts_new_model_appears_without_python_changes(tmp_path):
     code = (
         "from data_platform.definitions import defs\n"
         "import data_platform\n"
-        "assert data_platform.__file__.startswith(%r), data_platform.__file__\n"
+        f"assert data_platform.__file__.startswith({str(tmp_path)!r})\n"
         "g = defs.resolve_asset_graph()\n"
         "k = [k for k in g.get_all_asset_keys() if k.path[-1] == 'fct_customer_daily_spend'][0]\n"
         "print(k.to_user_string(), g.get(k).group_name, "
         "sorted(p.to_user_string() for p in g.get(k).parent_keys))\n"
-    ) % str(tmp_path)
+    )
     out = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", code],
         env={**os.environ, "PYTHONPATH": f"{tmp_path / 'platform'}:{tmp_path}"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == [
-        "marts/fct_customer_daily_spend", "marts", "['marts/fct_transactions']"
+        "marts/fct_customer_daily_spend",
+        "marts",
+        "['marts/fct_transactions']",
     ]
 
 

@@ -15,6 +15,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 import yaml
+
 from data_platform.generator import (
     DRIFT_SCENARIOS,
     DriftScenario,

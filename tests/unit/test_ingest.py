@@ -21,8 +21,13 @@ TXN = CONTRACTS["transactions"]
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,channel,region_code,transacted_at"
 
 
-def _row(tid: str, day: str = "2025-01-02", amount: str = "10.00", channel: str = "online",
-         customer: str = "c1") -> str:
+def _row(
+    tid: str,
+    day: str = "2025-01-02",
+    amount: str = "10.00",
+    channel: str = "online",
+    customer: str = "c1",
+) -> str:
     return f"{tid},{customer},m1,{amount},EUR,{channel},R01,{day} 10:00:00"
 
 
@@ -48,8 +53,11 @@ def test_good_file_loads_typed_rows_with_lineage(con, tmp_path):
     path = _write(tmp_path, "2025-01-02", [_row("t1"), _row("t2", amount="3.5")])
     result = load_file(con, TXN, path, "2025-01-02", "run-1")
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (2, 2, 0)
-    rows = _rows(con, "select transaction_id, amount, _source_row, _partition_date::varchar, "
-                      "_source_file from raw.transactions order by 1")
+    rows = _rows(
+        con,
+        "select transaction_id, amount, _source_row, _partition_date::varchar, "
+        "_source_file from raw.transactions order by 1",
+    )
     assert [r[:4] for r in rows] == [
         ("t1", pytest.approx(10), 2, "2025-01-02"),
         ("t2", pytest.approx(3.5), 3, "2025-01-02"),
@@ -59,21 +67,31 @@ def test_good_file_loads_typed_rows_with_lineage(con, tmp_path):
 
 
 def test_bad_rows_are_quarantined_with_file_row_column_and_reason(con, tmp_path):
-    path = _write(tmp_path, "2025-01-02", [
-        _row("t1"),                               # line 2: good
-        _row("t2", customer=""),                  # line 3: null key column
-        _row("t3", amount='"12,50€"'),            # line 4: not a decimal
-        _row("t4", channel="teleport"),           # line 5: not an accepted value
-        _row("t1"),                               # line 6: duplicate of line 2
-        _row("t6", day="2025-01-03"),             # line 7: outside the partition
-        "t7,c1",                                  # line 8: too few fields
-        _row("t8"),                               # line 9: good
-    ])
+    path = _write(
+        tmp_path,
+        "2025-01-02",
+        [
+            _row("t1"),  # line 2: good
+            _row("t2", customer=""),  # line 3: null key column
+            _row("t3", amount='"12,50€"'),  # line 4: not a decimal
+            _row("t4", channel="teleport"),  # line 5: not an accepted value
+            _row("t1"),  # line 6: duplicate of line 2
+            _row("t6", day="2025-01-03"),  # line 7: outside the partition
+            "t7,c1",  # line 8: too few fields
+            _row("t8"),  # line 9: good
+        ],
+    )
     result = load_file(con, TXN, path, "2025-01-02", "run-1")
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (8, 2, 6)
-    assert _rows(con, "select transaction_id from raw.transactions order by 1") == [("t1",), ("t8",)]
-    quarantined = _rows(con, "select source_row, column_name, reason, value, source_file "
-                             "from raw.quarantine order by source_row")
+    assert _rows(con, "select transaction_id from raw.transactions order by 1") == [
+        ("t1",),
+        ("t8",),
+    ]
+    quarantined = _rows(
+        con,
+        "select source_row, column_name, reason, value, source_file "
+        "from raw.quarantine order by source_row",
+    )
     assert {r[4] for r in quarantined} == {str(path)}
     by_row = {r[0]: r[1:4] for r in quarantined}
     assert by_row[3] == ("customer_id", "null in required column", None)
@@ -100,16 +118,23 @@ def test_reloading_a_partition_replaces_exactly_it(con, tmp_path):
     # a corrected re-delivery replaces the partition and clears its quarantine
     _write(tmp_path, "2025-01-02", [_row("a1")])
     load_file(con, TXN, day2, "2025-01-02")
-    assert _rows(con, "select transaction_id from raw.transactions order by 1") == [("a1",), ("b1",)]
+    assert _rows(con, "select transaction_id from raw.transactions order by 1") == [
+        ("a1",),
+        ("b1",),
+    ]
     assert _rows(con, "select count(*) from raw.quarantine") == [(0,)]
 
 
 def test_a_key_already_loaded_for_another_day_is_a_duplicate(con, tmp_path):
     load_file(con, TXN, _write(tmp_path, "2025-01-02", [_row("t1")]), "2025-01-02")
-    day3 = _write(tmp_path, "2025-01-03", [_row("t1", day="2025-01-03"), _row("t2", day="2025-01-03")])
+    day3 = _write(
+        tmp_path, "2025-01-03", [_row("t1", day="2025-01-03"), _row("t2", day="2025-01-03")]
+    )
     result = load_file(con, TXN, day3, "2025-01-03")
     assert result.rows_rejected == 1
-    (reason,) = _rows(con, "select reason from raw.quarantine where partition_key = '2025-01-03'")[0]
+    (reason,) = _rows(con, "select reason from raw.quarantine where partition_key = '2025-01-03'")[
+        0
+    ]
     assert reason.startswith("duplicate of a row already loaded from") and "2025-01-02" in reason
 
 
@@ -122,7 +147,9 @@ def test_a_key_already_loaded_for_another_day_is_a_duplicate(con, tmp_path):
     ],
     ids=["zero-bytes", "header-only", "wrong-columns"],
 )
-def test_a_bad_file_fails_naming_it_and_leaves_loaded_data_untouched(con, tmp_path, content, message):
+def test_a_bad_file_fails_naming_it_and_leaves_loaded_data_untouched(
+    con, tmp_path, content, message
+):
     load_file(con, TXN, _write(tmp_path, "2025-01-02", [_row("t1")]), "2025-01-02")
     before = _rows(con, "select * from raw.transactions")
     path = tmp_path / "transactions" / "transactions_2025-01-02.csv"
@@ -138,10 +165,17 @@ def test_a_bad_file_fails_naming_it_and_leaves_loaded_data_untouched(con, tmp_pa
 
 
 def test_wrong_columns_message_lists_missing_and_unexpected(con, tmp_path):
-    path = _write(tmp_path, "2025-01-02", ["t1,c1,m1,1,EUR,online,R01,x"],
-                  header=HEADER.replace("region_code", "region"))
-    with pytest.raises(LandingFileError, match=r"missing columns \['region_code'\]; "
-                                              r"unexpected columns \['region'\]"):
+    path = _write(
+        tmp_path,
+        "2025-01-02",
+        ["t1,c1,m1,1,EUR,online,R01,x"],
+        header=HEADER.replace("region_code", "region"),
+    )
+    with pytest.raises(
+        LandingFileError,
+        match=r"missing columns \['region_code'\]; "
+        r"unexpected columns \['region'\]",
+    ):
         load_file(con, TXN, path, "2025-01-02")
 
 
@@ -154,12 +188,18 @@ def test_unreadable_parquet_is_named(con, tmp_path):
 
 
 def test_parquet_rows_are_checked_like_csv(con, tmp_path):
-    table = pa.table({
-        "transaction_id": ["p1", "p2"], "customer_id": ["c1", None], "merchant_id": ["m1", "m1"],
-        "amount": [1.5, 2.0], "currency": ["EUR", "EUR"], "channel": ["online", "online"],
-        "region_code": ["R01", "R01"],
-        "transacted_at": pa.array([1735812000, 1735812060], pa.timestamp("s")),  # 2025-01-02
-    })
+    table = pa.table(
+        {
+            "transaction_id": ["p1", "p2"],
+            "customer_id": ["c1", None],
+            "merchant_id": ["m1", "m1"],
+            "amount": [1.5, 2.0],
+            "currency": ["EUR", "EUR"],
+            "channel": ["online", "online"],
+            "region_code": ["R01", "R01"],
+            "transacted_at": pa.array([1735812000, 1735812060], pa.timestamp("s")),  # 2025-01-02
+        }
+    )
     path = tmp_path / "transactions" / "transactions_2025-01-02.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(table, path)
@@ -181,7 +221,9 @@ def test_finding_landing_files(tmp_path):
     _write(tmp_path, "2025-01-02", [_row("t1")])
     (tmp_path / "transactions" / ".transactions_2025-01-03.csv.tmp").write_text("partial")
     assert list(find_landing_files(TXN, tmp_path)) == ["2025-01-02"]
-    with pytest.raises(LandingFileError, match="no landing file for transactions partition 2025-01-05"):
+    with pytest.raises(
+        LandingFileError, match="no landing file for transactions partition 2025-01-05"
+    ):
         landing_file_for(TXN, tmp_path, "2025-01-05")
     (tmp_path / "transactions" / "transactions_2025-01-02.parquet").write_bytes(b"x")
     with pytest.raises(LandingFileError, match="a second file for transactions on 2025-01-02"):

@@ -52,13 +52,19 @@ def test_from_repo_root(args):
 def test_python_m_of_a_project_module():
     code = "import runpy, platform; print(platform.__file__)"
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT / "platform", capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=ROOT / "platform",
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout
     assert _is_stdlib(out.strip())
     help_text = subprocess.run(
-        [sys.executable, "-m", "data_platform.cli", "--help"], cwd=ROOT, capture_output=True,
-        text=True, check=True,
+        [sys.executable, "-m", "data_platform.cli", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "materialize" in help_text
 
@@ -73,10 +79,23 @@ def test_inside_a_dagster_code_server(tmp_path):
     out = tmp_path / "probe.json"
     env = {**os.environ, "HEADWATER_PROBE_OUT": str(out), "DAGSTER_HOME": str(tmp_path)}
     server = subprocess.Popen(
-        [str(BIN / "dagster"), "code-server", "start", "-f",
-         str(ROOT / "tests" / "fixtures" / "platform_probe.py"), "-d", str(ROOT),
-         "-h", "127.0.0.1", "-p", str(_free_port())],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("w"),
+        [
+            str(BIN / "dagster"),
+            "code-server",
+            "start",
+            "-f",
+            str(ROOT / "tests" / "fixtures" / "platform_probe.py"),
+            "-d",
+            str(ROOT),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(_free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("w"),
         start_new_session=True,
     )
     try:

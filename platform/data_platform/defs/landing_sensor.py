@@ -38,7 +38,8 @@ def build_landing_sensor(
     snapshots = [c for c in contracts if c.snapshot]
     daily_targets = {
         c.table: sorted(
-            {dg.AssetKey(list(c.asset_key))} | (downstream(dg.AssetKey(list(c.asset_key))) & daily_keys)
+            {dg.AssetKey(list(c.asset_key))}
+            | (downstream(dg.AssetKey(list(c.asset_key))) & daily_keys)
         )
         for c in daily
     }
@@ -132,4 +133,3 @@ def build_landing_sensor(
         return requests
 
     return landing_sensor
-

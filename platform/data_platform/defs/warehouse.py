@@ -8,8 +8,8 @@ Two dbt ops over one project, because an op has one partitioning: models tagged 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from data_platform.dbt_graph import DBT_PROJECT, TRANSLATOR, dbt_vars, ensure_manifest, run_dbt
 from data_platform.contract import load_contracts
+from data_platform.dbt_graph import DBT_PROJECT, TRANSLATOR, dbt_vars, ensure_manifest, run_dbt
 from data_platform.ingest import ensure_raw_tables
 from data_platform.resources import Warehouse
 from data_platform.settings import DAILY_PARTITIONS, DBT_PROJECT_DIR, DUCKDB_POOL

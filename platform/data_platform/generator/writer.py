@@ -15,7 +15,7 @@ FORMATS = ("csv", "parquet")
 
 
 def landing_path(landing_dir: Path, kind: str, day: date, file_format: str) -> Path:
-    """`<landing_dir>/<kind>/<kind>_YYYY-MM-DD.<csv|parquet>`, e.g. transactions/transactions_2025-01-01.csv."""
+    """`<landing_dir>/<kind>/<kind>_YYYY-MM-DD.<csv|parquet>`."""
     return Path(landing_dir) / kind / f"{kind}_{day:%Y-%m-%d}.{file_format}"
 
 
