@@ -113,7 +113,13 @@ class HeadwaterDbtTranslator(DagsterDbtTranslator):
     """dbt folder = DuckDB schema = Dagster group = first part of the asset key."""
 
     def __init__(self) -> None:
-        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
+        super().__init__(
+            settings=DagsterDbtTranslatorSettings(
+                enable_code_references=True,
+                # The raw contract's dbt tests show up as checks on the raw assets.
+                enable_source_tests_as_checks=True,
+            )
+        )
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         layer = dbt_layer(dbt_resource_props)
