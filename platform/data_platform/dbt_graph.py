@@ -12,8 +12,10 @@ import fcntl
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
@@ -113,13 +115,10 @@ class HeadwaterDbtTranslator(DagsterDbtTranslator):
     """dbt folder = DuckDB schema = Dagster group = first part of the asset key."""
 
     def __init__(self) -> None:
-        super().__init__(
-            settings=DagsterDbtTranslatorSettings(
-                enable_code_references=True,
-                # The raw contract's dbt tests show up as checks on the raw assets.
-                enable_source_tests_as_checks=True,
-            )
-        )
+        # dbt's source tests stay plain dbt tests: as Dagster checks on the raw assets they would
+        # pull a dbt op into every run that materialises a raw asset. Ingestion enforces the same
+        # contract and reports it with the raw assets' own check.
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         layer = dbt_layer(dbt_resource_props)
@@ -216,8 +215,15 @@ def run_dbt(
     """
     # dbt unit tests check SQL logic, not data: the test suite runs them, production runs skip them.
     args = [*args, "--exclude-resource-type", "unit_test"]
-    with _dbt_env(warehouse):
-        events = list(dbt.cli(args, context=context).stream())
+    # Each invocation gets its own target folder (so concurrent runs never share one), removed
+    # once its events are read; dagster-dbt copies the project's partial-parse file into it.
+    DBT_PROJECT.target_path.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix="run-", dir=DBT_PROJECT.target_path))
+    try:
+        with _dbt_env(warehouse):
+            events = list(dbt.cli(args, context=context, target_path=target).stream())
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
     with warehouse.connect(read_only=True) as con:
         for event in events:
             if isinstance(event, dg.Output):
