@@ -42,9 +42,21 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
     env["HEADWATER_HOME"] = str(tmp_path / "state")
     server = subprocess.Popen(
-        [str(BIN / "headwater"), "dev", "--port", str(port), "--start-date", "2025-01-01",
-         "--days", "3", "--transactions", "1500"],
-        env=env, stdout=(tmp_path / "dev.log").open("w"), stderr=subprocess.STDOUT,
+        [
+            str(BIN / "headwater"),
+            "dev",
+            "--port",
+            str(port),
+            "--start-date",
+            "2025-01-01",
+            "--days",
+            "3",
+            "--transactions",
+            "1500",
+        ],
+        env=env,
+        stdout=(tmp_path / "dev.log").open("w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -69,8 +81,12 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
         server.wait(timeout=60)
 
     keys = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
-    assert {"raw/transactions", "staging/stg_payments__transactions", "marts/fct_transactions",
-            "features/transaction_features"} <= keys
+    assert {
+        "raw/transactions",
+        "staging/stg_payments__transactions",
+        "marts/fct_transactions",
+        "features/transaction_features",
+    } <= keys
     features = next(n for n in data["assetNodes"] if n["assetKey"]["path"][0] == "features")
     assert ["marts", "fct_transactions"] in [d["path"] for d in features["dependencyKeys"]]
     daemons = data["instance"]["daemonHealth"]["allDaemonStatuses"]
