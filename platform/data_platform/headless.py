@@ -56,13 +56,14 @@ def materialize_range(
 ) -> RangeResult:
     """Materialise `selection` (default: everything) for the day partitions start..end."""
     from data_platform.definitions import defs as data_defs
+    from ml_assets.definitions import defs as ml_defs
 
     keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
     instance = instance or dg.DagsterInstance.get()
     result = dg.materialize(
         all_materializable_assets(),
         instance=instance,
-        resources=resources or data_defs.resources,
+        resources=resources or {**data_defs.resources, **ml_defs.resources},
         selection=selection,
         tags={
             "dagster/asset_partition_range_start": keys[0],

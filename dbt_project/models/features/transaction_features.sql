@@ -2,6 +2,8 @@
   Per-transaction features over the customer's and merchant's history, point-in-time correct:
   every window ends strictly before the transaction's own timestamp (`1 microsecond preceding`),
   so a row never sees itself, a later row, or a row at the same instant.
+  The merchant's fraud rate uses matured labels only: the transactions of days D-120 .. D-61 for a
+  transaction on day D, whose chargebacks had all arrived by D-1 (merchant_daily_label_stats).
   Owned by the ML code location; analysts edit it like any other model.
 -#}
 
@@ -15,6 +17,12 @@ transactions as (
 
 ),
 
+merchant_daily_label_stats as (
+
+    select * from {{ ref('merchant_daily_label_stats') }}
+
+),
+
 customer_history as (
 
     select
@@ -25,7 +33,9 @@ customer_history as (
         count(*) over customer_7d as customer_txn_count_7d,
         coalesce(sum(amount) over customer_24h, 0) as customer_amount_24h,
         avg(amount) over customer_30d as customer_avg_amount_30d,
-        count(*) over merchant_24h as merchant_txn_count_24h
+        count(*) over merchant_24h as merchant_txn_count_24h,
+        max(transacted_at) over customer_before as customer_prev_transacted_at,
+        count(*) over customer_merchant_30d as customer_merchant_txn_count_30d
 
     from transactions
     window
@@ -48,6 +58,35 @@ customer_history as (
         merchant_24h as (
             partition by merchant_id order by transacted_at
             range between interval 24 hours preceding and interval 1 microsecond preceding
+        ),
+        customer_before as (
+            partition by customer_id order by transacted_at
+            range between unbounded preceding and interval 1 microsecond preceding
+        ),
+        customer_merchant_30d as (
+            partition by customer_id, merchant_id order by transacted_at
+            range between interval 30 days preceding and interval 1 microsecond preceding
+        )
+
+),
+
+-- per merchant and day D: days D-120 .. D-61, whose labels have all matured by D-1
+merchant_matured_labels as (
+
+    select
+        merchant_id,
+        transaction_date,
+
+        cast(coalesce(sum(transaction_count) over matured_days, 0) as bigint)
+            as merchant_txn_count_matured,
+        cast(coalesce(sum(chargebacked_transaction_count) over matured_days, 0) as bigint)
+            as merchant_chargebacked_count_matured
+
+    from merchant_daily_label_stats
+    window
+        matured_days as (
+            partition by merchant_id order by transaction_date
+            range between interval 120 days preceding and interval 61 days preceding
         )
 
 ),
@@ -76,11 +115,24 @@ final as (
         customer_history.customer_avg_amount_30d,
         transactions.amount / nullif(customer_history.customer_avg_amount_30d, 0)
             as amount_to_customer_avg_30d,
-        customer_history.merchant_txn_count_24h
+        customer_history.merchant_txn_count_24h,
+
+        date_diff('second', customer_history.customer_prev_transacted_at, transactions.transacted_at)
+            as seconds_since_customer_prev_txn,
+        customer_history.customer_merchant_txn_count_30d = 0 as is_new_merchant_for_customer,
+
+        coalesce(merchant_matured_labels.merchant_txn_count_matured, 0)
+            as merchant_txn_count_matured,
+        cast(merchant_matured_labels.merchant_chargebacked_count_matured as double)
+            / nullif(merchant_matured_labels.merchant_txn_count_matured, 0)
+            as merchant_fraud_rate_matured
 
     from transactions
     inner join customer_history
         on transactions.transaction_id = customer_history.transaction_id
+    left join merchant_matured_labels
+        on transactions.merchant_id = merchant_matured_labels.merchant_id
+        and transactions.transaction_date = merchant_matured_labels.transaction_date
 
 )
 

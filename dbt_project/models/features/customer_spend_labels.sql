@@ -1,0 +1,96 @@
+{#-
+  The spend model's label: one row per customer and as_of_date (customer_weekly_spine), the
+  customer's spend in the 30 days from as_of_date 00:00 (as_of_date through as_of_date + 29).
+  The label is only final at label_matures_at: a training job may use a row only when
+  label_matures_at <= its training cut-off (and the cut-off must not be later than the end of the
+  loaded transactions).
+-#}
+
+{{ config(materialized='table') }}
+
+with
+
+spine as (
+
+    select * from {{ ref('customer_weekly_spine') }}
+
+),
+
+transactions as (
+
+    select * from {{ ref('fct_transactions') }}
+
+),
+
+customer_days as (
+
+    select
+        customer_id,
+        transaction_date,
+        sum(amount) as amount
+
+    from transactions
+
+    group by 1, 2
+
+),
+
+-- the customer's days with transactions and their as-of rows (amount null) in one timeline
+timeline as (
+
+    select
+        customer_id,
+        transaction_date as timeline_date,
+        amount,
+        false as is_as_of_row
+
+    from customer_days
+
+    union all
+
+    select
+        customer_id,
+        as_of_date as timeline_date,
+        null as amount,
+        true as is_as_of_row
+
+    from spine
+
+),
+
+future as (
+
+    select
+        customer_id,
+        timeline_date,
+        is_as_of_row,
+
+        -- days as_of_date .. as_of_date + 29: transacted_at in [as_of_date, as_of_date + 30 days)
+        sum(amount) over (
+            partition by customer_id order by timeline_date
+            range between current row and interval 29 days following
+        ) as spend_next_30d
+
+    from timeline
+
+),
+
+final as (
+
+    select
+        spine.customer_id,
+        spine.as_of_date,
+
+        coalesce(future.spend_next_30d, 0) as spend_next_30d,
+        cast(spine.as_of_date + interval 30 days as timestamp) as label_matures_at
+
+    from spine
+
+    inner join future
+        on spine.customer_id = future.customer_id
+        and spine.as_of_date = future.timeline_date
+        and future.is_as_of_row
+
+)
+
+select * from final

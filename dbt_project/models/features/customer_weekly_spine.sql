@@ -1,0 +1,62 @@
+{#-
+  The grain of the customer spend model: one row per customer and as_of_date, shared by
+  customer_weekly_features and customer_spend_labels so both have exactly the same rows.
+
+  as_of_date is every Monday from the first Monday on or after (first transaction date + 7 days),
+  so the first row already has a week of history, through the last transaction date. A customer
+  appears from the first Monday after signing up (signed_up_at < as_of_date, midnight).
+-#}
+
+{{ config(materialized='table') }}
+
+with
+
+transactions as (
+
+    select * from {{ ref('fct_transactions') }}
+
+),
+
+customers as (
+
+    select * from {{ ref('dim_customers') }}
+
+),
+
+transaction_range as (
+
+    select
+        -- date_trunc('week') is the ISO week's Monday: + 13 days -> first Monday >= first + 7 days
+        cast(date_trunc('week', min(transaction_date) + interval 13 days) as date) as first_monday,
+        max(transaction_date) as last_date
+
+    from transactions
+
+),
+
+mondays as (
+
+    select
+        cast(generate_series as date) as as_of_date
+
+    from transaction_range,
+        generate_series(
+            cast(first_monday as timestamp), cast(last_date as timestamp), interval 7 days
+        )
+
+),
+
+final as (
+
+    select
+        customers.customer_id,
+        mondays.as_of_date
+
+    from customers
+
+    inner join mondays
+        on customers.signed_up_at < mondays.as_of_date
+
+)
+
+select * from final

@@ -1,0 +1,58 @@
+{#-
+  The fraud model's label per transaction, with the two timestamps a training job needs to use it
+  without looking into the future: when the label became known (chargeback_reported_at) and when
+  it can no longer change (label_matures_at).
+
+  Maturity is calendar-day based, like the processor's promise: a chargeback arrives at most 60
+  calendar days after its transaction's date, at any time of that day, so the label is final at
+  midnight ending day transaction_date + 60 (transaction_date + 61 days, 00:00). transacted_at +
+  60 days would be too early for a transaction made before the chargeback's time of day.
+-#}
+
+{{ config(materialized='table') }}
+
+with
+
+transactions as (
+
+    select * from {{ ref('fct_transactions') }}
+
+),
+
+chargebacks as (
+
+    select * from {{ ref('fct_chargebacks') }}
+
+),
+
+first_chargebacks as (
+
+    select
+        transaction_id,
+        min(reported_at) as first_reported_at
+
+    from chargebacks
+
+    group by 1
+
+),
+
+final as (
+
+    select
+        transactions.transaction_id,
+        transactions.transacted_at,
+        transactions.transaction_date,
+
+        first_chargebacks.transaction_id is not null as is_fraud,
+        first_chargebacks.first_reported_at as chargeback_reported_at,
+        cast(transactions.transaction_date + interval 61 days as timestamp) as label_matures_at
+
+    from transactions
+
+    left join first_chargebacks
+        on transactions.transaction_id = first_chargebacks.transaction_id
+
+)
+
+select * from final

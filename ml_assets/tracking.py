@@ -1,0 +1,79 @@
+"""The platform's MLflow resource: tracking and registry, local by default.
+
+`tracking_uri` empty means $MLFLOW_TRACKING_URI, else the embedded store: SQLite at
+`<state>/mlflow/mlflow.db` with artifacts in `<state>/mlflow/artifacts`. mlflow itself is
+imported inside the methods, so loading the code location does not pay for it.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from data_platform.settings import state_dir
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """Where training runs are tracked and models registered (MLflow)."""
+
+    tracking_uri: str = ""
+
+    def _embedded_dir(self) -> Path:
+        return state_dir() / "mlflow"
+
+    def resolved_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        folder = self._embedded_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    def client(self):
+        import mlflow
+
+        uri = self.resolved_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def experiment_id(self, name: str) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifact_location = None
+        if self.resolved_uri().startswith("sqlite:///") and not self.tracking_uri:
+            # The embedded store keeps artifacts beside it; a tracking server owns its own.
+            artifact_location = (self._embedded_dir() / "artifacts").as_uri()
+        return client.create_experiment(name, artifact_location=artifact_location)
+
+    @contextmanager
+    def start_run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator:
+        import mlflow
+
+        experiment_id = self.experiment_id(experiment)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            yield run
+
+    def version_by_alias(self, model_name: str, alias: str):
+        """The model version holding the alias, or None if nobody holds it yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(model_name, alias)
+        except MlflowException:
+            return None
+
+    def run_link(self, experiment_id: str, run_id: str) -> str:
+        uri = self.resolved_uri()
+        if uri.startswith("http"):
+            return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        # The embedded store has no server: this is what `mlflow ui` on it would show.
+        return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,0 +1,300 @@
+"""The ML half on real parts: dbt features, LightGBM, a real MLflow store (SQLite), DuckDB scores.
+
+One demo world is built once for the module (raw -> features -> models -> scores, through the
+headless command's code path); the tests then train, gate, promote and roll back on it.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
+from data_platform.dbt_graph import dbt_cli_resource
+from data_platform.generator import GeneratorConfig, generate
+from data_platform.headless import materialize_range
+from data_platform.resources import LandingZone, Warehouse
+from ml_assets.assets import GATE_CHECK, ModelArtifacts
+from ml_assets.definitions import defs as ml_defs
+from ml_assets.registry import history, rollback
+from ml_assets.spec import load_specs
+from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking
+
+ROOT = Path(__file__).resolve().parents[2]
+WORLD = GeneratorConfig(seed=11, start_date=date(2025, 1, 1), days=100, transactions=40_000)
+FIRST, LAST = "2025-01-01", "2025-04-10"
+FRAUD = "headwater.fraud_classifier"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ml")
+    landing = tmp / "landing"
+    generate(WORLD, landing, progress=False)
+    (tmp / "dagster_home").mkdir()
+    resources = {
+        "warehouse": Warehouse(path=str(tmp / "warehouse.duckdb")),
+        "landing": LandingZone(path=str(landing)),
+        "dbt": dbt_cli_resource(),
+        "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
+        "artifacts": ModelArtifacts(path=str(tmp / "ml")),
+    }
+    overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
+    with dg.instance_for_test(temp_dir=str(tmp / "dagster_home"), overrides=overrides) as inst:
+        result = materialize_range(FIRST, LAST, instance=inst, resources=resources)
+        yield {"result": result, "instance": inst, "resources": resources, "tmp": tmp}
+
+
+def _materialize(world, *keys, partition_key=None):
+    selection = dg.AssetSelection.assets(*[dg.AssetKey(k.split("/")) for k in keys])
+    return dg.materialize(
+        [a for a in ml_defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_executable],
+        selection=selection,
+        instance=world["instance"],
+        resources=world["resources"],
+        partition_key=partition_key,
+        raise_on_error=False,
+    )
+
+
+def _query(world, sql):
+    con = duckdb.connect(str(world["resources"]["warehouse"].resolved_path()), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_raw_to_scores_in_one_run(world):
+    result = world["result"]
+    assert result.success, result.failure
+    tracking = world["resources"]["mlflow_tracking"]
+    for spec in load_specs():
+        champion = tracking.version_by_alias(spec.registered_model_name, CHAMPION)
+        assert champion is not None, f"{spec.name} was not promoted on the demo data"
+        assert champion.tags["headwater.gate"] == "passed"
+        assert result.assets[f"models/{spec.name}/evaluation"].checks_failed == []
+    # every transaction of the range is scored by the champion, with its version on the row
+    champion = tracking.version_by_alias(FRAUD, CHAMPION)
+    scored = _query(
+        world,
+        "select count(*), min(model_version), max(model_version) from scores.fraud_classifier",
+    )
+    features = _query(world, "select count(*) from features.transaction_features")
+    assert scored[0] == (features[0][0], str(champion.version), str(champion.version))
+
+
+def test_the_mlflow_run_carries_lineage(world):
+    tracking = world["resources"]["mlflow_tracking"]
+    client = tracking.client()
+    version = tracking.version_by_alias(FRAUD, CHAMPION)
+    run = client.get_run(version.run_id)
+    assert run.data.tags["dagster.asset_key"] == "models/fraud_classifier/model"
+    assert run.data.tags["dagster.run_id"] == world["result"].run_id
+    assert run.data.tags["headwater.training_data_version"]
+    assert {"learning_rate", "num_leaves", "best_iteration", "seed"} <= set(run.data.params)
+    assert {"test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "feature_importance.png" in artifacts
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name.startswith("features.transaction_features@")
+
+
+def test_demo_models_beat_their_baselines(world):
+    instance = world["instance"]
+    for spec in load_specs():
+        key = dg.AssetKey(["models", spec.name, "evaluation"])
+        metadata = instance.get_latest_materialization_event(key).asset_materialization.metadata
+        m = spec.promotion.metric
+        challenger, baseline = metadata[f"challenger_{m}"].value, metadata[f"baseline_{m}"].value
+        if spec.promotion.higher_is_better:
+            assert challenger > baseline
+        else:
+            assert challenger < baseline
+    fraud = instance.get_latest_materialization_event(
+        dg.AssetKey(["models", "fraud_classifier", "evaluation"])
+    ).asset_materialization.metadata
+    assert fraud["challenger_roc_auc"].value > 0.8
+
+
+def test_training_is_deterministic(world):
+    from ml_assets.evaluate import metrics_for
+    from ml_assets.train import LABEL_COLUMN, SPLIT_COLUMN, predict, to_frame, train
+
+    spec = next(s for s in load_specs() if s.name == "fraud_classifier")
+    table = pq.read_table(world["tmp"] / "ml" / "fraud_classifier" / "training_set.parquet")
+    test = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False) == "test"
+    label = table.column(LABEL_COLUMN).to_numpy()[test]
+    runs = []
+    for _ in range(2):
+        trained = train(spec, table)
+        runs.append(metrics_for(spec, label, predict(trained.booster, to_frame(table, spec)[test])))
+    assert runs[0] == runs[1]
+
+
+def test_a_model_on_shuffled_labels_is_refused_and_the_champion_stays(world):
+    tracking = world["resources"]["mlflow_tracking"]
+    before = str(tracking.version_by_alias(FRAUD, CHAMPION).version)
+    path = world["tmp"] / "ml" / "fraud_classifier" / "training_set.parquet"
+    original = path.read_bytes()
+    table = pq.read_table(path)
+    shuffled = np.random.default_rng(0).permutation(table.column("_label").to_numpy())
+    index = table.schema.get_field_index("_label")
+    pq.write_table(table.set_column(index, "_label", pa.array(shuffled)), path)
+    try:
+        result = _materialize(
+            world,
+            "models/fraud_classifier/model",
+            "models/fraud_classifier/evaluation",
+            "models/fraud_classifier/champion",
+        )
+    finally:
+        path.write_bytes(original)
+    assert not result.success  # the blocking gate stopped the run before the champion step
+    (gate,) = [e for e in result.get_asset_check_evaluations() if e.check_name == GATE_CHECK]
+    assert not gate.passed
+    challenger = tracking.version_by_alias(FRAUD, CHALLENGER)
+    assert str(challenger.version) != before
+    assert challenger.tags["headwater.gate"] == "refused"
+    assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == before
+    # materialised on its own, the champion asset still honours the gate
+    alone = _materialize(world, "models/fraud_classifier/champion")
+    assert alone.success
+    (mat,) = alone.get_asset_materialization_events()
+    assert mat.event_specific_data.materialization.metadata["promoted"].value is False
+    assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == before
+
+    # a rollback names the version; the history records who held the alias and why
+    rollback(tracking, FRAUD, str(challenger.version), "test: roll to the refused version")
+    assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == str(challenger.version)
+    rollback(tracking, FRAUD, before, "test: and back")
+    assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == before
+    rows = {row["version"]: row for row in history(tracking, FRAUD)}
+    assert rows[before]["aliases"] == CHAMPION
+    assert rows[before]["headwater.previous_champion"] == str(challenger.version)
+    assert rows[str(challenger.version)]["headwater.gate"] == "refused"
+
+
+def test_scoring_without_a_champion_says_so_and_writes_nothing(world, tmp_path):
+    resources = {
+        **world["resources"],
+        "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"),
+    }
+    before = _query(world, "select count(*) from scores.fraud_classifier")
+    result = dg.materialize(
+        [a for a in ml_defs.assets if isinstance(a, dg.AssetsDefinition) and a.is_executable],
+        selection=dg.AssetSelection.assets(["scores", "fraud_classifier"]),
+        instance=world["instance"],
+        resources=resources,
+        partition_key="2025-04-01",
+    )
+    assert result.success
+    assert result.get_asset_materialization_events() == []
+    logs = [e.user_message for e in world["instance"].all_logs(result.run_id)]
+    assert any("no champion for headwater.fraud_classifier yet" in (m or "") for m in logs)
+    assert _query(world, "select count(*) from scores.fraud_classifier") == before
+
+
+def test_scoring_a_day_again_replaces_that_day(world):
+    before = _query(
+        world, "select count(*), count(distinct transaction_id) from scores.fraud_classifier"
+    )
+    result = _materialize(world, "scores/fraud_classifier", partition_key="2025-03-03")
+    assert result.success
+    assert (
+        _query(
+            world, "select count(*), count(distinct transaction_id) from scores.fraud_classifier"
+        )
+        == before
+    )
+
+
+def test_a_third_model_from_sql_and_a_spec_only(world, tmp_path):
+    """No Python: a label model in SQL and a spec file; the copy of the project trains it."""
+    for folder in ("platform", "ml_assets", "dbt_project"):
+        shutil.copytree(
+            ROOT / folder,
+            tmp_path / folder,
+            ignore=shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml"),
+        )
+    (tmp_path / "dbt_project" / "models" / "features" / "high_value_labels.sql").write_text(
+        "select transaction_id, amount >= 200 as is_high_value,\n"
+        "       transacted_at as label_matures_at\n"
+        "from {{ ref('fct_transactions') }}\n"
+    )
+    (tmp_path / "ml_assets" / "model_specs" / "high_value.yml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "high_value",
+                "description": "Will this transaction be of 200 EUR or more?",
+                "feature_set": "features.transaction_features",
+                "keys": ["transaction_id"],
+                "event_time": "transacted_at",
+                "score_date": "transaction_date",
+                "label": {
+                    "table": "features.high_value_labels",
+                    "column": "is_high_value",
+                    "matures_at": "label_matures_at",
+                },
+                "objective": "binary",
+                "features": [
+                    "merchant_category",
+                    "channel",
+                    "hour_of_day",
+                    "customer_avg_amount_30d",
+                ],
+                "categorical": ["merchant_category", "channel"],
+                "baseline_feature": "customer_avg_amount_30d",
+                "split": {"test_days": 10, "validation_days": 10},
+                "lightgbm": {"num_boost_round": 50, "seed": 1},
+                "promotion": {"metric": "roc_auc", "min_improvement": 0.0},
+            }
+        )
+    )
+    home = tmp_path / "state"
+    (home / "dagster_home").mkdir(parents=True)
+    shutil.copyfile(world["resources"]["warehouse"].resolved_path(), home / "warehouse.duckdb")
+    code = (
+        "import dagster as dg\n"
+        "from data_platform.headless import materialize_range\n"
+        "sel = dg.AssetSelection.assets(['features', 'high_value_labels'])"
+        " | dg.AssetSelection.key_prefixes(['models', 'high_value'], ['scores', 'high_value'])\n"
+        "r = materialize_range('2025-04-01', '2025-04-10', selection=sel)\n"
+        "print('OK' if r.success else 'FAILED ' + r.failure)\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HEADWATER_", "DAGSTER_", "MLFLOW_"))
+    }
+    env.update(
+        PYTHONPATH=f"{tmp_path / 'platform'}:{tmp_path}",
+        HEADWATER_HOME=str(home),
+        DAGSTER_HOME=str(home / "dagster_home"),
+        HEADWATER_DUCKDB_PATH=str(home / "warehouse.duckdb"),
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.stdout.strip().endswith("OK"), (out.stdout + out.stderr)[-4000:]
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        (scored,) = con.execute("select count(*) from scores.high_value").fetchone()
+    finally:
+        con.close()
+    assert scored > 0
