@@ -369,7 +369,7 @@ def _latest_data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) ->
 
 
 def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_version, metrics):
-    """One MLflow run: params, metrics, importance plot, lineage, model; the version is challenger."""
+    """One MLflow run: params, metrics, plot, lineage, model; the new version is the challenger."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -4,6 +4,9 @@
     headwater materialize --start D --end D [--generate]
                                         materialise the whole graph for [start, end] and summarise
     headwater generate [...]            write demo landing files (see --help)
+    headwater models [NAME]             registered versions, aliases and gate decisions
+    headwater rollback NAME --to-version N --reason TEXT
+                                        move a model's `champion` alias back to version N
 
 Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
 `<repo>/.headwater`) and sets the variables the resources and dbt read, unless already set.
@@ -115,6 +118,47 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from ml_assets.registry import history
+    from ml_assets.spec import load_specs
+    from ml_assets.tracking import MlflowTracking
+
+    configure_environment()
+    tracking = MlflowTracking()
+    print(f"MLflow: {tracking.resolved_uri()}")
+    for spec in load_specs():
+        if args.name and spec.name != args.name:
+            continue
+        print(f"\n{spec.registered_model_name}\n")
+        print("| version | aliases | gate | reason |\n|---|---|---|---|")
+        try:
+            rows = history(tracking, spec.registered_model_name)
+        except Exception as e:  # not registered yet
+            print(f"| - | - | - | not trained yet ({type(e).__name__}) |")
+            continue
+        for row in rows:
+            print(
+                f"| {row['version']} | {row['aliases']} | {row.get('headwater.gate', '')} | "
+                f"{row.get('headwater.gate_reason', '')} |"
+            )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ml_assets.registry import rollback
+    from ml_assets.spec import load_specs
+    from ml_assets.tracking import MlflowTracking
+
+    configure_environment()
+    specs = {s.name: s for s in load_specs()}
+    if args.name not in specs:
+        raise SystemExit(f"unknown model {args.name!r}; known: {sorted(specs)}")
+    name = specs[args.name].registered_model_name
+    previous = rollback(MlflowTracking(), name, args.to_version, args.reason)
+    print(f"{name}: champion {previous or 'none'} -> {args.to_version} ({args.reason})")
+    return 0
+
+
 def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=DEMO_DAYS, help="days of demo data")
     parser.add_argument("--start-date", help="first demo day (default: --days before today)")
@@ -147,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--generate", action="store_true", help="generate demo data if absent")
     _add_demo_options(mat)
     mat.set_defaults(func=cmd_materialize)
+
+    models = sub.add_parser("models", help="registered model versions and gate decisions")
+    models.add_argument("name", nargs="?", help="one model spec name (default: all)")
+    models.set_defaults(func=cmd_models)
+
+    back = sub.add_parser("rollback", help="move a model's champion alias to an earlier version")
+    back.add_argument("name", help="model spec name, e.g. fraud_classifier")
+    back.add_argument("--to-version", required=True)
+    back.add_argument("--reason", required=True, help="recorded on the model version")
+    back.set_defaults(func=cmd_rollback)
 
     args = parser.parse_args(argv)
     return args.func(args)
