@@ -397,8 +397,12 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
         mlflow.log_param("best_iteration", trained.best_iteration)
         mlflow.log_metric("validation_metric", trained.validation_metric)
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        days = table.column("_event_date").to_numpy(zero_copy_only=False)
+        mlflow.log_param("training_table", spec.feature_set)
         for name in ("train", "validation", "test"):
-            mlflow.log_metric(f"rows_{name}", int((split == name).sum()))
+            rows = split == name
+            mlflow.log_metric(f"rows_{name}", int(rows.sum()))
+            mlflow.log_param(f"window_{name}", f"{days[rows].min()}..{days[rows].max()}")
 
         importance = sorted(trained.feature_importance.items(), key=lambda kv: kv[1])
         figure, axis = plt.subplots(figsize=(6, 0.3 * len(importance) + 1))
