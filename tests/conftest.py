@@ -19,6 +19,25 @@ DEMO_FIRST_DAY = "2025-01-01"
 DEMO_LAST_DAY = "2025-01-08"
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_project(dest: Path) -> Path:
+    """The project's code and dbt project copied to `dest`, to add files to it in a test.
+
+    Run code against the copy with PYTHONPATH=`dest/platform:dest`, which comes before the
+    editable install of the real tree."""
+    import shutil
+
+    for folder in ("platform", "ml_assets", "dbt_project"):
+        shutil.copytree(
+            ROOT / folder,
+            dest / folder,
+            ignore=shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml"),
+        )
+    return dest
+
+
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest() -> Path:
     """The dbt manifest, parsed once per session if the project changed."""

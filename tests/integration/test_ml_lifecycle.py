@@ -29,8 +29,8 @@ from ml_assets.definitions import defs as ml_defs
 from ml_assets.registry import history, rollback
 from ml_assets.spec import load_specs
 from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking
+from tests.conftest import copy_project
 
-ROOT = Path(__file__).resolve().parents[2]
 WORLD = GeneratorConfig(seed=11, start_date=date(2025, 1, 1), days=100, transactions=40_000)
 FIRST, LAST = "2025-01-01", "2025-04-10"
 FRAUD = "headwater.fraud_classifier"
@@ -221,12 +221,7 @@ def test_scoring_a_day_again_replaces_that_day(world):
 
 def test_a_third_model_from_sql_and_a_spec_only(world, tmp_path):
     """No Python: a label model in SQL and a spec file; the copy of the project trains it."""
-    for folder in ("platform", "ml_assets", "dbt_project"):
-        shutil.copytree(
-            ROOT / folder,
-            tmp_path / folder,
-            ignore=shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml"),
-        )
+    copy_project(tmp_path)
     (tmp_path / "dbt_project" / "models" / "features" / "high_value_labels.sql").write_text(
         "select transaction_id, amount >= 200 as is_high_value,\n"
         "       transacted_at as label_matures_at\n"

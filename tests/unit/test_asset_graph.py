@@ -8,7 +8,6 @@ in review. After an intended change, refresh it with:
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from data_platform.definitions import defs as data_defs
 from ml_assets.definitions import defs as ml_defs
+from tests.conftest import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = ROOT / "tests" / "snapshots" / "asset_graph.json"
@@ -110,12 +110,7 @@ def test_groups_follow_the_dbt_folders_and_every_asset_is_described():
 
 def test_an_analysts_new_model_appears_without_python_changes(tmp_path):
     """Copy the project, add a SQL model and its yml, load the location fresh: it is there."""
-    for folder in ("platform", "ml_assets", "dbt_project"):
-        shutil.copytree(
-            ROOT / folder,
-            tmp_path / folder,
-            ignore=shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml"),
-        )
+    copy_project(tmp_path)
     (tmp_path / "dbt_project" / "models" / "marts" / "fct_customer_daily_spend.sql").write_text(
         "select customer_id, transaction_date, sum(amount) as spend\n"
         "from {{ ref('fct_transactions') }}\ngroup by 1, 2\n"
