@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import duckdb
