@@ -10,6 +10,7 @@
 The bodies are thin: the logic is in `train`, `evaluate` and `registry`.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -56,7 +57,10 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     evaluation_key = dg.AssetKey(["models", name, "evaluation"])
     champion_key = dg.AssetKey(["models", name, "champion"])
     scores_key = dg.AssetKey(["scores", name])
-    common = {"group_name": "models", "owners": [spec.owner]}
+    # The spec is the model's code: a change to it is a new code version in the UI and on the
+    # MLflow run.
+    code_version = hashlib.sha256(Path(spec.source).read_bytes()).hexdigest()[:12]
+    common = {"group_name": "models", "owners": [spec.owner], "code_version": code_version}
     spec_metadata = {"model_spec": dg.MetadataValue.path(spec.source)}
 
     @dg.asset(
