@@ -88,13 +88,13 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
 
         with warehouse.connect(read_only=True) as con:
-            (cutoff,) = con.execute(
+            ((cutoff,),) = con.sql(
                 f"select max({spec.event_time}) from {spec.feature_set}"
-            ).fetchone()
+            ).fetchall()
             if cutoff is None:
                 raise ValueError(f"{spec.feature_set} is empty: nothing to train {name} on")
             sql = training_set_sql(spec).replace("$cutoff", "$1")
-            rows = con.execute(sql, [cutoff]).to_arrow_table()
+            rows = con.sql(sql, params=[cutoff]).to_arrow_table()
         if rows.num_rows == 0:
             raise ValueError(
                 f"{name}: no row of {spec.feature_set} has a matured label by {cutoff}"
@@ -511,19 +511,20 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
 
 def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, version: str, window):
     """Score one window of the feature set and replace that window in `scores.<name>`."""
+    import pyarrow as pa
+
     from ml_assets.train import predict, to_frame
 
     booster = _load_booster(tracking, spec.registered_model_name, version)
     table = f"scores.{spec.name}"
     keys = ", ".join(spec.keys)
     with warehouse.connect() as con:
-        rows = con.execute(
+        rows = con.sql(
             f"select {keys}, {spec.event_time} as event_time, {', '.join(spec.features)} "
             f"from {spec.feature_set} where {spec.score_date} >= $1 and {spec.score_date} < $2 "
             f"order by {keys}",
-            [window[0], window[1]],
+            params=[window[0], window[1]],
         ).to_arrow_table()
-        import pyarrow as pa
 
         score = predict(booster, to_frame(rows, spec)) if rows.num_rows else []
         out = rows.select([*spec.keys, "event_time"]).append_column(
