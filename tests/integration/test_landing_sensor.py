@@ -45,17 +45,15 @@ def test_snapshots_first_then_one_run_per_new_or_changed_day(instance, landing):
     chargeback_runs = [
         r for r in requests if dg.AssetKey(["raw", "chargebacks"]) in r.asset_selection
     ]
-    assert sorted(r.partition_key for r in transaction_runs) == days
-    assert sorted(r.partition_key for r in chargeback_runs) == days
-    assert all(
-        dg.AssetKey(["marts", "fct_transactions"]) in r.asset_selection for r in transaction_runs
-    )
-    assert all(
-        dg.AssetKey(["marts", "fct_chargebacks"]) in r.asset_selection for r in chargeback_runs
-    )
-    assert all(
-        dg.AssetKey(["raw", "chargebacks"]) not in r.asset_selection for r in transaction_runs
-    )
+    # consecutive days in one run each: the whole demo window is one range per table
+    for runs, fact in (
+        (transaction_runs, "fct_transactions"),
+        (chargeback_runs, "fct_chargebacks"),
+    ):
+        (run,) = runs
+        assert (run.partition_key_range.start, run.partition_key_range.end) == (days[0], days[-1])
+        assert dg.AssetKey(["marts", fact]) in run.asset_selection
+    assert dg.AssetKey(["raw", "chargebacks"]) not in transaction_runs[0].asset_selection
 
     # nothing new: nothing requested
     requests, cursor, result = _tick(instance, landing, cursor)
@@ -66,5 +64,7 @@ def test_snapshots_first_then_one_run_per_new_or_changed_day(instance, landing):
     time.sleep(0.01)
     redelivered.touch()
     requests, cursor, _ = _tick(instance, landing, cursor)
-    assert [r.partition_key for r in requests] == [redelivered.stem.split("_")[-1]]
-    assert len({r.run_key for r in requests}) == 1
+    day = redelivered.stem.split("_")[-1]
+    assert [(r.partition_key_range.start, r.partition_key_range.end) for r in requests] == [
+        (day, day)
+    ]

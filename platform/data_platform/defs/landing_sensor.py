@@ -7,8 +7,10 @@ warehouse models. Daily runs wait until the unpartitioned warehouse (staging vie
 has been built once, because the daily facts select from it.
 """
 
+import hashlib
 import json
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -21,6 +23,26 @@ from data_platform.settings import DAILY_PARTITIONS
 def _file_cursor(path) -> str:
     stat = path.stat()
     return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+
+def _consecutive_ranges(keys: list[str]) -> list[tuple[str, str]]:
+    """Sorted day keys grouped into runs of consecutive days: [(first, last), ...]."""
+    ranges: list[tuple[str, str]] = []
+    for key in sorted(keys):
+        day = date.fromisoformat(key)
+        if ranges and date.fromisoformat(ranges[-1][1]) + timedelta(days=1) == day:
+            ranges[-1] = (ranges[-1][0], key)
+        else:
+            ranges.append((key, key))
+    return ranges
+
+
+def _keys_between(keys: list[str], first: str, last: str) -> list[str]:
+    return [k for k in keys if first <= k <= last]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def build_landing_sensor(
@@ -99,6 +121,7 @@ def build_landing_sensor(
                 skipped.append(str(e))
                 continue
             table_seen = seen.setdefault(contract.table, {})
+            new_keys: list[str] = []
             for partition_key, path in sorted(files.items()):
                 stamp = _file_cursor(path)
                 if table_seen.get(partition_key) == stamp:
@@ -111,15 +134,23 @@ def build_landing_sensor(
                     # warehouse's first build.
                     waiting += 1
                     continue
+                new_keys.append(partition_key)
+                table_seen[partition_key] = stamp
+            # Consecutive days go in one run (the daily assets load a range in one run and one
+            # dbt invocation), so a first start with 90 days of files is two runs, not 180.
+            for first, last in _consecutive_ranges(new_keys):
+                stamps = ",".join(table_seen[k] for k in _keys_between(new_keys, first, last))
                 requests.append(
                     dg.RunRequest(
-                        run_key=f"{contract.table}:{partition_key}:{stamp}",
-                        partition_key=partition_key,
+                        run_key=f"{contract.table}:{first}:{last}:{_digest(stamps)}",
                         asset_selection=daily_targets[contract.table],
-                        tags={"headwater/trigger": "landing_sensor"},
+                        tags={
+                            "headwater/trigger": "landing_sensor",
+                            "dagster/asset_partition_range_start": first,
+                            "dagster/asset_partition_range_end": last,
+                        },
                     )
                 )
-                table_seen[partition_key] = stamp
 
         if not requests:
             if waiting:
