@@ -49,9 +49,12 @@ class MlflowTracking(dg.ConfigurableResource):
         if experiment is not None:
             return experiment.experiment_id
         artifact_location = None
-        if self.resolved_uri().startswith("sqlite:///") and not self.tracking_uri:
-            # The embedded store keeps artifacts beside it; a tracking server owns its own.
-            artifact_location = (self._embedded_dir() / "artifacts").as_uri()
+        uri = self.resolved_uri()
+        if uri.startswith("sqlite:///"):
+            # A SQLite store keeps its artifacts beside the database file (MLflow's default is
+            # ./mlruns in the current directory); a tracking server owns its artifact root.
+            database = Path(uri.removeprefix("sqlite:///"))
+            artifact_location = (database.parent / "artifacts").as_uri()
         return client.create_experiment(name, artifact_location=artifact_location)
 
     @contextmanager

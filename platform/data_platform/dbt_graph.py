@@ -35,6 +35,9 @@ from data_platform.resources import Warehouse
 from data_platform.settings import DBT_PROJECT_DIR
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# DbtProject.target_path is relative ("target"); everything here uses the absolute folder, so
+# nothing lands in whatever the current directory happens to be.
+TARGET_DIR = Path(DBT_PROJECT.project_dir) / DBT_PROJECT.target_path
 
 # Files whose change means the manifest must be parsed again.
 _DBT_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
@@ -63,8 +66,9 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
     Python change. A lock file keeps the two code locations, which load at the same time, from
     parsing into one target folder at once.
     """
-    project.target_path.mkdir(parents=True, exist_ok=True)
-    with open(project.target_path / ".parse.lock", "w") as lock:
+    target = Path(project.project_dir) / project.target_path
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         manifest = project.manifest_path
         if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(
@@ -217,8 +221,8 @@ def run_dbt(
     args = [*args, "--exclude-resource-type", "unit_test"]
     # Each invocation gets its own target folder (so concurrent runs never share one), removed
     # once its events are read; dagster-dbt copies the project's partial-parse file into it.
-    DBT_PROJECT.target_path.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(prefix="run-", dir=DBT_PROJECT.target_path))
+    TARGET_DIR.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix="run-", dir=TARGET_DIR))
     try:
         with _dbt_env(warehouse):
             events = list(dbt.cli(args, context=context, target_path=target).stream())

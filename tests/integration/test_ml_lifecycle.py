@@ -103,6 +103,8 @@ def test_the_mlflow_run_carries_lineage(world):
     assert run.data.tags["headwater.training_data_version"]
     assert {"learning_rate", "num_leaves", "best_iteration", "seed"} <= set(run.data.params)
     assert {"test_roc_auc", "test_pr_auc", "test_log_loss", "test_brier"} <= set(run.data.metrics)
+    # artifacts live beside the SQLite store, not in ./mlruns of whatever directory ran it
+    assert run.info.artifact_uri.startswith((world["tmp"] / "artifacts").as_uri())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "feature_importance.png" in artifacts
     (dataset_input,) = run.inputs.dataset_inputs
