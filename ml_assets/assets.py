@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from data_platform.dbt_graph import markdown_preview
+from data_platform.freshness import freshness_policy
 from data_platform.resources import Warehouse
 from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL, state_dir
 from ml_assets.spec import ModelSpec
@@ -132,6 +133,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         ),
         kinds={"python", "lightgbm", "mlflow"},
         metadata=spec_metadata,
+        freshness_policy=freshness_policy(spec.freshness),
         **common,
     )
     def model(

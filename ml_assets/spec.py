@@ -79,6 +79,8 @@ class ModelSpec:
     early_stopping_rounds: int = 50
     top_k_share: float = 0.01
     owner: str = "team:ml"
+    freshness: dict[str, float] | None = None
+    """`{warn_after_hours, fail_after_hours}` for the trained model: a model older fails."""
     source: str = ""
 
     @property
@@ -115,6 +117,7 @@ def spec_from_yml(path: Path) -> ModelSpec:
             early_stopping_rounds=int(raw.get("early_stopping_rounds", 50)),
             top_k_share=float(raw.get("top_k_share", 0.01)),
             owner=raw.get("owner", "team:ml"),
+            freshness=raw.get("freshness"),
             source=where,
         )
     except (KeyError, TypeError) as e:

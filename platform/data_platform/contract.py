@@ -59,6 +59,8 @@ class SourceContract:
     """Whether a file with a header and no rows is a valid delivery (a quiet day)."""
     max_rejected_share: float = 0.01
     description: str = ""
+    freshness: dict[str, float] | None = None
+    """`{warn_after_hours, fail_after_hours}`: how stale the raw table may get."""
 
     @property
     def qualified_name(self) -> str:
@@ -137,6 +139,7 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                     snapshot=bool(headwater.get("snapshot", False)),
                     allow_empty=bool(headwater.get("allow_empty", False)),
                     max_rejected_share=float(headwater.get("max_rejected_share", 0.01)),
+                    freshness=headwater.get("freshness"),
                     description=" ".join(str(table.get("description", "")).split()),
                 )
             )

@@ -31,6 +31,7 @@ from dagster_dbt import (
 )
 from packaging import version
 
+from data_platform.freshness import freshness_policy
 from data_platform.resources import Warehouse
 from data_platform.settings import DBT_PROJECT_DIR
 
@@ -132,6 +133,12 @@ class HeadwaterDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return dbt_layer(dbt_resource_props) or super().get_group_name(dbt_resource_props)
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        policy = freshness_policy(props.get("meta", {}).get("headwater_freshness"))
+        return spec.replace_attributes(freshness_policy=policy) if policy else spec
 
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         metadata = dict(super().get_metadata(dbt_resource_props))

@@ -38,6 +38,11 @@ def _graph_snapshot(*all_defs: dg.Definitions) -> dict:
                 "checks": sorted(c.name for c in node.check_keys),
                 "kinds": sorted(node.kinds),
                 "partitioned": node.partitions_def is not None,
+                "freshness_fail_hours": (
+                    node.freshness_policy.fail_window.to_timedelta().total_seconds() / 3600
+                    if node.freshness_policy is not None
+                    else None
+                ),
             }
     return snapshot
 

@@ -12,6 +12,7 @@ import dagster as dg
 
 from data_platform.contract import SourceContract, load_contracts
 from data_platform.dbt_graph import markdown_preview
+from data_platform.freshness import freshness_policy
 from data_platform.ingest import (
     QUARANTINE_TABLE,
     LoadResult,
@@ -110,6 +111,7 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
         # A backfill of many days loads them in one run, one transaction per day.
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool=DUCKDB_POOL,
+        freshness_policy=freshness_policy(contract.freshness),
         kinds={"python", "duckdb"},
         owners=[OWNER_DATA_PLATFORM],
         metadata={
