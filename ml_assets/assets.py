@@ -292,13 +292,13 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         current = mlflow_tracking.version_by_alias(spec.registered_model_name, CHAMPION)
         if gate == "refused":
             # The gate said no (this asset also runs on its own, so it checks for itself).
-            kept = str(current.version) if current else "none"
+            kept = current.version if current else "none"
             context.log.info(f"champion stays {kept}: version {challenger.version} refused")
             return dg.MaterializeResult(
                 metadata={
                     "champion_version": kept,
                     "promoted": False,
-                    "refused_version": str(challenger.version),
+                    "refused_version": challenger.version,
                     "reason": reason,
                 }
             )
@@ -310,14 +310,14 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         previous = move_champion(
             mlflow_tracking,
             spec.registered_model_name,
-            str(challenger.version),
+            challenger.version,
             "promoted",
             reason,
         )
         context.log.info(f"champion: version {previous or 'none'} -> {challenger.version}")
         return dg.MaterializeResult(
             metadata={
-                "champion_version": str(challenger.version),
+                "champion_version": challenger.version,
                 "promoted": True,
                 "previous_champion_version": previous or "none",
                 "reason": reason,
@@ -352,10 +352,10 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             return
         start, end = context.partition_time_window
         window = (start.date().isoformat(), end.date().isoformat())
-        scored = _score(spec, warehouse, mlflow_tracking, str(champion_version.version), window)
+        scored = _score(spec, warehouse, mlflow_tracking, champion_version.version, window)
         yield dg.MaterializeResult(
             metadata={
-                "model_version": str(champion_version.version),
+                "model_version": champion_version.version,
                 "dagster/partition_row_count": scored["rows"],
                 "dagster/row_count": scored["total"],
                 "mean_score": scored["mean"],
@@ -471,7 +471,7 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
     if challenger is None:
         raise ValueError(f"{spec.registered_model_name} has no challenger: train the model first")
     champion = tracking.version_by_alias(spec.registered_model_name, CHAMPION)
-    if champion is not None and str(champion.version) == str(challenger.version):
+    if champion is not None and champion.version == challenger.version:
         champion = None  # already promoted: compare with nothing but the baseline
 
     baseline_feature = frame[spec.baseline_feature].astype("float64").to_numpy()
@@ -481,7 +481,7 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
             spec,
             label[test],
             predict(
-                _load_booster(tracking, spec.registered_model_name, str(challenger.version)),
+                _load_booster(tracking, spec.registered_model_name, challenger.version),
                 frame[test],
             ),
         ),
@@ -490,7 +490,7 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
                 spec,
                 label[test],
                 predict(
-                    _load_booster(tracking, spec.registered_model_name, str(champion.version)),
+                    _load_booster(tracking, spec.registered_model_name, champion.version),
                     frame[test],
                 ),
             )
@@ -503,8 +503,8 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
         spec.promotion, metrics["challenger"], metrics["champion"], metrics["baseline"]
     )
     return {
-        "challenger_version": str(challenger.version),
-        "champion_version": str(champion.version) if champion is not None else None,
+        "challenger_version": challenger.version,
+        "champion_version": champion.version if champion is not None else None,
         "metrics": metrics,
         "test_rows": int(test.sum()),
         "decision": decision,

@@ -24,10 +24,10 @@ def move_champion(
         {
             f"headwater.{action}_at": datetime.now(UTC).isoformat(timespec="seconds"),
             f"headwater.{action}_reason": reason,
-            "headwater.previous_champion": str(previous.version) if previous else "",
+            "headwater.previous_champion": previous.version if previous else "",
         },
     )
-    return str(previous.version) if previous else None
+    return previous.version if previous else None
 
 
 def rollback(tracking: MlflowTracking, model_name: str, to_version: str, reason: str) -> str | None:

@@ -8,6 +8,7 @@ imported inside the methods, so loading the code location does not pay for it.
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,16 @@ from data_platform.settings import state_dir
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A registered model version as the platform uses it (MLflow returns the number as int or
+    str depending on the store; here it is always a str)."""
+
+    version: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -65,14 +76,15 @@ class MlflowTracking(dg.ConfigurableResource):
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
             yield run
 
-    def version_by_alias(self, model_name: str, alias: str):
+    def version_by_alias(self, model_name: str, alias: str) -> VersionRef | None:
         """The model version holding the alias, or None if nobody holds it yet."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client().get_model_version_by_alias(model_name, alias)
+            v = self.client().get_model_version_by_alias(model_name, alias)
         except MlflowException:
             return None
+        return VersionRef(version=str(v.version), run_id=v.run_id, tags=dict(v.tags))
 
     def run_link(self, experiment_id: str, run_id: str) -> str:
         uri = self.resolved_uri()

@@ -22,6 +22,15 @@ DEMO_LAST_DAY = "2025-01-08"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def copy_project(dest: Path) -> Path:
     """The project's code and dbt project copied to `dest`, to add files to it in a test.
 

@@ -4,12 +4,13 @@ showing both code locations as one graph."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.conftest import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -19,12 +20,6 @@ QUERY = """
   instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } }
 }
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _graphql(port: int) -> dict:
@@ -38,7 +33,7 @@ def _graphql(port: int) -> dict:
 
 
 def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
     env["HEADWATER_HOME"] = str(tmp_path / "state")
     server = subprocess.Popen(

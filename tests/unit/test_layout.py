@@ -4,7 +4,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
@@ -69,12 +70,6 @@ def test_python_m_of_a_project_module():
     assert "materialize" in help_text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_inside_a_dagster_code_server(tmp_path):
     out = tmp_path / "probe.json"
     env = {**os.environ, "HEADWATER_PROBE_OUT": str(out), "DAGSTER_HOME": str(tmp_path)}
@@ -90,7 +85,7 @@ def test_inside_a_dagster_code_server(tmp_path):
             "-h",
             "127.0.0.1",
             "-p",
-            str(_free_port()),
+            str(free_port()),
         ],
         cwd=ROOT,
         env=env,
