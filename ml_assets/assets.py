@@ -20,6 +20,7 @@ from data_platform.dbt_graph import markdown_preview
 from data_platform.freshness import freshness_policy
 from data_platform.resources import Warehouse
 from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL, state_dir
+from ml_assets.automation import follows_training, retrain_condition, scores_condition
 from ml_assets.spec import ModelSpec
 from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking
 
@@ -75,6 +76,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"python", "duckdb", "parquet"},
         pool=DUCKDB_POOL,
         metadata=spec_metadata,
+        automation_condition=retrain_condition(spec),
         **common,
     )
     def training_set(
@@ -134,6 +136,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"python", "lightgbm", "mlflow"},
         metadata=spec_metadata,
         freshness_policy=freshness_policy(spec.freshness),
+        automation_condition=follows_training(),
         **common,
     )
     def model(
@@ -204,6 +207,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 ),
             )
         ],
+        automation_condition=follows_training(),
         **common,
     )
     def evaluation(
@@ -277,6 +281,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         ),
         kinds={"python", "mlflow"},
         metadata=spec_metadata,
+        automation_condition=follows_training(),
         **common,
     )
     def champion(
@@ -339,6 +344,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         pool=DUCKDB_POOL,
         metadata=spec_metadata,
         output_required=False,
+        automation_condition=scores_condition(),
     )
     def scores(
         context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_tracking: MlflowTracking
@@ -360,6 +366,11 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": scored["total"],
                 "mean_score": scored["mean"],
                 "preview": dg.MetadataValue.md(scored["preview"]),
+                **(
+                    {"labels_mature_at": scored["labels_mature_at"].isoformat()}
+                    if scored["labels_mature_at"] is not None
+                    else {}
+                ),
             }
         )
 
@@ -428,6 +439,7 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
             digest=data_version or None,
         )
         mlflow.log_input(dataset, context="training")
+        _log_reference(spec, trained.booster, train_frame)
 
         example = frame.head(5)
         info = mlflow.lightgbm.log_model(
@@ -444,9 +456,34 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
     version = str(info.registered_model_version)
     client = tracking.client()
     client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, version)
+    # The version's own test-window metrics: realised performance is judged against them.
+    tags["headwater.test_metrics"] = json.dumps(metrics, sort_keys=True)
     for key, value in tags.items():
         client.set_model_version_tag(spec.registered_model_name, version, key, value)
     return version, run_id, experiment_id
+
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+REFERENCE_ROWS = 20_000
+
+
+def _log_reference(spec: ModelSpec, booster, train_frame) -> None:
+    """The drift reference, stored with the run: a sample of the training window's features
+    with the model's own scores on them. Drift of a scored day is measured against it."""
+    import tempfile
+
+    import mlflow
+
+    from ml_assets.train import predict
+
+    rows = train_frame
+    if len(rows) > REFERENCE_ROWS:
+        rows = rows.sample(n=REFERENCE_ROWS, random_state=int(spec.lightgbm.get("seed", 0)))
+    reference = rows.assign(score=predict(booster, rows))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "reference.parquet"
+        reference.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="reference")
 
 
 def _load_booster(tracking: MlflowTracking, model_name: str, version: str):
@@ -548,6 +585,12 @@ def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, vers
         con.execute(f"insert into {table} select *, current_timestamp from new_scores")
         con.execute("commit")
         (total,) = con.execute(f"select count(*) from {table}").fetchone()
+        # When the last label of the day is final: the monitor sensor asks for the day's
+        # realised performance once the warehouse has data up to then.
+        (labels_mature_at,) = con.execute(
+            f"select max(l.{spec.label.matures_at}) from {spec.label.table} l "
+            f"join new_scores s using ({keys})"
+        ).fetchone()
         preview = con.execute("select * from new_scores limit 5")
         columns = [d[0] for d in preview.description]
         preview_md = markdown_preview(columns, preview.fetchall())
@@ -556,4 +599,5 @@ def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, vers
         "total": total,
         "mean": float(sum(score) / len(score)) if len(score) else 0.0,
         "preview": preview_md,
+        "labels_mature_at": labels_mature_at,
     }

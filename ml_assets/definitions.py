@@ -1,4 +1,4 @@
-"""The ML code location: feature sets, models, scores (monitoring joins it later).
+"""The ML code location: feature sets, models, scores, monitoring and their automation.
 
 It shares the warehouse file and the dbt project with the data-engineering location, and refers
 to the marts by asset key only. Heavy libraries (lightgbm, mlflow, evidently) are imported inside
@@ -10,20 +10,29 @@ import dagster as dg
 from data_platform.dbt_graph import dbt_cli_resource
 from data_platform.resources import Warehouse
 from ml_assets.assets import ModelArtifacts, build_model_assets
+from ml_assets.automation import build_automation_sensor, build_jobs, build_monitor_sensor
 from ml_assets.features import build_feature_assets
+from ml_assets.monitoring_assets import MonitoringReports, build_monitoring_assets
 from ml_assets.spec import load_specs
 from ml_assets.tracking import MlflowTracking
 
 
 def build_definitions() -> dg.Definitions:
-    model_assets = [a for spec in load_specs() for a in build_model_assets(spec)]
+    specs = load_specs()
+    model_assets = [
+        a for spec in specs for a in (*build_model_assets(spec), *build_monitoring_assets(spec))
+    ]
+    jobs = build_jobs(specs)
     return dg.Definitions(
         assets=dg.with_source_code_references([*build_feature_assets(), *model_assets]),
+        jobs=jobs,
+        sensors=[build_automation_sensor(), build_monitor_sensor(specs, jobs)],
         resources={
             "warehouse": Warehouse(),
             "dbt": dbt_cli_resource(),
             "mlflow_tracking": MlflowTracking(),
             "artifacts": ModelArtifacts(),
+            "reports": MonitoringReports(),
         },
         # Steps that write the warehouse take turns anyway (one DuckDB writer); running them in
         # the run's own process saves a code load per step.

@@ -8,11 +8,25 @@ asset key, so the two locations form one graph without importing each other's as
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from data_platform.dbt_graph import DBT_PROJECT, TRANSLATOR, ensure_manifest, run_dbt
+from data_platform.dbt_graph import (
+    DBT_PROJECT,
+    HeadwaterDbtTranslator,
+    ensure_manifest,
+    run_dbt,
+)
 from data_platform.resources import Warehouse
 from data_platform.settings import DUCKDB_POOL
+from ml_assets.automation import features_condition
 
 FEATURES_SELECTION = "path:models/features"
+
+
+class FeaturesTranslator(HeadwaterDbtTranslator):
+    """The shared translator, plus declarative automation: feature sets follow the marts."""
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        return spec.replace_attributes(automation_condition=features_condition())
 
 
 def build_feature_assets() -> list[dg.AssetsDefinition]:
@@ -21,7 +35,7 @@ def build_feature_assets() -> list[dg.AssetsDefinition]:
         project=DBT_PROJECT,
         select=FEATURES_SELECTION,
         name="features",
-        dagster_dbt_translator=TRANSLATOR,
+        dagster_dbt_translator=FeaturesTranslator(),
         pool=DUCKDB_POOL,
     )
     def features(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):

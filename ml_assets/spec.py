@@ -57,6 +57,37 @@ class PromotionSpec:
 
 
 @dataclass(frozen=True)
+class DriftSpec:
+    """When a scored day counts as drifted: the share of the model's features whose
+    distribution moved away from the champion's training window (Evidently's per-column tests).
+    At `warn_share` the drift check warns; at `error_share` it fails and the model retrains."""
+
+    warn_share: float = 0.2
+    error_share: float = 0.4
+    sample_rows: int = 5000
+    """Rows compared per side at most (Evidently slows badly on large frames)."""
+
+
+@dataclass(frozen=True)
+class PerformanceSpec:
+    """When realised performance has decayed: `metric` on a day's matured labels against the
+    same metric on the model version's own test window, as a relative loss (0.05 = 5% worse).
+    A decay of `warn_decay` warns; one of `error_decay` fails the check and the model retrains."""
+
+    metric: str
+    warn_decay: float
+    error_decay: float
+    min_rows: int = 200
+    """Days with fewer scored rows (or, for a classifier, no positive) are not judged."""
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    drift: DriftSpec = field(default_factory=DriftSpec)
+    performance: PerformanceSpec | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     description: str
@@ -81,6 +112,9 @@ class ModelSpec:
     owner: str = "team:ml"
     freshness: dict[str, float] | None = None
     """`{warn_after_hours, fail_after_hours}` for the trained model: a model older fails."""
+    retrain_cron: str = "0 4 * * 1"
+    """The backstop: the model retrains on this schedule whatever else happens (UTC)."""
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     source: str = ""
 
     @property
@@ -99,6 +133,15 @@ def spec_from_yml(path: Path) -> ModelSpec:
         label = LabelSpec(**raw["label"])
         split = SplitSpec(**raw["split"])
         promotion = PromotionSpec(**raw["promotion"])
+        monitoring_raw = raw.get("monitoring") or {}
+        monitoring = MonitoringSpec(
+            drift=DriftSpec(**(monitoring_raw.get("drift") or {})),
+            performance=(
+                PerformanceSpec(**monitoring_raw["performance"])
+                if monitoring_raw.get("performance")
+                else None
+            ),
+        )
         spec = ModelSpec(
             name=raw["name"],
             description=" ".join(str(raw.get("description", "")).split()),
@@ -118,6 +161,8 @@ def spec_from_yml(path: Path) -> ModelSpec:
             top_k_share=float(raw.get("top_k_share", 0.01)),
             owner=raw.get("owner", "team:ml"),
             freshness=raw.get("freshness"),
+            retrain_cron=raw.get("retrain_cron", "0 4 * * 1"),
+            monitoring=monitoring,
             source=where,
         )
     except (KeyError, TypeError) as e:
@@ -133,6 +178,19 @@ def spec_from_yml(path: Path) -> ModelSpec:
         raise ValueError(f"{where}: categorical columns {sorted(unknown)} are not features")
     if spec.baseline_feature not in spec.features:
         raise ValueError(f"{where}: baseline_feature must be one of the features")
+    drift = spec.monitoring.drift
+    if not 0 < drift.warn_share <= drift.error_share <= 1:
+        raise ValueError(f"{where}: monitoring.drift needs 0 < warn_share <= error_share <= 1")
+    performance = spec.monitoring.performance
+    if performance is not None:
+        if performance.metric not in spec.metrics:
+            raise ValueError(
+                f"{where}: monitoring.performance.metric must be one of {spec.metrics}"
+            )
+        if not 0 <= performance.warn_decay <= performance.error_decay:
+            raise ValueError(
+                f"{where}: monitoring.performance needs 0 <= warn_decay <= error_decay"
+            )
     return spec
 
 

@@ -86,6 +86,11 @@ class MlflowTracking(dg.ConfigurableResource):
             return None
         return VersionRef(version=str(v.version), run_id=v.run_id, tags=dict(v.tags))
 
+    def version_of(self, model_name: str, version: str) -> VersionRef:
+        """A named version (it must exist)."""
+        v = self.client().get_model_version(model_name, str(version))
+        return VersionRef(version=str(v.version), run_id=v.run_id, tags=dict(v.tags))
+
     def run_link(self, experiment_id: str, run_id: str) -> str:
         uri = self.resolved_uri()
         if uri.startswith("http"):

@@ -38,3 +38,13 @@ def default_duckdb_path() -> Path:
 
 def default_landing_dir() -> Path:
     return Path(os.environ.get("HEADWATER_LANDING_DIR") or state_dir() / "landing")
+
+
+def reports_dir() -> Path:
+    """Where monitoring reports (Evidently HTML and JSON) are written and served from."""
+    return Path(os.environ.get("HEADWATER_REPORTS_DIR") or state_dir() / "reports")
+
+
+def reports_url() -> str:
+    """The HTTP address that serves `reports_dir()` (`headwater dev` starts one), or ''."""
+    return os.environ.get("HEADWATER_REPORTS_URL", "").rstrip("/")

@@ -7,6 +7,7 @@
   calendar days after its transaction's date, at any time of that day, so the label is final at
   midnight ending day transaction_date + 60 (transaction_date + 61 days, 00:00). transacted_at +
   60 days would be too early for a transaction made before the chargeback's time of day.
+  The 61 days come from macros/label_maturity_days.sql.
 -#}
 
 {{ config(materialized='table') }}
@@ -46,7 +47,8 @@ final as (
 
         first_chargebacks.transaction_id is not null as is_fraud,
         first_chargebacks.first_reported_at as chargeback_reported_at,
-        cast(transactions.transaction_date + interval 61 days as timestamp) as label_matures_at
+        cast(transactions.transaction_date + interval {{ label_maturity_days() }} days as timestamp)
+            as label_matures_at
 
     from transactions
 

@@ -37,7 +37,8 @@ chargebacked_transactions as (
     inner join chargebacks
         on transactions.transaction_id = chargebacks.transaction_id
 
-    where chargebacks.reported_date <= transactions.transaction_date + interval 60 days
+    where chargebacks.reported_date
+        <= transactions.transaction_date + interval {{ label_maturity_days() - 1 }} days
 
 ),
 

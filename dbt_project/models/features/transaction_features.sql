@@ -70,7 +70,8 @@ customer_history as (
 
 ),
 
--- per merchant and day D: days D-120 .. D-61, whose labels have all matured by D-1
+-- per merchant and day D: days D-120 .. D-61, whose labels have all matured by D-1 (61 is
+-- label_maturity_days())
 merchant_matured_labels as (
 
     select
@@ -86,7 +87,8 @@ merchant_matured_labels as (
     window
         matured_days as (
             partition by merchant_id order by transaction_date
-            range between interval 120 days preceding and interval 61 days preceding
+            range between interval {{ label_maturity_days() + 59 }} days preceding
+                and interval {{ label_maturity_days() }} days preceding
         )
 
 ),

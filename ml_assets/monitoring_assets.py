@@ -1,0 +1,329 @@
+"""The two monitoring assets every model spec gets, per scored day.
+
+    monitoring/<name>/drift        Evidently data drift of the day's features and prediction drift
+                                   against the scoring version's training window; HTML + JSON
+                                   report; check `drift_below_threshold`
+    monitoring/<name>/performance  the day's realised performance on matured labels for the
+                                   version that scored it; check `performance_not_decayed`
+
+Both also append to DuckDB (`monitoring.drift`, `monitoring.performance`), so the history can be
+queried as well as plotted. The bodies are thin: the logic is in `drift` and `monitoring`.
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from data_platform.resources import Warehouse
+from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL, reports_dir, reports_url
+from ml_assets.assets import REFERENCE_ARTIFACT, ModelArtifacts
+from ml_assets.automation import DRIFT_CHECK, PERFORMANCE_CHECK, drift_condition, keys_of
+from ml_assets.monitoring import Verdict
+from ml_assets.spec import ModelSpec
+from ml_assets.tracking import MlflowTracking
+
+
+class MonitoringReports(dg.ConfigurableResource):
+    """Where Evidently reports are written (empty: `<state>/reports`) and the HTTP address that
+    serves that folder (empty: $HEADWATER_REPORTS_URL, which `headwater dev` sets)."""
+
+    path: str = ""
+    base_url: str = ""
+
+    def folder(self) -> Path:
+        return Path(self.path) if self.path else reports_dir()
+
+    def link(self, file: Path) -> str:
+        base = self.base_url.rstrip("/") or reports_url()
+        if not base:
+            return file.resolve().as_uri()
+        return f"{base}/{file.resolve().relative_to(self.folder().resolve()).as_posix()}"
+
+
+def _table_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(table.split("."))
+
+
+def _severity(verdict: Verdict) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if verdict.level == "error" else dg.AssetCheckSeverity.WARN
+
+
+def _replace_rows(con, table: str, columns: str, model: str, day: str, rows: list[tuple]) -> None:
+    """Replace one model's day in a monitoring table (re-running a day is idempotent)."""
+    con.execute("create schema if not exists monitoring")
+    con.execute(f"create table if not exists monitoring.{table} ({columns})")
+    con.execute("begin transaction")
+    con.execute(f"delete from monitoring.{table} where model = $1 and day = $2", [model, day])
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        con.executemany(f"insert into monitoring.{table} values ({marks})", rows)
+    con.execute("commit")
+
+
+def _reference(spec: ModelSpec, tracking: MlflowTracking, artifacts: ModelArtifacts, version):
+    """The version's drift reference, downloaded once into the model's artifact folder."""
+    import pandas as pd
+
+    cached = artifacts.folder(spec.name) / f"reference_v{version.version}.parquet"
+    if not cached.exists():
+        import mlflow
+
+        tracking.client()
+        downloaded = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=REFERENCE_ARTIFACT,
+            dst_path=str(cached.parent / f".download_v{version.version}"),
+        )
+        Path(downloaded).replace(cached)
+    return pd.read_parquet(cached)
+
+
+def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+    name = spec.name
+    k = keys_of(name)
+    feature_key = _table_key(spec.feature_set)
+    rule = spec.monitoring
+    common = {
+        "group_name": "monitoring",
+        "owners": [spec.owner],
+        "partitions_def": DAILY_PARTITIONS,
+        "pool": DUCKDB_POOL,
+        "metadata": {"model_spec": dg.MetadataValue.path(spec.source)},
+    }
+
+    @dg.asset(
+        key=k["drift"],
+        deps=[k["scores"], feature_key],
+        description=(
+            f"Drift of `{name}`'s scored day: Evidently's per-column tests on the model's "
+            f"features and on its score, against a sample of the training window of the version "
+            f"that scored the day. Days are sampled to {rule.drift.sample_rows:,} rows a side. "
+            f"The HTML report is linked in the metadata."
+        ),
+        kinds={"python", "evidently"},
+        automation_condition=drift_condition(feature_key),
+        check_specs=[
+            dg.AssetCheckSpec(
+                DRIFT_CHECK,
+                asset=k["drift"],
+                description=(
+                    f"Share of drifted features below {rule.drift.warn_share:.0%} (WARN at or "
+                    f"above it, ERROR at or above {rule.drift.error_share:.0%}: the model "
+                    "retrains)."
+                ),
+            )
+        ],
+        **common,
+    )
+    def drift(
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        mlflow_tracking: MlflowTracking,
+        artifacts: ModelArtifacts,
+        reports: MonitoringReports,
+    ):
+        from ml_assets.drift import compute_drift
+        from ml_assets.monitoring import judge_drift
+        from ml_assets.train import to_frame
+
+        day = context.partition_key
+        keys = ", ".join(spec.keys)
+        columns = ", ".join(f"f.{c}" for c in spec.features)
+        with warehouse.connect(read_only=True) as con:
+            rows = con.sql(
+                f"select {columns}, s.score, s.model_version from scores.{name} s "
+                f"join {spec.feature_set} f using ({keys}) "
+                "where cast(s.event_time as date) = $1",
+                params=[day],
+            ).to_arrow_table()
+        if rows.num_rows == 0:
+            # Nothing scored that day (a weekly model's off days, or scores not written yet).
+            yield dg.MaterializeResult(metadata={"scored_rows": 0})
+            yield dg.AssetCheckResult(
+                check_name=DRIFT_CHECK,
+                passed=True,
+                description=f"nothing scored on {day}: no drift to measure",
+            )
+            return
+        versions = sorted(set(rows.column("model_version").to_pylist()))
+        version = mlflow_tracking.version_of(spec.registered_model_name, versions[-1])
+        reference = _reference(spec, mlflow_tracking, artifacts, version)
+        current = to_frame(rows, spec).assign(score=rows.column("score").to_numpy())
+        folder = reports.folder() / name / "drift"
+        html, report_json = folder / f"{day}.html", folder / f"{day}.json"
+        result = compute_drift(
+            reference,
+            current,
+            features=spec.features,
+            categorical=spec.categorical,
+            max_rows=rule.drift.sample_rows,
+            seed=int(spec.lightgbm.get("seed", 0)),
+            html_path=html,
+            json_path=report_json,
+        )
+        verdict = judge_drift(
+            rule.drift, result.drift_share, result.drifted_features, len(result.features)
+        )
+        computed_at = datetime.now(UTC).replace(tzinfo=None)
+        with warehouse.connect() as con:
+            _replace_rows(
+                con,
+                "drift",
+                "model varchar, day date, model_version varchar, column_name varchar, "
+                "is_prediction boolean, method varchar, score double, threshold double, "
+                "drifted boolean, computed_at timestamp",
+                name,
+                day,
+                [
+                    (name, day, version.version, f.column, f.column == "score", f.method)
+                    + (f.score, f.threshold, f.drifted, computed_at)
+                    for f in (*result.features, result.prediction)
+                ],
+            )
+        table = "\n".join(
+            f"| {f.column} | {f.method} | {f.score:.4f} | {f.threshold:.4f} | "
+            f"{'**drifted**' if f.drifted else 'no'} |"
+            for f in (*result.features, result.prediction)
+        )
+        yield dg.MaterializeResult(
+            metadata={
+                "drift_share": result.drift_share,
+                "drifted_features": result.drifted_features,
+                "prediction_drift_score": result.prediction.score,
+                "prediction_drifted": result.prediction.drifted,
+                **{f"drift_score/{f.column}": f.score for f in result.features},
+                "model_version": version.version,
+                "scored_rows": result.current_rows_total,
+                "compared_rows": result.current_rows,
+                "reference_rows": result.reference_rows,
+                "sampled": result.sampled,
+                "report": dg.MetadataValue.url(reports.link(html)),
+                "report_path": dg.MetadataValue.path(str(html)),
+                "columns": dg.MetadataValue.md(
+                    "| column | test | score | threshold | drifted |\n|---|---|---:|---:|---|\n"
+                    + table
+                ),
+            }
+        )
+        yield dg.AssetCheckResult(
+            check_name=DRIFT_CHECK,
+            passed=verdict.passed,
+            severity=_severity(verdict),
+            description=verdict.reason,
+            metadata={
+                "drift_share": result.drift_share,
+                "day": day,
+                "model_version": version.version,
+            },
+        )
+
+    performance_assets = []
+    if rule.performance is not None:
+        performance_assets.append(_performance_asset(spec, common))
+    return [drift, *performance_assets]
+
+
+def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
+    name = spec.name
+    k = keys_of(name)
+    rule = spec.monitoring.performance
+    label = spec.label
+
+    @dg.asset(
+        key=k["performance"],
+        deps=[k["scores"], _table_key(label.table)],
+        description=(
+            f"Realised performance of `{name}` on a scored day, once every label of the day has "
+            f"matured ({label.table}.{label.matures_at}), for the model version that scored it. "
+            "Asked for by the `model_monitor` sensor."
+        ),
+        kinds={"python", "duckdb"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                PERFORMANCE_CHECK,
+                asset=k["performance"],
+                description=(
+                    f"{rule.metric} no more than {rule.warn_decay:.0%} worse than on the version's "
+                    f"test window (WARN beyond, ERROR beyond {rule.error_decay:.0%}: the model "
+                    "retrains)."
+                ),
+            )
+        ],
+        **common,
+    )
+    def performance(
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        mlflow_tracking: MlflowTracking,
+    ):
+        from ml_assets.monitoring import judge_performance, realised_metrics
+
+        day = context.partition_key
+        keys = ", ".join(spec.keys)
+        value = f"l.{label.column}"
+        if label.known_at:
+            # as known when the label matured: a later report does not count
+            value = f"({value} and coalesce(l.{label.known_at} <= l.{label.matures_at}, true))"
+        with warehouse.connect(read_only=True) as con:
+            rows = con.sql(
+                f"select s.score, s.model_version, cast({value} as double) as label, "
+                f"l.{label.matures_at} as matures_at from scores.{name} s "
+                f"join {label.table} l using ({keys}) where cast(s.event_time as date) = $1",
+                params=[day],
+            ).to_arrow_table()
+            ((data_until,),) = con.sql(
+                f"select max({spec.event_time}) from {spec.feature_set}"
+            ).fetchall()
+        if rows.num_rows == 0:
+            raise dg.Failure(f"{name}: nothing scored on {day}, so no performance to measure")
+        matures_at = max(rows.column("matures_at").to_pylist())
+        if data_until is None or matures_at > data_until:
+            raise dg.Failure(
+                f"{name}: the labels of {day} mature at {matures_at}, but {spec.feature_set} "
+                f"holds data up to {data_until}; materialise this day after that"
+            )
+        y = rows.column("label").to_numpy()
+        p = rows.column("score").to_numpy()
+        version_number = sorted(set(rows.column("model_version").to_pylist()))[-1]
+        version = mlflow_tracking.version_of(spec.registered_model_name, version_number)
+        test_metrics = json.loads(version.tags.get("headwater.test_metrics", "{}"))
+        metrics = realised_metrics(spec, y, p)
+        positives = int(y.sum()) if spec.objective == "binary" else None
+        reference = float(test_metrics.get(rule.metric, float("nan")))
+        verdict = judge_performance(rule, reference, metrics[rule.metric], len(y), positives)
+        computed_at = datetime.now(UTC).replace(tzinfo=None)
+        with warehouse.connect() as con:
+            _replace_rows(
+                con,
+                "performance",
+                "model varchar, day date, model_version varchar, metric varchar, value double, "
+                "test_window_value double, computed_at timestamp",
+                name,
+                day,
+                [
+                    (name, day, version.version, m, v, test_metrics.get(m), computed_at)
+                    for m, v in metrics.items()
+                ],
+            )
+        context.log.info(f"{name} {day}: {verdict.reason}")
+        yield dg.MaterializeResult(
+            metadata={
+                **{m: float(v) for m, v in metrics.items()},
+                f"test_window_{rule.metric}": reference,
+                "model_version": version.version,
+                "rows": len(y),
+                **({"positives": positives} if positives is not None else {}),
+                "labels_matured_at": str(matures_at),
+            }
+        )
+        yield dg.AssetCheckResult(
+            check_name=PERFORMANCE_CHECK,
+            passed=verdict.passed,
+            severity=_severity(verdict),
+            description=verdict.reason,
+            metadata={"day": day, "model_version": version.version, "metric": rule.metric},
+        )
+
+    return performance

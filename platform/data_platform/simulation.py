@@ -1,0 +1,508 @@
+"""The loop, played day by day through the real automation in one process.
+
+Each simulated day: the generator's files for the day land in the landing folder; at 00:15 the
+next morning (Dagster's clock frozen there) the landing sensor is evaluated, the freshness
+daemon's own code re-evaluates freshness policies, declarative automation is evaluated
+(`evaluate_automation_conditions`, the daemon's logic) and the monitor sensor ticks; every run
+they ask for executes in process against a real instance in `<home>/dagster_home`, with the real
+warehouse, MLflow store and reports under `<home>`. Ticks repeat until nobody asks for more.
+
+Before day 0 the history is materialised in one range run and the first champion trained, as a
+user's first backfill would. The world's chargebacks arrive within `maturity_days - 1` days (and
+dbt reads HEADWATER_LABEL_MATURITY_DAYS), so labels mature inside a month-long simulation.
+
+Uses two Dagster internals, both the daemon's own code: `FreshnessDaemon._evaluate_asset` and
+`AssetGraphView.for_test`; and `freeze_time` from dagster's test utilities. The lockfile pins
+the Dagster version they come from.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+TICK_TIME = time(0, 15)
+MAX_TICKS_PER_DAY = 4
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    days: int = 30
+    history_days: int = 35
+    transactions_per_day: int = 3000
+    drift: bool = True
+    drift_on_day: int = 5
+    """The simulated day (0-based) the generator's crypto_wave scenario starts."""
+    maturity_days: int = 7
+    seed: int = 42
+    start_date: date = date(2025, 1, 1)
+
+    @property
+    def first_day(self) -> date:
+        return self.start_date + timedelta(days=self.history_days)
+
+    @property
+    def drift_starts(self) -> date | None:
+        return self.first_day + timedelta(days=self.drift_on_day) if self.drift else None
+
+
+@dataclass
+class DayReport:
+    day: str
+    drift_share: float | None = None
+    drift_check: str = ""
+    realised: str = ""
+    champion: str = ""
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SimulationResult:
+    config: dict
+    days: list[DayReport]
+    comparison: dict
+    seconds: float
+
+
+# -- set-up ------------------------------------------------------------------------------------
+
+
+def _prepare(home: Path, config: SimulationConfig) -> Path:
+    """A fresh state folder whose environment every resource resolves at run time."""
+    from data_platform.cli import configure_environment
+
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    for variable in ("HEADWATER_DUCKDB_PATH", "HEADWATER_LANDING_DIR", "DAGSTER_HOME"):
+        os.environ.pop(variable, None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ["HEADWATER_LABEL_MATURITY_DAYS"] = str(config.maturity_days)
+    configure_environment(home)
+    return home
+
+
+def _generate(home: Path, config: SimulationConfig) -> Path:
+    """Every day's files, written once into `<home>/incoming`; they land day by day."""
+    from data_platform.generator import DriftScenario, GeneratorConfig, generate
+
+    total_days = config.history_days + config.days
+    incoming = home / "incoming"
+    generate(
+        GeneratorConfig(
+            seed=config.seed,
+            start_date=config.start_date,
+            days=total_days,
+            transactions=config.transactions_per_day * total_days,
+            drift=(
+                DriftScenario("crypto_wave", config.drift_starts) if config.drift_starts else None
+            ),
+            max_report_delay_days=config.maturity_days - 1,
+        ),
+        incoming,
+        progress=False,
+    )
+    return incoming
+
+
+def _land(incoming: Path, landing: Path, up_to: date) -> list[str]:
+    """Move every incoming file dated up to `up_to` (and the snapshots) into the landing folder."""
+    moved = []
+    for path in sorted(incoming.rglob("*.*")):
+        stem_date = path.stem.rsplit("_", 1)[-1]
+        snapshot = path.parent.name in ("customers", "merchants")
+        if snapshot or date.fromisoformat(stem_date) <= up_to:
+            target = landing / path.relative_to(incoming)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, target)
+            moved.append(path.name)
+    return moved
+
+
+# -- executing what the automation asks for ----------------------------------------------------
+
+
+class Loop:
+    """The two code locations' assets and sensors, one instance, and the cursors between ticks."""
+
+    def __init__(self) -> None:
+        from data_platform.definitions import defs as data_defs
+        from data_platform.headless import all_materializable_assets
+        from ml_assets.definitions import defs as ml_defs
+        from ml_assets.spec import load_specs
+
+        self.assets = all_materializable_assets()
+        self.defs = dg.Definitions(assets=self.assets)
+        self.resources = {**data_defs.resources, **ml_defs.resources}
+        self.instance = dg.DagsterInstance.get()
+        self.specs = load_specs()
+        self.landing_sensor = data_defs.get_sensor_def("landing_sensor")
+        self.jobs = {j.name: j for j in ml_defs.jobs}
+        self.landing_cursor: str | None = None
+        self.automation_cursor = None
+        self.monitor_cursor: dict = {}
+        self.runs: list[dg.ExecuteInProcessResult] = []
+
+    def execute(
+        self, keys, partition_key: str | None = None, tags: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
+        result = dg.materialize(
+            self.assets,
+            instance=self.instance,
+            resources=self.resources,
+            selection=dg.AssetSelection.assets(*keys),
+            partition_key=partition_key,
+            tags={"headwater/trigger": "simulation", **(tags or {})},
+            raise_on_error=False,
+        )
+        self.runs.append(result)
+        return result
+
+    # landing sensor
+    def tick_landing(self) -> list[str]:
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.landing_cursor,
+            resources={"landing": self.resources["landing"]},
+        )
+        outcome = self.landing_sensor(context)
+        self.landing_cursor = context.cursor
+        requests = outcome if isinstance(outcome, list) else []
+        done = []
+        for request in requests:
+            tags = dict(request.tags)
+            result = self.execute(request.asset_selection, request.partition_key, tags)
+            first = tags.get("dagster/asset_partition_range_start", request.partition_key or "")
+            last = tags.get("dagster/asset_partition_range_end", first)
+            window = f" {first}..{last}" if first else ""
+            status = "" if result.success else " FAILED"
+            done.append(f"landing: {len(request.asset_selection)} assets{window}{status}")
+        return done
+
+    # freshness daemon
+    def evaluate_freshness(self) -> None:
+        from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+        from dagster._daemon.freshness import FreshnessDaemon
+
+        view = AssetGraphView.for_test(self.defs, self.instance)
+        daemon = FreshnessDaemon()
+        nodes = [n for n in view.asset_graph.asset_nodes if n.freshness_policy is not None]
+
+        async def evaluate_all():
+            for node in nodes:
+                await daemon._evaluate_asset(view, node)  # noqa: SLF001 - the daemon's own code
+
+        asyncio.run(evaluate_all())
+
+    # declarative automation
+    def tick_automation(self, now: datetime) -> list[str]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs,
+            instance=self.instance,
+            evaluation_time=now,
+            cursor=self.automation_cursor,
+        )
+        self.automation_cursor = result.cursor
+        by_partition: dict[str | None, list[dg.AssetKey]] = defaultdict(list)
+        reasons: dict[dg.AssetKey, str] = {}
+        for node in result.results:
+            for partition in result.get_requested_partitions(node.key):
+                by_partition[partition].append(node.key)
+                reasons[node.key] = _why(node)
+        done = []
+        # Unpartitioned first: features and a retrain come before the day's scores and drift
+        # (the daemon's backfill orders them the same way).
+        for partition in sorted(by_partition, key=lambda p: (p is not None, p or "")):
+            keys = by_partition[partition]
+            outcome = self.execute(keys, partition)
+            names = ", ".join(sorted(_short(k) for k in keys))
+            why = "; ".join(sorted({reasons[k] for k in keys if reasons[k]}))
+            status = "" if outcome.success else " FAILED"
+            done.append(
+                f"automation: {names}{' ' + partition if partition else ''}{status} ({why})"
+            )
+            done.extend(_gate_outcome(outcome))
+        return done
+
+    # monitor sensor
+    def tick_monitor(self) -> list[str]:
+        from ml_assets.automation import keys_of, monitor_tick
+
+        requests, log, self.monitor_cursor = monitor_tick(
+            self.specs, self.instance, self.monitor_cursor
+        )
+        done = [f"monitor: {line}" for line in log if "retrain (" not in line]
+        for request in requests:
+            name = request.job_name.split("_", 1)[1]
+            k = keys_of(name)
+            if request.job_name.startswith("retrain_"):
+                keys = [k["training_set"], k["model"], k["evaluation"], k["champion"]]
+            else:
+                keys = [k["performance"]]
+            outcome = self.execute(keys, request.partition_key, dict(request.tags))
+            status = "" if outcome.success else " FAILED"
+            reason = request.tags.get("headwater/retrain_reason") or request.tags.get(
+                "headwater/reason", ""
+            )
+            what = request.job_name.replace("_", " ", 1)
+            day = f" {request.partition_key}" if request.partition_key else ""
+            done.append(f"monitor: {what}{day}{status} ({reason})")
+            done.extend(_gate_outcome(outcome))
+        return done
+
+
+def _short(key: dg.AssetKey) -> str:
+    return "/".join(key.path[-2:]) if key.path[0] in ("models", "monitoring") else key.path[-1]
+
+
+# Labels of the sub-conditions worth naming when saying why automation asked for something.
+_REASONS = (
+    "no model yet",
+    "model failed its freshness policy",
+    "weekly backstop",
+    "features or champion updated",
+    "scores updated",
+    "any_deps_updated",
+    "newly_missing",
+)
+
+
+def _why(node) -> str:
+    """The named sub-conditions that were true, from the evaluation tree (what the UI shows)."""
+    found: list[str] = []
+
+    def walk(n) -> None:
+        label = n.condition.get_label() or ""
+        if n.true_subset.size and any(label.startswith(r) for r in _REASONS):
+            found.append(label)
+            return
+        for child in n.child_results:
+            walk(child)
+
+    walk(node)
+    return ", ".join(dict.fromkeys(found))
+
+
+def _gate_outcome(result: dg.ExecuteInProcessResult) -> list[str]:
+    """What a run's promotion gate decided, read from the champion's materialisation."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key.path[0] == "models" and mat.asset_key.path[-1] == "champion":
+            meta = {k: v.value for k, v in mat.metadata.items()}
+            if meta.get("promoted"):
+                lines.append(
+                    f"gate: promoted v{meta['champion_version']} "
+                    f"(was v{meta['previous_champion_version']}): {meta['reason']}"
+                )
+            else:
+                lines.append(f"gate: refused v{meta.get('refused_version')}: {meta['reason']}")
+    return lines
+
+
+# -- reading the day's outcome -----------------------------------------------------------------
+
+
+def _latest_partition_metadata(instance, key: dg.AssetKey, partition: str) -> dict | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def _drift_check(instance, key: dg.AssetKey) -> str:
+    from ml_assets.automation import DRIFT_CHECK
+
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(key, DRIFT_CHECK), limit=1
+    )
+    if not history or history[0].event is None:
+        return ""
+    evaluation = history[0].event.asset_check_evaluation
+    if evaluation.passed:
+        return "ok"
+    return evaluation.severity.value.lower()
+
+
+def _report_day(loop: Loop, spec, day: str, actions: list[str]) -> DayReport:
+    from ml_assets.automation import keys_of
+    from ml_assets.tracking import CHAMPION, MlflowTracking
+
+    k = keys_of(spec.name)
+    drift = _latest_partition_metadata(loop.instance, k["drift"], day) or {}
+    metric = spec.monitoring.performance.metric
+    realised = []
+    for line in actions:
+        if line.startswith("monitor: performance"):
+            measured_day = line.split()[3]
+            meta = _latest_partition_metadata(loop.instance, k["performance"], measured_day)
+            if meta and metric in meta:
+                version = meta["model_version"]
+                realised.append(f"{meta[metric]:.3f} ({measured_day[5:]}, v{version})")
+    champion = MlflowTracking().version_by_alias(spec.registered_model_name, CHAMPION)
+    return DayReport(
+        day=day,
+        drift_share=drift.get("drift_share"),
+        drift_check=_drift_check(loop.instance, k["drift"]) if drift else "",
+        realised=", ".join(realised),
+        champion=f"v{champion.version}" if champion else "none",
+        actions=actions,
+    )
+
+
+def _compare(loop: Loop, spec, promoted_on: dict[str, str]) -> dict:
+    """Realised performance on the matured days the current champion scored, against the
+    champion it replaced scoring the same rows: what the retrain bought."""
+    from ml_assets.assets import _load_booster
+    from ml_assets.evaluate import metrics_for
+    from ml_assets.tracking import CHAMPION, MlflowTracking
+    from ml_assets.train import predict, to_frame
+
+    tracking = MlflowTracking()
+    current = tracking.version_by_alias(spec.registered_model_name, CHAMPION)
+    if current is None or current.version not in promoted_on:
+        return {}
+    previous = current.tags.get("headwater.previous_champion", "")
+    if not previous:
+        return {}
+    label = spec.label
+    with loop.resources["warehouse"].connect(read_only=True) as con:
+        rows = con.sql(
+            f"select f.*, cast(l.{label.column} as double) as _label from scores.{spec.name} s "
+            f"join {spec.feature_set} f using ({', '.join(spec.keys)}) "
+            f"join {label.table} l using ({', '.join(spec.keys)}) "
+            f"where s.model_version = $1 and l.{label.matures_at} <= "
+            f"(select max({spec.event_time}) from {spec.feature_set})",
+            params=[current.version],
+        ).to_arrow_table()
+    if rows.num_rows == 0:
+        return {"note": f"no day scored by v{current.version} has matured labels yet"}
+    frame = to_frame(rows, spec)
+    y = rows.column("_label").to_numpy()
+    days = sorted({str(d) for d in rows.column(spec.score_date).to_pylist()})
+    out = {
+        "days": f"{days[0]}..{days[-1]}",
+        "rows": rows.num_rows,
+        "promoted_on": promoted_on[current.version],
+    }
+    for who, version in (
+        (f"old champion v{previous}", previous),
+        (f"new champion v{current.version}", current.version),
+    ):
+        booster = _load_booster(tracking, spec.registered_model_name, version)
+        out[who] = metrics_for(spec, y, predict(booster, frame))
+    return out
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def simulate(
+    home: Path, config: SimulationConfig, echo: Callable[[str], None] = print
+) -> SimulationResult:
+    import time as clock
+
+    from dagster._core.test_utils import freeze_time
+
+    started = clock.perf_counter()
+    _prepare(home, config)
+    incoming = _generate(home, config)
+    landing = Path(os.environ["HEADWATER_LANDING_DIR"])
+    loop = Loop()
+    spec = next(s for s in loop.specs if s.name == "fraud_classifier")
+
+    # The history, as a first backfill: raw to scores in one range run, then the first champion.
+    history_end = config.first_day - timedelta(days=1)
+    _land(incoming, landing, history_end)
+    morning = datetime.combine(config.first_day, TICK_TIME, tzinfo=UTC)
+    with freeze_time(morning - timedelta(hours=1)):
+        from data_platform.headless import materialize_range
+
+        first = materialize_range(
+            config.start_date.isoformat(),
+            history_end.isoformat(),
+            instance=loop.instance,
+            selection=dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring"),
+        )
+        if not first.success:
+            raise RuntimeError(f"the history backfill failed: {first.failure}")
+        # The sensors and automation start from here: what the backfill did is not news.
+        loop.tick_landing()
+        loop.automation_cursor = dg.evaluate_automation_conditions(
+            defs=loop.defs, instance=loop.instance, evaluation_time=morning - timedelta(hours=1)
+        ).cursor
+    echo(
+        f"history {config.start_date}..{history_end} materialised in "
+        f"{clock.perf_counter() - started:.0f} s; champion v1 trained"
+    )
+
+    reports: list[DayReport] = []
+    promoted_on: dict[str, str] = {}
+    for index in range(config.days):
+        day = config.first_day + timedelta(days=index)
+        _land(incoming, landing, day)
+        now = datetime.combine(day + timedelta(days=1), TICK_TIME, tzinfo=UTC)
+        actions: list[str] = []
+        for tick in range(MAX_TICKS_PER_DAY):
+            runs_before = len(loop.runs)
+            at = now + timedelta(minutes=5 * tick)
+            with freeze_time(at):
+                actions += loop.tick_landing()
+                loop.evaluate_freshness()
+                actions += loop.tick_automation(at)
+                actions += loop.tick_monitor()
+            if len(loop.runs) == runs_before:
+                break
+        for line in actions:
+            if line.startswith("gate: promoted"):
+                promoted_on[line.split()[2].lstrip("v")] = day.isoformat()
+        report = _report_day(loop, spec, day.isoformat(), actions)
+        reports.append(report)
+        echo(_row(report))
+
+    comparison = _compare(loop, spec, promoted_on) if reports else {}
+    return SimulationResult(
+        config={k: str(v) for k, v in asdict(config).items()},
+        days=reports,
+        comparison=comparison,
+        seconds=clock.perf_counter() - started,
+    )
+
+
+# -- printing ----------------------------------------------------------------------------------
+
+HEADER = (
+    "| day | drift share | drift check | realised ROC-AUC (day, version) | champion | "
+    "what the automation did, and why |\n|---|---:|---|---|---|---|"
+)
+
+
+def _row(report: DayReport) -> str:
+    share = f"{report.drift_share:.0%}" if report.drift_share is not None else ""
+    interesting = [a for a in report.actions if not a.startswith("landing:")]
+    return (
+        f"| {report.day} | {share} | {report.drift_check} | {report.realised} | "
+        f"{report.champion} | {'<br>'.join(interesting)} |"
+    )
+
+
+def render(result: SimulationResult) -> str:
+    lines = [HEADER, *(_row(r) for r in result.days)]
+    if result.comparison:
+        lines.append("")
+        lines.append(f"Recovery: {json.dumps(result.comparison, default=float)}")
+    lines.append(f"\n{len(result.days)} days in {result.seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def to_json(result: SimulationResult) -> str:
+    return json.dumps(asdict(result), indent=2, default=str)

@@ -1,0 +1,245 @@
+"""Each retrain trigger asks for exactly one retrain, and a failed retrain is asked for again later.
+
+The platform's own conditions and monitor sensor, evaluated by Dagster's own code against a real
+instance (temporary DAGSTER_HOME) with Dagster's clock frozen at each tick. What the retrain would
+do is stood in for by reported materialisations and check results: these tests are about when
+the automation asks, the simulation (test_loop_simulation.py) about what the runs then do.
+"""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+from dagster._core.test_utils import freeze_time
+from dagster._daemon.freshness import FreshnessDaemon
+
+from data_platform.resources import Warehouse
+from ml_assets.assets import ModelArtifacts, build_model_assets
+from ml_assets.automation import (
+    DRIFT_CHECK,
+    PERFORMANCE_CHECK,
+    REASON_TAG,
+    keys_of,
+    monitor_tick,
+)
+from ml_assets.monitoring_assets import MonitoringReports, build_monitoring_assets
+from ml_assets.spec import load_specs
+from ml_assets.tracking import MlflowTracking
+
+FRAUD = next(s for s in load_specs() if s.name == "fraud_classifier")
+K = keys_of(FRAUD.name)
+TRAINING = {K["training_set"], K["model"], K["evaluation"], K["champion"]}
+# A Tuesday: the demo specs' backstop cron (Monday 04:00) is days away.
+T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+
+
+class Graph:
+    """One model's assets, its upstream tables as specs, and an automation cursor."""
+
+    def __init__(self, spec, instance):
+        upstream = [dg.AssetSpec(dg.AssetKey(t.split("."))) for t in spec_tables(spec)]
+        self.upstream_keys = [a.key for a in upstream]
+        self.defs = dg.Definitions(
+            assets=[*upstream, *build_model_assets(spec), *build_monitoring_assets(spec)],
+            # Never used (nothing runs here), only required for the definitions to load.
+            resources={
+                "warehouse": Warehouse(),
+                "mlflow_tracking": MlflowTracking(),
+                "artifacts": ModelArtifacts(),
+                "reports": MonitoringReports(),
+            },
+        )
+        self.instance = instance
+        self.cursor = None
+
+    def materialized(self, keys, at: datetime) -> None:
+        with freeze_time(at):
+            for key in keys:
+                self.instance.report_runless_asset_event(dg.AssetMaterialization(key))
+
+    def tick(self, at: datetime) -> set[dg.AssetKey]:
+        """Freshness evaluated as the daemon does, then one automation tick: what it asks for of
+        the training chain (scores and drift of the newest day follow a new champion too)."""
+        with freeze_time(at):
+            view = AssetGraphView.for_test(self.defs, self.instance)
+            daemon = FreshnessDaemon()
+            for node in view.asset_graph.asset_nodes:
+                if node.freshness_policy is not None:
+                    _run(daemon._evaluate_asset(view, node))
+            result = dg.evaluate_automation_conditions(
+                defs=self.defs, instance=self.instance, evaluation_time=at, cursor=self.cursor
+            )
+        self.cursor = result.cursor
+        return {r.key for r in result.results if result.get_requested_partitions(r.key)} & TRAINING
+
+
+def spec_tables(spec) -> list[str]:
+    return sorted({spec.feature_set, spec.label.table})
+
+
+def _run(coroutine):
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture
+def trained(instance):
+    """A graph whose upstream tables and whole training chain were materialised at T0."""
+
+    def build(spec):
+        graph = Graph(spec, instance)
+        graph.materialized([*graph.upstream_keys, *sorted(TRAINING, key=str)], T0)
+        assert graph.tick(T0 + timedelta(minutes=5)) == set(), "no retrain right after training"
+        return graph
+
+    return build
+
+
+def test_a_model_failing_its_freshness_policy_retrains_once_and_again_after_a_failure(trained):
+    # Freshness in hours, so that no weekly backstop falls inside the test's window.
+    spec = replace(
+        FRAUD, freshness={"warn_after_hours": 1, "fail_after_hours": 2}, retrain_cron="0 4 1 1 *"
+    )
+    graph = trained(spec)
+
+    assert graph.tick(T0 + timedelta(hours=1, minutes=30)) == set(), "warned, not failed"
+    stale = T0 + timedelta(hours=2, minutes=30)  # 12:30
+    assert graph.tick(stale) == TRAINING, "one retrain: training set and the steps after it"
+    assert graph.tick(stale + timedelta(minutes=10)) == set(), "not asked for twice"
+
+    # That retrain failed (nothing was materialised). The next retry tick (18:00) asks again.
+    assert graph.tick(T0 + timedelta(hours=7, minutes=55)) == set()
+    assert graph.tick(T0 + timedelta(hours=8, minutes=5)) == TRAINING, "retried later"
+
+    # This one succeeds: the model is fresh and nothing more is asked for.
+    graph.materialized(sorted(TRAINING, key=str), T0 + timedelta(hours=8, minutes=20))
+    assert graph.tick(T0 + timedelta(hours=8, minutes=30)) == set()
+    assert graph.tick(T0 + timedelta(hours=9, minutes=5)) == set()
+
+
+def test_the_weekly_backstop_retrains_once(trained):
+    graph = trained(replace(FRAUD, freshness=None))
+    sunday = datetime(2025, 3, 9, 23, 0, tzinfo=UTC)
+    assert graph.tick(sunday) == set()
+    assert graph.tick(sunday + timedelta(hours=5, minutes=5)) == TRAINING  # Monday 04:05
+    assert graph.tick(sunday + timedelta(hours=5, minutes=15)) == set()
+    assert graph.tick(sunday + timedelta(days=1)) == set()
+
+
+def test_a_model_that_does_not_exist_yet_is_trained_once_its_inputs_exist(instance):
+    graph = Graph(replace(FRAUD, freshness=None), instance)
+    assert graph.tick(T0) == set(), "features missing: nothing to train on"
+    graph.materialized(graph.upstream_keys, T0 + timedelta(minutes=1))
+    assert graph.tick(T0 + timedelta(minutes=5)) == TRAINING
+    assert graph.tick(T0 + timedelta(minutes=10)) == set()
+
+
+# -- the monitor sensor: failed drift and performance checks -------------------------------------
+
+
+def _check_result(instance, asset: str, check: str, passed: bool, severity, at: datetime) -> None:
+    with freeze_time(at):
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=K[asset],
+                check_name=check,
+                passed=passed,
+                severity=severity,
+                description=f"{check} {'passed' if passed else 'failed'} in the test",
+            )
+        )
+
+
+def _retrains(requests) -> list[dg.RunRequest]:
+    return [r for r in requests if r.job_name == f"retrain_{FRAUD.name}"]
+
+
+@pytest.mark.parametrize(
+    ("asset", "check"), [("drift", DRIFT_CHECK), ("performance", PERFORMANCE_CHECK)]
+)
+def test_a_check_failing_at_error_asks_for_exactly_one_retrain(trained, asset, check):
+    graph = trained(FRAUD)
+    instance = graph.instance
+    error, warn = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+
+    _check_result(instance, asset, check, False, warn, T0 + timedelta(hours=1))
+    requests, _, cursor = monitor_tick([FRAUD], instance, {})
+    assert _retrains(requests) == [], "a warning is an alarm, not a retrain"
+
+    _check_result(instance, asset, check, False, error, T0 + timedelta(hours=2))
+    requests, log, cursor = monitor_tick([FRAUD], instance, cursor)
+    (retrain,) = _retrains(requests)
+    assert check in retrain.tags[REASON_TAG]
+    assert any("retrain" in line for line in log)
+
+    requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
+    assert _retrains(requests) == [], "the same failure is not acted on twice"
+
+    # The retrain failed (no model materialised); the next failing evaluation asks again.
+    _check_result(instance, asset, check, False, error, T0 + timedelta(days=1))
+    requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
+    (again,) = _retrains(requests)
+    assert again.run_key != retrain.run_key
+
+
+def test_no_second_retrain_while_one_is_running(trained):
+    graph = trained(FRAUD)
+    instance = graph.instance
+    # A retrain run in progress.
+    job = graph.defs.resolve_implicit_global_asset_job_def()
+    instance.create_run_for_job(
+        job,
+        asset_selection=frozenset(TRAINING),
+        status=dg.DagsterRunStatus.STARTED,
+        tags={"headwater/retrain": FRAUD.name},
+    )
+    _check_result(
+        instance, "drift", DRIFT_CHECK, False, dg.AssetCheckSeverity.ERROR, T0 + timedelta(hours=1)
+    )
+    requests, log, cursor = monitor_tick([FRAUD], instance, {})
+    assert _retrains(requests) == []
+    assert any("already running" in line for line in log)
+
+
+def test_a_failure_older_than_the_latest_retrain_is_not_acted_on(trained):
+    graph = trained(FRAUD)
+    instance = graph.instance
+    _check_result(
+        instance, "drift", DRIFT_CHECK, False, dg.AssetCheckSeverity.ERROR, T0 + timedelta(hours=1)
+    )
+    graph.materialized([K["model"]], T0 + timedelta(hours=2))  # e.g. the weekly backstop
+    requests, _, _ = monitor_tick([FRAUD], instance, {})
+    assert _retrains(requests) == []
+
+
+def test_performance_is_asked_for_once_the_days_labels_have_matured(trained):
+    graph = trained(FRAUD)
+    instance = graph.instance
+
+    def scored(day: str, matures: str, at: datetime) -> None:
+        with freeze_time(at):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    K["scores"], partition=day, metadata={"labels_mature_at": matures}
+                )
+            )
+
+    scored("2025-03-01", "2025-03-08T00:00:00", T0)
+    requests, _, cursor = monitor_tick([FRAUD], instance, {})
+    assert requests == [], "labels of 03-01 mature on 03-08; the data reaches 03-02"
+
+    for day in ("2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05", "2025-03-06"):
+        scored(day, f"{day[:8]}{int(day[8:]) + 7:02d}T00:00:00", T0)
+    requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
+    assert requests == [], "data up to 03-06 (ends 03-07): 03-01 matures 03-08"
+
+    scored("2025-03-07", "2025-03-14T00:00:00", T0)
+    requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
+    assert [(r.job_name, r.partition_key) for r in requests] == [
+        (f"performance_{FRAUD.name}", "2025-03-01")
+    ]
+    requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
+    assert requests == [], "asked for once"
