@@ -1,6 +1,7 @@
 """The `headwater` command: demo data, the embedded platform, and headless materialisation.
 
-    headwater dev                       generate demo data if absent, serve the UI and the daemon
+    headwater dev                       generate demo data if absent (or land its missing days),
+                                        serve the UI, the daemon and the monitoring reports
     headwater materialize --start D --end D [--generate]
                                         materialise the whole graph for [start, end] and summarise
     headwater generate [...]            write demo landing files (see --help)
@@ -27,9 +28,14 @@ from data_platform.settings import PROJECT_ROOT, state_dir
 EMBEDDED_INSTANCE_CONFIG = PROJECT_ROOT / "dagster_instance" / "embedded.yaml"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 
-# The demo: 90 days up to yesterday, so that daily partitions, freshness and automation look live.
+# The demo: 90 days up to yesterday (UTC), so that daily partitions, freshness and automation
+# look live; `headwater dev` and the demo feed job then land each new day (generator/feed.py).
 DEMO_DAYS = 90
 DEMO_TRANSACTIONS = 200_000
+REPORTS_PORT = 3001
+
+# Signals `headwater dev` passes on to `dagster dev`: Ctrl-C, a plain kill, a closed terminal.
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 def configure_environment(home: Path | None = None) -> Path:
@@ -50,11 +56,13 @@ def configure_environment(home: Path | None = None) -> Path:
 
 def _demo_config(args: argparse.Namespace):
     from data_platform.generator import DRIFT_SCENARIOS, DriftScenario, GeneratorConfig
+    from data_platform.generator.feed import yesterday_utc
 
+    # Daily partitions are UTC days, and the newest one is yesterday.
     start = (
         date.fromisoformat(args.start_date)
         if args.start_date
-        else (date.today() - timedelta(days=args.days))
+        else (yesterday_utc() - timedelta(days=args.days - 1))
     )
     drift = None
     if args.drift:
@@ -89,19 +97,94 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from data_platform.dbt_graph import ensure_manifest
-    from data_platform.generator import generate_if_absent
+    from data_platform.report_server import reports_dir, start_report_server
 
     home = configure_environment()
-    landing = Path(os.environ["HEADWATER_LANDING_DIR"])
-    generate_if_absent(_demo_config(args), landing)
+    _prepare_demo(args, Path(os.environ["HEADWATER_LANDING_DIR"]))
     ensure_manifest()
+    try:
+        reports, reports_url = start_report_server(reports_dir(), args.host, args.reports_port)
+    except OSError as e:
+        raise SystemExit(
+            f"headwater: cannot serve the reports on {args.host}:{args.reports_port} ({e}); "
+            "pass another --reports-port"
+        ) from e
+    # The daemon, the code servers and the runs they launch inherit it, so a monitoring asset
+    # can put a clickable link to its report in its metadata.
+    os.environ["HEADWATER_REPORTS_URL"] = reports_url
     dagster = Path(sys.executable).parent / "dagster"
-    print(f"headwater: state in {home}; Dagster UI on http://{args.host}:{args.port}", flush=True)
-    os.execv(
-        str(dagster),
-        [str(dagster), "dev", "-w", str(WORKSPACE), "-h", args.host, "-p", str(args.port)],
+    print(
+        f"headwater: state in {home}; Dagster UI on http://{args.host}:{args.port}; "
+        f"reports on {reports_url}",
+        flush=True,
     )
-    return 0  # not reached
+    try:
+        return _run_forwarding_signals(
+            [str(dagster), "dev", "-w", str(WORKSPACE), "-h", args.host, "-p", str(args.port)]
+        )
+    finally:
+        reports.shutdown()
+        reports.server_close()
+
+
+def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
+    """Bring the embedded demo up to yesterday: generate it into an empty landing folder, or land
+    the days missing since it was last fed. A folder of someone else's files is left alone."""
+    from data_platform.generator.feed import DEMO_RECORD, feed_demo, start_demo
+
+    fed = feed_demo(landing, progress=True)
+    if fed is not None:
+        if fed.days_landed:
+            print(f"headwater: demo landed {fed.days_landed} new day(s), up to {fed.end}")
+        return
+    if start_demo(_demo_config(args), landing) is None:
+        print(
+            f"headwater: {landing} holds landing files but no {DEMO_RECORD}: they are used as "
+            "they are, and the demo feed does not add days to them",
+            flush=True,
+        )
+
+
+def _run_forwarding_signals(command: list[str]) -> int:
+    """Run `command` and return its exit code, passing our stop signals on to it.
+
+    `dagster dev` used to replace this process (execv), so Ctrl-C or a kill reached it
+    directly. Now this process stays to serve the reports, so the child runs in a process group
+    of its own and gets each signal exactly once, from here, sent to its whole group as the
+    terminal would (a second SIGINT during its shutdown would cut its cleanup short and leave
+    its webserver and daemon behind).
+    """
+    import signal
+    import subprocess
+
+    child: subprocess.Popen | None = None
+    early: list[int] = []  # received before the child existed
+
+    def forward(signum: int, _frame) -> None:
+        if child is None:
+            early.append(signum)
+        else:
+            _signal_group(child, signum)
+
+    forwarded = [getattr(signal, name) for name in FORWARDED_SIGNALS]
+    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+    try:
+        child = subprocess.Popen(command, process_group=0)
+        for signum in early:
+            _signal_group(child, signum)
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    # A child killed by a signal exits like a shell reports it.
+    return 128 - code if code < 0 else code
+
+
+def _signal_group(child, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:  # already gone
+        pass
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -116,6 +199,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     result = materialize_range(args.start, args.end)
     print_summary(result, time.perf_counter() - started)
     return 0 if result.success else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from data_platform.simulation import run_from_arguments
+
+    return run_from_arguments(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -177,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     dev = sub.add_parser("dev", help="serve the Dagster UI and daemon on the embedded instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument(
+        "--reports-port",
+        type=int,
+        default=REPORTS_PORT,
+        help=f"port of the monitoring reports' HTTP server (default {REPORTS_PORT}; 0: any free)",
+    )
     _add_demo_options(dev)
     dev.set_defaults(func=cmd_dev)
 
@@ -201,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--to-version", required=True)
     back.add_argument("--reason", required=True, help="recorded on the model version")
     back.set_defaults(func=cmd_rollback)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="play N days through the real automation (drift, retraining, promotion)",
+    )
+    from data_platform.simulation import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(func=cmd_simulate)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,6 +4,7 @@ import dagster as dg
 
 from data_platform.contract import load_contracts
 from data_platform.dbt_graph import dbt_cli_resource
+from data_platform.defs.demo_feed import build_demo_feed
 from data_platform.defs.landing_sensor import build_landing_sensor
 from data_platform.defs.raw import build_raw_assets
 from data_platform.defs.warehouse import build_warehouse_assets
@@ -29,9 +30,11 @@ def build_definitions() -> dg.Definitions:
         partitions_def=DAILY_PARTITIONS,
         description="One day's raw files through the daily warehouse facts.",
     )
+    demo_feed_job, demo_feed_schedule = build_demo_feed()
     return dg.Definitions(
         assets=dg.with_source_code_references(all_assets),
-        jobs=[daily_job],
+        jobs=[daily_job, demo_feed_job],
+        schedules=[demo_feed_schedule],
         # Steps that write the warehouse take turns anyway (one DuckDB writer); running them in
         # the run's own process saves a code load per step.
         executor=dg.in_process_executor,

@@ -53,8 +53,13 @@ def materialize_range(
     instance: dg.DagsterInstance | None = None,
     resources: dict | None = None,
     selection: dg.AssetSelection | None = None,
+    run_config: dict | None = None,
 ) -> RangeResult:
-    """Materialise `selection` (default: everything) for the day partitions start..end."""
+    """Materialise `selection` for the day partitions start..end.
+
+    The default is everything but the monitoring group: drift and performance are measured per
+    scored day (by automation, or per partition from the UI), not over a range in one run.
+    """
     from data_platform.definitions import defs as data_defs
     from ml_assets.definitions import defs as ml_defs
 
@@ -64,12 +69,13 @@ def materialize_range(
         all_materializable_assets(),
         instance=instance,
         resources=resources or {**data_defs.resources, **ml_defs.resources},
-        selection=selection,
+        selection=selection or dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring"),
         tags={
             "dagster/asset_partition_range_start": keys[0],
             "dagster/asset_partition_range_end": keys[-1],
             "headwater/trigger": "headless",
         },
+        run_config=run_config,
         raise_on_error=False,
     )
     return RangeResult(

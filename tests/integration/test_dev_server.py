@@ -1,5 +1,6 @@
 """The first README command's server: `headwater dev` serves the UI on 127.0.0.1 with the daemon,
-showing both code locations as one graph."""
+showing both code locations as one graph, serves the monitoring reports over HTTP, and leaves no
+process behind when stopped."""
 
 import json
 import os
@@ -32,16 +33,61 @@ def _graphql(port: int) -> dict:
         return json.load(response)["data"]
 
 
+def _session(sid: int) -> dict[int, str]:
+    """The live processes of session `sid` (Linux /proc), with their command lines.
+
+    `headwater dev` starts in a session of its own, and nothing under it starts another, so
+    this is everything it started: `dagster dev`, the webserver, the daemon, the code servers."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # exited meanwhile
+            continue
+        state, _ppid, _pgrp, session = text[text.rindex(")") + 2 :].split()[:4]
+        if int(session) == sid and state != "Z":
+            found[int(stat.parent.name)] = cmdline.replace(b"\0", b" ").decode()
+    return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(e.decode().split("=", 1) for e in raw.split(b"\0") if b"=" in e)
+
+
+def _stop(server: subprocess.Popen) -> dict[int, str]:
+    """SIGTERM to `headwater dev` alone, as `kill` would send it: it must pass it on to
+    `dagster dev` (a process group of its own) and wait for it. Returns what was still running
+    30 s after it exited, killed so that no test after this one inherits it."""
+    os.kill(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=90)
+        deadline = time.monotonic() + 30
+        while _session(server.pid) and time.monotonic() < deadline:
+            time.sleep(1)
+        return _session(server.pid)
+    finally:
+        for pid in _session(server.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
-    port = free_port()
+    port, reports_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
     env["HEADWATER_HOME"] = str(tmp_path / "state")
+    # A report as the monitoring assets write it, under the state folder's reports/.
+    report = tmp_path / "state" / "reports" / "fraud_classifier" / "2025-01-03" / "drift.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html><body>drift report</body></html>")
     server = subprocess.Popen(
         [
             str(BIN / "headwater"),
             "dev",
             "--port",
             str(port),
+            "--reports-port",
+            str(reports_port),
             "--start-date",
             "2025-01-01",
             "--days",
@@ -71,9 +117,21 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
             time.sleep(2)
         log = (tmp_path / "dev.log").read_text()
         assert data is not None, log[-3000:]
+
+        # The report, one click away: over HTTP from the report server.
+        url = f"http://127.0.0.1:{reports_port}/fraud_classifier/2025-01-03/drift.html"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            assert response.read().decode() == report.read_text()
+        # ... and its address is in the environment the daemon launches runs with.
+        started = _session(server.pid)
+        daemons = [pid for pid, cmd in started.items() if "dagster._daemon" in cmd]
+        assert daemons, started
+        assert _environ(daemons[0])["HEADWATER_REPORTS_URL"] == f"http://127.0.0.1:{reports_port}"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        left = _stop(server)
+    assert not left, f"processes left behind: {left}"
+    assert server.returncode == 0, (tmp_path / "dev.log").read_text()[-3000:]
 
     keys = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
     assert {
@@ -87,7 +145,10 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
     daemons = data["instance"]["daemonHealth"]["allDaemonStatuses"]
     assert {"SENSOR", "BACKFILL", "QUEUED_RUN_COORDINATOR"} <= {d["daemonType"] for d in daemons}
     assert all(d["healthy"] for d in daemons if d["required"]), daemons
-    # the demo data was generated into the state folder, and the embedded instance config used
+    # the demo data was generated into the state folder and recorded for the demo feed, and the
+    # embedded instance config used
     assert list((tmp_path / "state" / "landing" / "transactions").iterdir())
+    record = json.loads((tmp_path / "state" / "landing" / ".headwater_demo.json").read_text())
+    assert (record["start_date"], record["days"], record["transactions"]) == ("2025-01-01", 3, 1500)
     assert (tmp_path / "state" / "dagster_home" / "dagster.yaml").exists()
-    assert f"127.0.0.1:{port}" in log
+    assert f"127.0.0.1:{port}" in log and f"reports on http://127.0.0.1:{reports_port}" in log

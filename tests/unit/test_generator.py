@@ -24,6 +24,14 @@ from data_platform.generator import (
     generate_if_absent,
     simulate,
 )
+from data_platform.generator.feed import (
+    DEMO_RECORD,
+    extended_to,
+    feed_demo,
+    read_record,
+    start_demo,
+    with_whole_daily_volume,
+)
 from data_platform.generator.transactions import report_delays
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,6 +96,11 @@ def read_typed(landing: Path, kind: str) -> pa.Table:
             table = pq.read_table(path)
         tables.append(table.select(columns).cast(schema))
     return pa.concat_tables(tables)
+
+
+def read_as_written(path: Path) -> pa.Table:
+    """A landing file's rows as written (CSV as text, so damaged rows read too)."""
+    return read_strings(path) if path.suffix == ".csv" else pq.read_table(path)
 
 
 def read_strings(path: Path) -> pa.Table:
@@ -155,6 +168,105 @@ def test_a_longer_window_reproduces_the_shared_days(base, tmp_path):
     for name, digest in shared.items():
         assert after[name] == digest == full[name], name
     assert {k: after[k] for k in full} == full
+
+
+def test_landing_day_by_day_writes_what_one_run_writes(tmp_path):
+    # Short label delays, so the days before the first one written are only partly simulated;
+    # a drift starting and bad rows inside the fed days.
+    config = replace(
+        BASE,
+        days=14,
+        transactions=14_000,
+        max_report_delay_days=4,
+        bad_row_share=0.02,
+        drift=DriftScenario("crypto_wave", BASE.start_date + timedelta(days=9)),
+    )
+    one_shot = tmp_path / "one_shot"
+    generate(config, one_shot, progress=False)
+
+    fed = tmp_path / "fed"
+    generate(replace(config, days=6, transactions=6_000), fed, progress=False)
+    for days in range(7, config.days + 1):
+        window = replace(config, days=days, transactions=1_000 * days)
+        summary = generate(window, fed, progress=False, first_day=window.end_date)
+        assert summary.files_written == {
+            "transactions": 1,
+            "chargebacks": 1,
+            "customers": 1,
+            "merchants": 1,
+        }
+        (day_file,) = (fed / "transactions").glob(f"transactions_{window.end_date}.*")
+        assert summary.transactions == read_as_written(day_file).num_rows
+
+    expected, landed = file_hashes(one_shot), file_hashes(fed)
+    # Every daily file, and the newest snapshots, as the one run wrote them.
+    assert {k: v for k, v in landed.items() if k in expected} == expected
+    # Plus one snapshot per earlier delivery, each as of its own last day.
+    older = sorted(set(landed) - set(expected))
+    assert older == sorted(
+        f"{kind}/{kind}_{BASE.start_date + timedelta(days=d - 1)}.{suffix}"
+        for kind, suffix in (("customers", "parquet"), ("merchants", "csv"))
+        for d in range(6, config.days)
+    )
+    for kind in DAILY:
+        for path in daily_files(one_shot, kind):
+            assert read_as_written(fed / kind / path.name).equals(read_as_written(path)), path
+
+
+def test_a_partial_run_writes_only_its_days_and_refuses_days_outside_the_window(tmp_path):
+    summary = generate(BASE, tmp_path, progress=False, first_day=BASE.end_date - timedelta(2))
+    assert summary.files_written["transactions"] == summary.files_written["chargebacks"] == 3
+    assert [file_day(p) for p in daily_files(tmp_path, "transactions")] == [
+        BASE.end_date - timedelta(days=k) for k in (2, 1, 0)
+    ]
+    for outside in (BASE.start_date - timedelta(1), BASE.end_date + timedelta(1)):
+        with pytest.raises(ValueError, match="outside the window"):
+            generate(BASE, tmp_path, progress=False, first_day=outside)
+
+
+def test_the_demo_record_feeds_the_missing_days_once(tmp_path):
+    # 5,000 over 7 days is not a whole daily volume: the demo rounds it so it can be extended.
+    config = replace(BASE, days=7, transactions=5_000)
+    assert start_demo(config, tmp_path, progress=False) is not None
+    recorded = read_record(tmp_path)
+    assert recorded == with_whole_daily_volume(config) == replace(config, transactions=4_998)
+    assert start_demo(config, tmp_path, progress=False) is None  # not an empty folder
+
+    last_day = config.end_date + timedelta(days=3)
+    result = feed_demo(tmp_path, last_day)
+    assert (result.previous_end, result.end, result.days_landed) == (
+        config.end_date,
+        last_day,
+        3,
+    )
+    assert read_record(tmp_path) == extended_to(recorded, last_day)
+    assert read_record(tmp_path).transactions == 714 * 10
+    before = file_hashes(tmp_path)
+    again = feed_demo(tmp_path, last_day)
+    assert again.days_landed == 0 and again.summary is None
+    assert file_hashes(tmp_path) == before
+
+    one_shot = tmp_path.parent / "one_shot"
+    generate(extended_to(recorded, last_day), one_shot, progress=False)
+    expected = file_hashes(one_shot)
+    assert {k: v for k, v in before.items() if k in expected} == expected
+    assert DEMO_RECORD in before  # the record is in the folder, outside every landing pattern
+
+    assert feed_demo(one_shot, last_day) is None  # no record: not a demo folder
+    with pytest.raises(ValueError, match="whole number per day"):
+        extended_to(config, last_day)
+
+
+def test_the_config_round_trips_through_json():
+    import json
+
+    config = replace(
+        BASE, drift=DriftScenario("crypto_wave", DRIFT_ONSET), max_report_delay_days=14
+    )
+    assert GeneratorConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert GeneratorConfig.from_dict(BASE.to_dict()) == BASE
+    with pytest.raises(ValueError, match="unknown"):
+        GeneratorConfig.from_dict({"seed": 1, "volume": 3})
 
 
 def test_default_population_follows_the_daily_volume():
@@ -312,6 +424,31 @@ def test_report_delays_span_1_to_60_days():
     delays = report_delays(np.random.default_rng(0), 500_000)
     assert delays.min() == 1 and delays.max() == 60
     assert (delays <= 21).mean() > 0.9
+    capped = report_delays(np.random.default_rng(0), 500_000, max_days=14)
+    assert capped.min() == 1 and capped.max() == 14
+    assert (capped == np.minimum(delays, 14)).all()  # the same draws, clipped
+
+
+def test_a_shorter_label_delay_changes_only_the_chargebacks(base, tmp_path):
+    landing, summary = base
+    config = replace(BASE, max_report_delay_days=14)
+    short = generate(config, tmp_path, progress=False)
+    clean, capped = file_hashes(landing), file_hashes(tmp_path)
+    assert {k: v for k, v in capped.items() if not k.startswith("chargebacks")} == {
+        k: v for k, v in clean.items() if not k.startswith("chargebacks")
+    }
+    # The same disputes, each arriving within 14 days; more of them within the window.
+    transactions = read_typed(tmp_path, "transactions")
+    chargebacks = read_typed(tmp_path, "chargebacks")
+    when = dict(
+        zip(transactions["transaction_id"].to_pylist(), epoch(transactions["transacted_at"]))
+    )
+    paid = np.array([when[t] for t in chargebacks["transaction_id"].to_pylist()]) // 86_400
+    delay = epoch(chargebacks["reported_at"]) // 86_400 - paid
+    assert delay.min() == 1 and delay.max() == 14
+    decided = short.chargebacks_written + short.chargebacks_pending
+    assert decided == summary.chargebacks_written + summary.chargebacks_pending
+    assert short.chargebacks_written > summary.chargebacks_written
 
 
 def test_chargeback_files_hold_the_chargebacks_reported_that_day(base):
@@ -551,3 +688,5 @@ def test_invalid_configs_are_refused():
         GeneratorConfig(bad_row_share=0.9)
     with pytest.raises(ValueError):
         GeneratorConfig(fraud_rate=-0.1)
+    with pytest.raises(ValueError):
+        GeneratorConfig(max_report_delay_days=0)

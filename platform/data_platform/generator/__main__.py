@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--bad-row-share", type=float, default=defaults.bad_row_share)
     parser.add_argument("--parquet-share", type=float, default=defaults.parquet_share)
+    parser.add_argument(
+        "--max-report-delay-days",
+        type=int,
+        default=defaults.max_report_delay_days,
+        help="longest delay from a fraud to its chargeback (the labels' maturity)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -56,6 +62,7 @@ def config_from_args(args: argparse.Namespace) -> GeneratorConfig:
         drift=drift,
         bad_row_share=args.bad_row_share,
         parquet_share=args.parquet_share,
+        max_report_delay_days=args.max_report_delay_days,
     )
 
 

@@ -58,8 +58,8 @@ def new_chargebacks(
 class PendingChargebacks:
     """Chargebacks decided but not yet arrived, filed by the day they will arrive.
 
-    Memory stays bounded: nothing is filed more than 60 days ahead, and a day's pile is
-    removed when that day is written.
+    Memory stays bounded: nothing is filed more than `max_report_delay_days` ahead, and a day's
+    pile is removed when that day is written.
     """
 
     def __init__(self) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from enum import IntEnum
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+
+from data_platform.generator import catalog
 
 #: The drift scenarios the generator knows, by name, with what each one changes.
 DRIFT_SCENARIOS: Mapping[str, str] = MappingProxyType(
@@ -60,6 +63,10 @@ class GeneratorConfig:
     bad_row_share: float = 0.0
     # Share of days the processor delivers as Parquet instead of CSV (a seeded coin per day).
     parquet_share: float = 0.5
+    # The longest a cardholder takes to dispute a fraud, in days: the processor's promise, after
+    # which a payment's label is final. A short one (14) lets a simulation see labels mature
+    # within two weeks; the delay distribution below the cap is the same.
+    max_report_delay_days: int = catalog.MAX_REPORT_DELAY_DAYS
 
     def __post_init__(self) -> None:
         if self.seed < 0:
@@ -78,6 +85,34 @@ class GeneratorConfig:
             raise ValueError("bad_row_share must be within [0, 0.5]")
         if not 0.0 <= self.parquet_share <= 1.0:
             raise ValueError("parquet_share must be within [0, 1]")
+        if self.max_report_delay_days < 1:
+            raise ValueError("max_report_delay_days must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready values (dates as YYYY-MM-DD); `from_dict` reads it back."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["start_date"] = self.start_date.isoformat()
+        if self.drift is not None:
+            values["drift"] = {
+                "name": self.drift.name,
+                "starts_on": self.drift.starts_on.isoformat(),
+            }
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GeneratorConfig:
+        """The config `to_dict` wrote; missing keys take their defaults, unknown keys fail."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown generator config keys: {unknown}")
+        values = dict(values)
+        if "start_date" in values:
+            values["start_date"] = date.fromisoformat(values["start_date"])
+        if values.get("drift") is not None:
+            drift = values["drift"]
+            values["drift"] = DriftScenario(drift["name"], date.fromisoformat(drift["starts_on"]))
+        return cls(**values)
 
     @property
     def end_date(self) -> date:

@@ -13,9 +13,19 @@ Files, all under the landing folder (dates are YYYY-MM-DD):
   snapshot each, as of the end of the last day. They are written first, so reference data is
   there before the transactions that point to it.
 
-Every run rewrites all files of its window from scratch. Day d depends only on the seed, the
-daily volume and d (plus the days before it, for chargebacks), so a run with a longer window and
-the same daily volume writes identical transaction and chargeback files for the shared days.
+Every run rewrites all files of its window from scratch, or, given `first_day`, the daily files
+from that day on. Day d depends only on the seed, the daily volume and d (plus the days before
+it, for chargebacks), so a run with a longer window and the same daily volume writes identical
+transaction and chargeback files for the shared days.
+
+Landing one day at a time: `generate(config, landing, first_day=config.end_date)` for each new
+`end_date` (same daily volume) writes only that day's two daily files, simulating the days
+before it in memory for the chargebacks they still owe. The daily files then end up
+byte-identical to those of one run over the whole window. The snapshots are written on every
+call, dated its last day: customers keep signing up, so a landing zone fed day by day gets a
+fresh CRM and acquirer export with each delivery (the platform loads the newest), and holds one
+snapshot per delivery where a one-shot run holds one. Each of them is the snapshot a one-shot
+run ending that day writes.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ class SimulatedDay:
 
 @dataclass(frozen=True)
 class GenerationSummary:
-    """What a call to `generate` wrote."""
+    """What a call to `generate` wrote (counts cover the days written)."""
 
     landing_dir: Path
     files_written: dict[str, int]  # by kind: transactions, chargebacks, customers, merchants
@@ -70,11 +80,20 @@ class GenerationSummary:
         return self.frauds / self.transactions if self.transactions else 0.0
 
 
-def simulate(config: GeneratorConfig, world: World | None = None) -> Iterator[SimulatedDay]:
-    """Simulate the window day by day, in memory one day plus the pending chargebacks."""
+def simulate(
+    config: GeneratorConfig, world: World | None = None, first_day: date | None = None
+) -> Iterator[SimulatedDay]:
+    """Simulate the window day by day, in memory one day plus the pending chargebacks.
+
+    With `first_day`, only the days from it on are yielded. The days before it are still
+    simulated, from the earliest one whose payments can be disputed on or after `first_day`
+    (`max_report_delay_days` back): every day draws from its own seeded streams, so nothing
+    earlier changes what those days owe.
+    """
     world = world or build_world(config)
+    first_index = _day_index(config, first_day)
     pending = PendingChargebacks()
-    for day_index in range(config.days):
+    for day_index in range(max(0, first_index - config.max_report_delay_days), config.days):
         payments = simulate_payments(world, day_index)
         transactions = transactions_table(world, day_index, payments)
         chargebacks, arrival_day = new_chargebacks(
@@ -83,6 +102,8 @@ def simulate(config: GeneratorConfig, world: World | None = None) -> Iterator[Si
         pending.add(chargebacks, arrival_day)
         # Delays are at least one day, so what arrives today was filed by earlier days.
         arrived = pending.pop(day_index)
+        if day_index < first_index:
+            continue
         yield SimulatedDay(
             day=config.date_of(day_index),
             transactions=transactions,
@@ -93,6 +114,17 @@ def simulate(config: GeneratorConfig, world: World | None = None) -> Iterator[Si
         )
 
 
+def _day_index(config: GeneratorConfig, first_day: date | None) -> int:
+    """The index of `first_day` in the window (0 if None); a day outside the window fails."""
+    if first_day is None:
+        return 0
+    if not config.start_date <= first_day <= config.end_date:
+        raise ValueError(
+            f"first_day {first_day} is outside the window {config.start_date}..{config.end_date}"
+        )
+    return (first_day - config.start_date).days
+
+
 def day_file_format(config: GeneratorConfig, day_index: int) -> str:
     """The format the processor delivers day `day_index` in (a seeded coin per day)."""
     coin = rng_for(config.seed, Stream.FILE_FORMAT, day_index).random()
@@ -100,12 +132,20 @@ def day_file_format(config: GeneratorConfig, day_index: int) -> str:
 
 
 def generate(
-    config: GeneratorConfig, landing_dir: Path | str, progress: bool = True
+    config: GeneratorConfig,
+    landing_dir: Path | str,
+    progress: bool = True,
+    first_day: date | None = None,
 ) -> GenerationSummary:
-    """Write the landing files of `config`'s window into `landing_dir`; see the module doc."""
+    """Write the landing files of `config`'s window into `landing_dir`; see the module doc.
+
+    With `first_day` (within the window), only the daily files from that day on are written,
+    plus the snapshots as of the last day; the summary counts what was written.
+    """
     started = time.perf_counter()
     landing_dir = Path(landing_dir)
     world = build_world(config)
+    days_written = config.days - _day_index(config, first_day)
 
     as_of = snapshot_end(config)
     write_table(
@@ -118,9 +158,9 @@ def generate(
     )
 
     transactions = frauds = chargebacks = bad_rows = pending = 0
-    days = simulate(config, world)
+    days = simulate(config, world, first_day)
     for simulated in tqdm(
-        days, total=config.days, desc="generating", unit="day", disable=not progress
+        days, total=days_written, desc="generating", unit="day", disable=not progress
     ):
         table = simulated.transactions
         day_index = (simulated.day - config.start_date).days
@@ -142,8 +182,8 @@ def generate(
     return GenerationSummary(
         landing_dir=landing_dir,
         files_written={
-            "transactions": config.days,
-            "chargebacks": config.days,
+            "transactions": days_written,
+            "chargebacks": days_written,
             "customers": 1,
             "merchants": 1,
         },

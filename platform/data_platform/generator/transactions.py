@@ -197,7 +197,7 @@ def fraud_payments(
         testing, catalog.REPORT_PROBABILITY_CARD_TESTING, catalog.REPORT_PROBABILITY
     )
     reported = rng.random(rows) < report_probability
-    delay = report_delays(rng, n_cases)
+    delay = report_delays(rng, n_cases, world.config.max_report_delay_days)
     return Payments(
         customer=victim[case],
         merchant=merchant,
@@ -259,7 +259,7 @@ def crypto_fraud(
     low, high = CRYPTO_FRAUD_RANGE_EUR
     amount = np.clip(CRYPTO_FRAUD_MEDIAN_EUR * rng.lognormal(0.0, 0.5, size=rows), low, high)
     reported = rng.random(rows) < catalog.REPORT_PROBABILITY
-    delay = report_delays(rng, n_cases)
+    delay = report_delays(rng, n_cases, world.config.max_report_delay_days)
     return Payments(
         customer=victim[case],
         merchant=merchant,
@@ -307,10 +307,16 @@ def cents_to_decimal(cents: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.decimal128(12, 2), len(cents), [None, pa.py_buffer(words)])
 
 
-def report_delays(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Days from a fraudulent payment to its chargeback: 1-60, most within three weeks."""
+def report_delays(
+    rng: np.random.Generator, n: int, max_days: int = catalog.MAX_REPORT_DELAY_DAYS
+) -> np.ndarray:
+    """Days from a fraudulent payment to its chargeback: 1-`max_days`, most within three weeks.
+
+    The cap clips the same gamma draws, so the random stream (and every other column) does not
+    depend on it.
+    """
     raw = np.floor(rng.gamma(catalog.REPORT_DELAY_SHAPE, catalog.REPORT_DELAY_SCALE, size=n))
-    return 1 + np.minimum(raw, catalog.MAX_REPORT_DELAY_DAYS - 1).astype(np.int64)
+    return 1 + np.minimum(raw, max_days - 1).astype(np.int64)
 
 
 def pick_merchants(
