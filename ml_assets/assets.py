@@ -12,6 +12,7 @@ The bodies are thin: the logic is in `train`, `evaluate` and `registry`.
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -344,7 +345,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         pool=DUCKDB_POOL,
         metadata=spec_metadata,
         output_required=False,
-        automation_condition=scores_condition(),
+        automation_condition=scores_condition(champion_key),
     )
     def scores(
         context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_tracking: MlflowTracking
@@ -439,7 +440,14 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
             digest=data_version or None,
         )
         mlflow.log_input(dataset, context="training")
-        _log_reference(spec, trained.booster, train_frame)
+        # The drift reference: the newest days of the training window, where every history
+        # feature (7-day counts, 30-day averages) has a full history behind it.
+        train_days = days[split == "train"]
+        recent = train_days >= max(train_days) - timedelta(
+            days=spec.monitoring.drift.reference_days - 1
+        )
+        _log_reference(spec, trained.booster, train_frame[recent])
+        mlflow.log_param("window_drift_reference", f"{min(train_days[recent])}..{max(train_days)}")
 
         example = frame.head(5)
         info = mlflow.lightgbm.log_model(

@@ -74,15 +74,22 @@ def follows_training() -> AC:
     return AC.eager()
 
 
-def scores_condition() -> AC:
-    """The newest day, scored again when the features or the champion change.
+def scores_condition(champion_key: dg.AssetKey) -> AC:
+    """The newest day, scored when its features land, by the champion of that moment.
 
-    Not `eager()`: its `newly_missing` would score each new day at midnight, before the day's
-    data has landed.
+    A new champion does not re-score a day already scored (the scores are what production
+    served that day, and realised performance is judged on them); it scores the newest day only
+    if nothing scored it yet (the first champion). Not `eager()`: its `newly_missing` would
+    score each new day at midnight, before the day's data has landed.
     """
+    champion = dg.AssetSelection.assets(champion_key)
+    new_features = AC.any_deps_updated().ignore(champion).with_label("features updated")
+    first_champion = (
+        AC.any_deps_updated().allow(champion) & AC.missing()
+    ).with_label("a champion for an unscored day")
     return (
         AC.in_latest_time_window()
-        & AC.any_deps_updated().since_last_handled().with_label("features or champion updated")
+        & (new_features | first_champion).since_last_handled()
         & _ready()
     ).with_label("score the newest day")
 

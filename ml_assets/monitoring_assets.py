@@ -102,7 +102,7 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             f"that scored the day. Days are sampled to {rule.drift.sample_rows:,} rows a side. "
             f"The HTML report is linked in the metadata."
         ),
-        kinds={"python", "evidently"},
+        kinds={"python", "evidently", "duckdb"},
         automation_condition=drift_condition(feature_key),
         check_specs=[
             dg.AssetCheckSpec(

@@ -66,6 +66,8 @@ class DriftSpec:
     error_share: float = 0.4
     sample_rows: int = 5000
     """Rows compared per side at most (Evidently slows badly on large frames)."""
+    reference_days: int = 14
+    """The reference is the last this many days of the champion's training window."""
 
 
 @dataclass(frozen=True)

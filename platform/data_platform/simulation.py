@@ -281,7 +281,8 @@ _REASONS = (
     "no model yet",
     "model failed its freshness policy",
     "weekly backstop",
-    "features or champion updated",
+    "features updated",
+    "a champion for an unscored day",
     "scores updated",
     "any_deps_updated",
     "newly_missing",
@@ -531,9 +532,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--home", type=Path, default=None, help="state folder (recreated)")
     parser.add_argument("--days", type=int, default=defaults.days)
     parser.add_argument("--history-days", type=int, default=defaults.history_days)
-    parser.add_argument(
-        "--transactions-per-day", type=int, default=defaults.transactions_per_day
-    )
+    parser.add_argument("--transactions-per-day", type=int, default=defaults.transactions_per_day)
     parser.add_argument("--no-drift", action="store_true", help="play the world without drift")
     parser.add_argument("--drift-on-day", type=int, default=defaults.drift_on_day)
     parser.add_argument("--maturity-days", type=int, default=defaults.maturity_days)

@@ -72,7 +72,12 @@ class Graph:
                 defs=self.defs, instance=self.instance, evaluation_time=at, cursor=self.cursor
             )
         self.cursor = result.cursor
-        return {r.key for r in result.results if result.get_requested_partitions(r.key)} & TRAINING
+        self.requested = {
+            (r.key, partition)
+            for r in result.results
+            for partition in result.get_requested_partitions(r.key)
+        }
+        return {key for key, _ in self.requested} & TRAINING
 
 
 def spec_tables(spec) -> list[str]:
@@ -91,6 +96,8 @@ def trained(instance):
 
     def build(spec):
         graph = Graph(spec, instance)
+        # The sensor's first evaluation: conditions act on what happens after it, not before.
+        assert graph.tick(T0 - timedelta(minutes=1)) == set()
         graph.materialized([*graph.upstream_keys, *sorted(TRAINING, key=str)], T0)
         assert graph.tick(T0 + timedelta(minutes=5)) == set(), "no retrain right after training"
         return graph
@@ -135,6 +142,32 @@ def test_a_model_that_does_not_exist_yet_is_trained_once_its_inputs_exist(instan
     graph.materialized(graph.upstream_keys, T0 + timedelta(minutes=1))
     assert graph.tick(T0 + timedelta(minutes=5)) == TRAINING
     assert graph.tick(T0 + timedelta(minutes=10)) == set()
+
+
+def test_the_newest_day_is_scored_when_its_features_land_and_not_again_for_a_new_champion(
+    trained,
+):
+    graph = trained(FRAUD)  # materialised at T0, Tuesday 2025-03-04 10:00
+    newest = "2025-03-03"
+    assert graph.requested >= {(K["scores"], newest), (K["drift"], newest)}, "first champion"
+    with freeze_time(T0 + timedelta(minutes=6)):
+        for key in (K["scores"], K["drift"]):
+            graph.instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, partition=newest)
+            )
+    graph.tick(T0 + timedelta(minutes=10))
+    assert graph.requested == set()
+
+    graph.materialized([K["champion"]], T0 + timedelta(minutes=20))  # a new champion
+    graph.tick(T0 + timedelta(minutes=25))
+    assert graph.requested == set(), "a day already scored is not re-scored"
+
+    next_morning = datetime(2025, 3, 5, 0, 20, tzinfo=UTC)
+    graph.materialized(graph.upstream_keys, next_morning)  # the day's features land
+    graph.tick(next_morning + timedelta(minutes=5))
+    assert graph.requested == {(K["scores"], "2025-03-04"), (K["drift"], "2025-03-04")}
+    graph.tick(next_morning + timedelta(minutes=10))
+    assert graph.requested == set()
 
 
 # -- the monitor sensor: failed drift and performance checks -------------------------------------

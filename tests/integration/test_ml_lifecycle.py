@@ -4,6 +4,7 @@ One demo world is built once for the module (raw -> features -> models -> scores
 headless command's code path); the tests then train, gate, promote and roll back on it.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,9 @@ from data_platform.generator import GeneratorConfig, generate
 from data_platform.headless import materialize_range
 from data_platform.resources import LandingZone, Warehouse
 from ml_assets.assets import GATE_CHECK, ModelArtifacts
+from ml_assets.automation import DRIFT_CHECK, PERFORMANCE_CHECK
 from ml_assets.definitions import defs as ml_defs
+from ml_assets.monitoring_assets import MonitoringReports
 from ml_assets.registry import history, rollback
 from ml_assets.spec import load_specs
 from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking
@@ -47,6 +50,7 @@ def world(tmp_path_factory):
         "dbt": dbt_cli_resource(),
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
+        "reports": MonitoringReports(path=str(tmp / "reports"), base_url="http://127.0.0.1:3001"),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
     with dg.instance_for_test(temp_dir=str(tmp / "dagster_home"), overrides=overrides) as inst:
@@ -294,3 +298,83 @@ def test_a_third_model_from_sql_and_a_spec_only(world, tmp_path):
     finally:
         con.close()
     assert scored > 0
+
+
+# -- monitoring -------------------------------------------------------------------------------
+
+
+def _check_evaluations(result):
+    return [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+
+
+def test_drift_of_a_scored_day_with_its_evidently_report(world):
+    day = "2025-04-10"
+    result = _materialize(world, "monitoring/fraud_classifier/drift", partition_key=day)
+    assert result.success, _first_error(result)
+    (event,) = result.get_asset_materialization_events()
+    meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    spec = next(s for s in load_specs() if s.name == "fraud_classifier")
+    assert 0.0 <= meta["drift_share"] <= 1.0
+    assert {f"drift_score/{f}" for f in spec.features} <= set(meta)
+    assert (
+        meta["scored_rows"]
+        == _query(
+            world,
+            f"select count(*) from scores.fraud_classifier where cast(event_time as date) = '{day}'",
+        )[0][0]
+    )
+    # The HTML report is one click away (the report server's address) and on disk, with JSON.
+    assert meta["report"] == f"http://127.0.0.1:3001/fraud_classifier/drift/{day}.html"
+    html = world["tmp"] / "reports" / "fraud_classifier" / "drift" / f"{day}.html"
+    assert html.stat().st_size > 100_000
+    assert "metrics" in json.loads(html.with_suffix(".json").read_text())
+    (check,) = _check_evaluations(result)
+    assert check.check_name == DRIFT_CHECK and "features drifted" in check.description
+
+    # Queryable history, one row per feature and one for the score; a re-run replaces the day.
+    count = f"select count(*) from monitoring.drift where day = '{day}'"
+    assert _query(world, count) == [(len(spec.features) + 1,)]
+    assert _materialize(world, "monitoring/fraud_classifier/drift", partition_key=day).success
+    assert _query(world, count) == [(len(spec.features) + 1,)]
+
+
+def test_realised_performance_of_a_day_whose_labels_have_matured(world):
+    day = "2025-02-03"  # matures 61 days later, 2025-04-05; the world runs to 2025-04-10
+    result = _materialize(world, "monitoring/fraud_classifier/performance", partition_key=day)
+    assert result.success, _first_error(result)
+    (event,) = result.get_asset_materialization_events()
+    meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    assert 0.5 < meta["roc_auc"] <= 1.0
+    assert 0.0 <= meta["ece"] <= 1.0 and 0.0 <= meta["pr_auc"] <= 1.0
+    (positives,) = _query(
+        world,
+        "select count(*) from scores.fraud_classifier s join features.fraud_labels l "
+        f"using (transaction_id) where cast(s.event_time as date) = '{day}' and l.is_fraud",
+    )[0]
+    assert meta["positives"] == positives > 0
+    (check,) = _check_evaluations(result)
+    assert check.check_name == PERFORMANCE_CHECK and "roc_auc" in check.description
+    assert _query(
+        world,
+        "select count(*) from monitoring.performance where model = 'fraud_classifier' "
+        f"and day = '{day}' and metric = 'roc_auc'",
+    ) == [(1,)]
+
+
+def test_performance_of_a_day_whose_labels_have_not_matured_is_refused(world):
+    result = _materialize(
+        world, "monitoring/fraud_classifier/performance", partition_key="2025-03-20"
+    )
+    assert not result.success
+    assert "mature at 2025-05-20" in _first_error(result)
+
+
+def _first_error(result) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            return str(event.event_specific_data.error)
+    return ""
