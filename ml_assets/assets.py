@@ -367,9 +367,12 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": scored["total"],
                 "mean_score": scored["mean"],
                 "preview": dg.MetadataValue.md(scored["preview"]),
+                # For one day only: a range run's metadata is shared by all its days. The monitor
+                # sensor asks for a day's performance once this time has passed; a backfilled
+                # range is measured by backfilling monitoring/<name>/performance.
                 **(
                     {"labels_mature_at": scored["labels_mature_at"].isoformat()}
-                    if scored["labels_mature_at"] is not None
+                    if scored["labels_mature_at"] is not None and len(context.partition_keys) == 1
                     else {}
                 ),
             }
@@ -466,6 +469,10 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
     client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, version)
     # The version's own test-window metrics: realised performance is judged against them.
     tags["headwater.test_metrics"] = json.dumps(metrics, sort_keys=True)
+    # and its importance: drift is weighed by it
+    tags["headwater.feature_importance"] = json.dumps(
+        {f: round(g, 6) for f, g in trained.feature_importance.items()}, sort_keys=True
+    )
     for key, value in tags.items():
         client.set_model_version_tag(spec.registered_model_name, version, key, value)
     return version, run_id, experiment_id

@@ -84,13 +84,11 @@ def scores_condition(champion_key: dg.AssetKey) -> AC:
     """
     champion = dg.AssetSelection.assets(champion_key)
     new_features = AC.any_deps_updated().ignore(champion).with_label("features updated")
-    first_champion = (
-        AC.any_deps_updated().allow(champion) & AC.missing()
-    ).with_label("a champion for an unscored day")
+    first_champion = (AC.any_deps_updated().allow(champion) & AC.missing()).with_label(
+        "a champion for an unscored day"
+    )
     return (
-        AC.in_latest_time_window()
-        & (new_features | first_champion).since_last_handled()
-        & _ready()
+        AC.in_latest_time_window() & (new_features | first_champion).since_last_handled() & _ready()
     ).with_label("score the newest day")
 
 

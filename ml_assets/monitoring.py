@@ -68,13 +68,31 @@ def relative_decay(metric: str, reference: float, realised: float) -> float:
     return (realised - reference) / abs(reference)
 
 
-def judge_drift(rule: DriftSpec, drift_share: float, drifted: int, features: int) -> Verdict:
-    said = f"{drifted} of {features} features drifted ({drift_share:.0%})"
-    if drift_share >= rule.error_share:
-        return Verdict("error", f"{said}, at or above the error share {rule.error_share:.0%}")
-    if drift_share >= rule.warn_share:
-        return Verdict("warn", f"{said}, at or above the warning share {rule.warn_share:.0%}")
-    return Verdict("ok", f"{said}, below the warning share {rule.warn_share:.0%}")
+def importance_share(drifted: list[str], importance: dict[str, float], features) -> float:
+    """The share of the model's importance (gain) that the drifted features carry.
+
+    A drifted feature the model barely uses (a weekday-sensitive count, say) matters little; one
+    it leans on matters a lot. Without a recorded importance every feature weighs the same.
+    """
+    weights = {f: max(float(importance.get(f, 0.0)), 0.0) for f in features}
+    total = sum(weights.values())
+    if total <= 0:
+        return len(drifted) / len(features) if features else 0.0
+    return sum(weights[f] for f in drifted if f in weights) / total
+
+
+def judge_drift(rule: DriftSpec, share: float, drifted: list[str], features: int) -> Verdict:
+    """`share` is the importance share of the drifted features (see `importance_share`)."""
+    names = f" ({', '.join(drifted)})" if drifted else ""
+    said = (
+        f"{len(drifted)} of {features} features drifted{names}, carrying {share:.0%} of the "
+        "model's importance"
+    )
+    if share >= rule.error_share:
+        return Verdict("error", f"{said}: at or above the error share {rule.error_share:.0%}")
+    if share >= rule.warn_share:
+        return Verdict("warn", f"{said}: at or above the warning share {rule.warn_share:.0%}")
+    return Verdict("ok", f"{said}: below the warning share {rule.warn_share:.0%}")
 
 
 def judge_performance(

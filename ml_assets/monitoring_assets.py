@@ -11,7 +11,7 @@ queried as well as plotted. The bodies are thin: the logic is in `drift` and `mo
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -40,6 +40,11 @@ class MonitoringReports(dg.ConfigurableResource):
         if not base:
             return file.resolve().as_uri()
         return f"{base}/{file.resolve().relative_to(self.folder().resolve()).as_posix()}"
+
+
+def _day_after(value) -> datetime:
+    day = value.date() if isinstance(value, datetime) else value
+    return datetime.combine(day + timedelta(days=1), datetime.min.time())
 
 
 def _table_key(table: str) -> dg.AssetKey:
@@ -109,9 +114,9 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 DRIFT_CHECK,
                 asset=k["drift"],
                 description=(
-                    f"Share of drifted features below {rule.drift.warn_share:.0%} (WARN at or "
-                    f"above it, ERROR at or above {rule.drift.error_share:.0%}: the model "
-                    "retrains)."
+                    "Drifted features carry less than "
+                    f"{rule.drift.warn_share:.0%} of the model's importance (WARN at or above "
+                    f"it, ERROR at or above {rule.drift.error_share:.0%}: the model retrains)."
                 ),
             )
         ],
@@ -125,7 +130,7 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         reports: MonitoringReports,
     ):
         from ml_assets.drift import compute_drift
-        from ml_assets.monitoring import judge_drift
+        from ml_assets.monitoring import importance_share, judge_drift
         from ml_assets.train import to_frame
 
         day = context.partition_key
@@ -163,9 +168,10 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             html_path=html,
             json_path=report_json,
         )
-        verdict = judge_drift(
-            rule.drift, result.drift_share, result.drifted_features, len(result.features)
-        )
+        drifted = [f.column for f in result.features if f.drifted]
+        importance = json.loads(version.tags.get("headwater.feature_importance", "{}"))
+        share = importance_share(drifted, importance, spec.features)
+        verdict = judge_drift(rule.drift, share, drifted, len(result.features))
         computed_at = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect() as con:
             _replace_rows(
@@ -173,22 +179,23 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "drift",
                 "model varchar, day date, model_version varchar, column_name varchar, "
                 "is_prediction boolean, method varchar, score double, threshold double, "
-                "drifted boolean, computed_at timestamp",
+                "drifted boolean, importance double, computed_at timestamp",
                 name,
                 day,
                 [
-                    (name, day, version.version, f.column, f.column == "score", f.method)
-                    + (f.score, f.threshold, f.drifted, computed_at)
+                    (name, day, version.version, f.column, f is result.prediction, f.method)
+                    + (f.score, f.threshold, f.drifted, importance.get(f.column), computed_at)
                     for f in (*result.features, result.prediction)
                 ],
             )
         table = "\n".join(
-            f"| {f.column} | {f.method} | {f.score:.4f} | {f.threshold:.4f} | "
-            f"{'**drifted**' if f.drifted else 'no'} |"
+            f"| {f.column} | {importance.get(f.column, 0.0):.3f} | {f.method} | {f.score:.4f} | "
+            f"{f.threshold:.4f} | {'**drifted**' if f.drifted else 'no'} |"
             for f in (*result.features, result.prediction)
         )
         yield dg.MaterializeResult(
             metadata={
+                "drifted_importance_share": share,
                 "drift_share": result.drift_share,
                 "drifted_features": result.drifted_features,
                 "prediction_drift_score": result.prediction.score,
@@ -202,8 +209,8 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "report": dg.MetadataValue.url(reports.link(html)),
                 "report_path": dg.MetadataValue.path(str(html)),
                 "columns": dg.MetadataValue.md(
-                    "| column | test | score | threshold | drifted |\n|---|---|---:|---:|---|\n"
-                    + table
+                    "| column | importance | test | score | threshold | drifted |\n"
+                    "|---|---:|---|---:|---:|---|\n" + table
                 ),
             }
         )
@@ -213,6 +220,7 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             severity=_severity(verdict),
             description=verdict.reason,
             metadata={
+                "drifted_importance_share": share,
                 "drift_share": result.drift_share,
                 "day": day,
                 "model_version": version.version,
@@ -279,6 +287,8 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         if rows.num_rows == 0:
             raise dg.Failure(f"{name}: nothing scored on {day}, so no performance to measure")
         matures_at = max(rows.column("matures_at").to_pylist())
+        # The newest event's day has landed whole: data reaches midnight after it.
+        data_until = _day_after(data_until) if data_until is not None else None
         if data_until is None or matures_at > data_until:
             raise dg.Failure(
                 f"{name}: the labels of {day} mature at {matures_at}, but {spec.feature_set} "

@@ -58,12 +58,13 @@ class PromotionSpec:
 
 @dataclass(frozen=True)
 class DriftSpec:
-    """When a scored day counts as drifted: the share of the model's features whose
-    distribution moved away from the champion's training window (Evidently's per-column tests).
-    At `warn_share` the drift check warns; at `error_share` it fails and the model retrains."""
+    """When a scored day counts as drifted: the share of the model's importance (gain) carried
+    by the features whose distribution moved away from the reference (Evidently's per-column
+    tests). At `warn_share` the drift check warns; at `error_share` it fails and the model
+    retrains."""
 
-    warn_share: float = 0.2
-    error_share: float = 0.4
+    warn_share: float = 0.05
+    error_share: float = 0.10
     sample_rows: int = 5000
     """Rows compared per side at most (Evidently slows badly on large frames)."""
     reference_days: int = 14

@@ -236,12 +236,8 @@ class Loop:
         for partition in sorted(by_partition, key=lambda p: (p is not None, p or "")):
             keys = by_partition[partition]
             outcome = self.execute(keys, partition)
-            names = ", ".join(sorted(_short(k) for k in keys))
-            why = "; ".join(sorted({reasons[k] for k in keys if reasons[k]}))
             status = "" if outcome.success else " FAILED"
-            done.append(
-                f"automation: {names}{' ' + partition if partition else ''}{status} ({why})"
-            )
+            done.append(f"automation: {_describe(keys, reasons, partition)}{status}")
             done.extend(_gate_outcome(outcome))
         return done
 
@@ -272,8 +268,27 @@ class Loop:
         return done
 
 
-def _short(key: dg.AssetKey) -> str:
-    return "/".join(key.path[-2:]) if key.path[0] in ("models", "monitoring") else key.path[-1]
+def _role(key: dg.AssetKey) -> str:
+    """What an asset is in the loop: features, retrain, scores, drift or performance."""
+    if key.path[0] == "models":
+        return "retrain"
+    if key.path[0] == "monitoring":
+        return key.path[-1]
+    return key.path[0]
+
+
+def _describe(keys, reasons: dict, partition: str | None) -> str:
+    """'features (marts updated); retrain (weekly backstop)' for one run's assets."""
+    parts = []
+    for role in ("features", "retrain", "scores", "drift", "performance"):
+        of_role = [k for k in keys if _role(k) == role]
+        if not of_role:
+            continue
+        first = min(of_role, key=lambda k: (k.path[-1] != "training_set", str(k)))
+        why = reasons.get(first, "")
+        day = f" {partition}" if partition and role in ("scores", "drift", "performance") else ""
+        parts.append(f"{role}{day}" + (f" ({why})" if why else ""))
+    return "; ".join(parts)
 
 
 # Labels of the sub-conditions worth naming when saying why automation asked for something.
@@ -285,8 +300,8 @@ _REASONS = (
     "a champion for an unscored day",
     "scores updated",
     "any_deps_updated",
-    "newly_missing",
 )
+_PLAIN = {"any_deps_updated": "marts updated"}
 
 
 def _why(node) -> str:
@@ -302,7 +317,7 @@ def _why(node) -> str:
             walk(child)
 
     walk(node)
-    return ", ".join(dict.fromkeys(found))
+    return ", ".join(dict.fromkeys(_PLAIN.get(f, f) for f in found))
 
 
 def _gate_outcome(result: dg.ExecuteInProcessResult) -> list[str]:
