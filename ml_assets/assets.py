@@ -283,11 +283,12 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         kinds={"python", "mlflow"},
         metadata=spec_metadata,
         automation_condition=follows_training(),
+        # Materialised only when the alias moves: a refused challenger leaves the champion, and
+        # everything downstream of it, as it was.
+        output_required=False,
         **common,
     )
-    def champion(
-        context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking
-    ) -> dg.MaterializeResult:
+    def champion(context: dg.AssetExecutionContext, mlflow_tracking: MlflowTracking):
         from ml_assets.registry import move_champion
 
         challenger = mlflow_tracking.version_by_alias(spec.registered_model_name, CHALLENGER)
@@ -299,15 +300,10 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         if gate == "refused":
             # The gate said no (this asset also runs on its own, so it checks for itself).
             kept = current.version if current else "none"
-            context.log.info(f"champion stays {kept}: version {challenger.version} refused")
-            return dg.MaterializeResult(
-                metadata={
-                    "champion_version": kept,
-                    "promoted": False,
-                    "refused_version": challenger.version,
-                    "reason": reason,
-                }
+            context.log.info(
+                f"champion stays {kept}: version {challenger.version} refused ({reason})"
             )
+            return
         if gate != "passed":
             raise ValueError(
                 f"version {challenger.version} of {spec.registered_model_name} has not been "
@@ -321,7 +317,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             reason,
         )
         context.log.info(f"champion: version {previous or 'none'} -> {challenger.version}")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={
                 "champion_version": challenger.version,
                 "promoted": True,

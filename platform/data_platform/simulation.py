@@ -321,19 +321,21 @@ def _why(node) -> str:
 
 
 def _gate_outcome(result: dg.ExecuteInProcessResult) -> list[str]:
-    """What a run's promotion gate decided, read from the champion's materialisation."""
+    """What a run's promotion gate decided: the evaluation's check, and a champion
+    materialisation only if the alias moved."""
     lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == "challenger_beats_champion":
+            verdict = "passed" if evaluation.passed else "refused"
+            lines.append(f"gate: {verdict}: {evaluation.description}")
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         if mat.asset_key.path[0] == "models" and mat.asset_key.path[-1] == "champion":
             meta = {k: v.value for k, v in mat.metadata.items()}
-            if meta.get("promoted"):
-                lines.append(
-                    f"gate: promoted v{meta['champion_version']} "
-                    f"(was v{meta['previous_champion_version']}): {meta['reason']}"
-                )
-            else:
-                lines.append(f"gate: refused v{meta.get('refused_version')}: {meta['reason']}")
+            lines.append(
+                f"gate: promoted v{meta['champion_version']} "
+                f"(was v{meta['previous_champion_version']})"
+            )
     return lines
 
 
@@ -369,6 +371,7 @@ def _report_day(loop: Loop, spec, day: str, actions: list[str]) -> DayReport:
 
     k = keys_of(spec.name)
     drift = _latest_partition_metadata(loop.instance, k["drift"], day) or {}
+    drift_share = drift.get("drifted_importance_share")
     metric = spec.monitoring.performance.metric
     realised = []
     for line in actions:
@@ -381,7 +384,7 @@ def _report_day(loop: Loop, spec, day: str, actions: list[str]) -> DayReport:
     champion = MlflowTracking().version_by_alias(spec.registered_model_name, CHAMPION)
     return DayReport(
         day=day,
-        drift_share=drift.get("drift_share"),
+        drift_share=drift_share,
         drift_check=_drift_check(loop.instance, k["drift"]) if drift else "",
         realised=", ".join(realised),
         champion=f"v{champion.version}" if champion else "none",
@@ -514,7 +517,7 @@ def simulate(
 # -- printing ----------------------------------------------------------------------------------
 
 HEADER = (
-    "| day | drift share | drift check | realised ROC-AUC (day, version) | champion | "
+    "| day | drifted importance | drift check | realised ROC-AUC (day, version) | champion | "
     "what the automation did, and why |\n|---|---:|---|---|---|---|"
 )
 

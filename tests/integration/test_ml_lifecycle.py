@@ -175,8 +175,9 @@ def test_a_model_on_shuffled_labels_is_refused_and_the_champion_stays(world):
     # materialised on its own, the champion asset still honours the gate
     alone = _materialize(world, "models/fraud_classifier/champion")
     assert alone.success
-    (mat,) = alone.get_asset_materialization_events()
-    assert mat.event_specific_data.materialization.metadata["promoted"].value is False
+    assert alone.get_asset_materialization_events() == [], "no promotion, no materialisation"
+    logs = [e.message for e in world["instance"].all_logs(alone.run_id)]
+    assert any(f"champion stays {before}" in (m or "") for m in logs)
     assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == before
 
     # a rollback names the version; the history records who held the alias and why
