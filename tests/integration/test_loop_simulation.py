@@ -73,9 +73,7 @@ def test_drift_is_detected_within_a_day_of_onset_and_retrains_automatically(simu
     days = simulation[0]["days"]
     detected = [i for i, d in enumerate(days) if d["drift_check"] == "error"]
     assert detected and detected[0] in (ONSET, ONSET + 1), [d["drift_check"] for d in days]
-    retrains = [
-        (i, a) for i, d in enumerate(days) for a in _actions(d, "monitor: retrain")
-    ]
+    retrains = [(i, a) for i, d in enumerate(days) for a in _actions(d, "monitor: retrain")]
     assert retrains, "the monitor sensor asked for a retrain"
     first, line = retrains[0]
     assert first == detected[0] and "drift_below_threshold failed at ERROR" in line

@@ -325,7 +325,8 @@ def test_drift_of_a_scored_day_with_its_evidently_report(world):
         meta["scored_rows"]
         == _query(
             world,
-            f"select count(*) from scores.fraud_classifier where cast(event_time as date) = '{day}'",
+            "select count(*) from scores.fraud_classifier "
+            f"where cast(event_time as date) = '{day}'",
         )[0][0]
     )
     # The HTML report is one click away (the report server's address) and on disk, with JSON.
