@@ -43,6 +43,12 @@ def _graph_snapshot(*all_defs: dg.Definitions) -> dict:
                     if node.freshness_policy is not None
                     else None
                 ),
+                # what moves it unattended (the landing sensor moves raw and the daily facts)
+                "automation": (
+                    node.automation_condition.get_label()
+                    if node.automation_condition is not None
+                    else None
+                ),
             }
     return snapshot
 
