@@ -363,12 +363,9 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": scored["total"],
                 "mean_score": scored["mean"],
                 "preview": dg.MetadataValue.md(scored["preview"]),
-                # For one day only: a range run's metadata is shared by all its days. The monitor
-                # sensor asks for a day's performance once this time has passed; a backfilled
-                # range is measured by backfilling monitoring/<name>/performance.
                 **(
-                    {"labels_mature_at": scored["labels_mature_at"].isoformat()}
-                    if scored["labels_mature_at"] is not None and len(context.partition_keys) == 1
+                    {"label_lag_days": int(scored["label_lag_days"])}
+                    if scored["label_lag_days"] is not None
                     else {}
                 ),
             }
@@ -465,6 +462,8 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
     client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, version)
     # The version's own test-window metrics: realised performance is judged against them.
     tags["headwater.test_metrics"] = json.dumps(metrics, sort_keys=True)
+    # the last day whose labels it was trained or selected on: realised performance starts after
+    tags["headwater.trained_through"] = str(max(table.column("_event_date").to_pylist()))
     # and its importance: drift is weighed by it
     tags["headwater.feature_importance"] = json.dumps(
         {f: round(g, 6) for f, g in trained.feature_importance.items()}, sort_keys=True
@@ -596,11 +595,11 @@ def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, vers
         con.execute(f"insert into {table} select *, current_timestamp from new_scores")
         con.execute("commit")
         (total,) = con.execute(f"select count(*) from {table}").fetchone()
-        # When the last label of the day is final: the monitor sensor asks for the day's
-        # realised performance once the warehouse has data up to then.
-        (labels_mature_at,) = con.execute(
-            f"select max(l.{spec.label.matures_at}) from {spec.label.table} l "
-            f"join new_scores s using ({keys})"
+        # How many days after its date a scored day's last label is final: the monitor sensor
+        # asks for a day's realised performance once the data reaches that far.
+        (label_lag_days,) = con.execute(
+            f"select max(datediff('day', cast(s.event_time as date), l.{spec.label.matures_at})) "
+            f"from {spec.label.table} l join new_scores s using ({keys})"
         ).fetchone()
         preview = con.execute("select * from new_scores limit 5")
         columns = [d[0] for d in preview.description]
@@ -610,5 +609,5 @@ def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, vers
         "total": total,
         "mean": float(sum(score) / len(score)) if len(score) else 0.0,
         "preview": preview_md,
-        "labels_mature_at": labels_mature_at,
+        "label_lag_days": label_lag_days,
     }

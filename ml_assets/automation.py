@@ -2,7 +2,8 @@
 
 Declarative automation (evaluated by the daemon's `ml_automation` sensor):
     features                 rebuilt when the marts update (eager)
-    scores/<name>            the newest day, when the features or the champion update
+    scores/<name>            the newest day, when its features land; the unscored days of the
+                             last 90, when a champion arrives
     monitoring/<name>/drift  a scored day, when its scores update
     models/<name>/training_set, and after it the model, evaluation and champion: a (re)train
                              when there is no model yet or it fails its freshness policy (asked
@@ -22,7 +23,7 @@ the next failing check.
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -33,6 +34,9 @@ AC = dg.AutomationCondition
 # While a model keeps failing its freshness policy, a new retrain may be asked for once per tick
 # of this cron: a failed retrain is retried later, not in a loop.
 RETRY_CRON = "0 */6 * * *"
+
+MAX_PERFORMANCE_RUNS_PER_TICK = 31
+SCORES_BACKFILL_DAYS = 90
 
 DRIFT_CHECK = "drift_below_threshold"
 PERFORMANCE_CHECK = "performance_not_decayed"
@@ -75,21 +79,26 @@ def follows_training() -> AC:
 
 
 def scores_condition(champion_key: dg.AssetKey) -> AC:
-    """The newest day, scored when its features land, by the champion of that moment.
+    """The newest day, scored when its features land, by the champion of that moment; and when
+    a champion arrives, every unscored day of the last SCORES_BACKFILL_DAYS (the first champion
+    of a model scores the recent history, in one run: the asset's backfill policy).
 
-    A new champion does not re-score a day already scored (the scores are what production
-    served that day, and realised performance is judged on them); it scores the newest day only
-    if nothing scored it yet (the first champion). Not `eager()`: its `newly_missing` would
+    A new champion does not re-score days already scored: those scores are what production
+    served, and realised performance is judged on them. Not `eager()`: its `newly_missing` would
     score each new day at midnight, before the day's data has landed.
     """
     champion = dg.AssetSelection.assets(champion_key)
-    new_features = AC.any_deps_updated().ignore(champion).with_label("features updated")
-    first_champion = (AC.any_deps_updated().allow(champion) & AC.missing()).with_label(
-        "a champion for an unscored day"
+    new_features = (AC.in_latest_time_window() & AC.any_deps_updated().ignore(champion)).with_label(
+        "features updated"
     )
-    return (
-        AC.in_latest_time_window() & (new_features | first_champion).since_last_handled() & _ready()
-    ).with_label("score the newest day")
+    unscored_for_a_champion = (
+        AC.in_latest_time_window(lookback_delta=timedelta(days=SCORES_BACKFILL_DAYS))
+        & AC.any_deps_updated().allow(champion)
+        & AC.missing()
+    ).with_label("a champion for unscored days")
+    return ((new_features | unscored_for_a_champion).since_last_handled() & _ready()).with_label(
+        "score new days"
+    )
 
 
 def drift_condition(feature_key: dg.AssetKey) -> AC:
@@ -196,8 +205,8 @@ def monitor_tick(
     """One evaluation of the monitor sensor: run requests, what it decided and why, new cursor.
 
     The cursor holds, per model, the last scores materialization read, the scored days whose
-    labels have not matured yet (with the time they will), the newest scored day, and the last
-    check execution acted on.
+    labels have not matured yet (with the day they will: the day plus the `label_lag_days` the
+    scores recorded), the end of the newest scored day, and the last check execution acted on.
     """
     requests: list[dg.RunRequest] = []
     log: list[str] = []
@@ -220,17 +229,20 @@ def monitor_tick(
             partition = record.partition_key
             if partition is None:
                 continue
-            metadata = record.asset_materialization.metadata
-            matures = metadata.get("labels_mature_at")
-            if matures is not None:
-                state["pending"][partition] = [str(matures.value), record.storage_id]
+            lag = record.asset_materialization.metadata.get("label_lag_days")
+            if lag is not None:
+                matures = date.fromisoformat(partition) + timedelta(days=int(lag.value))
+                state["pending"][partition] = [matures.isoformat(), record.storage_id]
             state["newest_day_end"] = max(state["newest_day_end"], _day_end(partition))
 
-        # 2. Performance of every scored day whose labels have matured by the newest data.
+        # 2. Performance of the scored days whose labels have matured by the newest data, oldest
+        #    first and a bounded number per tick (a backfilled year is measured over ticks).
+        asked = 0
         for partition, (matures_at, storage_id) in sorted(state["pending"].items()):
-            if datetime.fromisoformat(matures_at) <= datetime.fromisoformat(
-                state["newest_day_end"]
-            ):
+            if asked == MAX_PERFORMANCE_RUNS_PER_TICK:
+                break
+            if matures_at <= state["newest_day_end"]:
+                asked += 1
                 requests.append(
                     dg.RunRequest(
                         job_name=f"performance_{name}",

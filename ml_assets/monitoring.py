@@ -96,11 +96,21 @@ def judge_drift(rule: DriftSpec, share: float, drifted: list[str], features: int
 
 
 def judge_performance(
-    rule: PerformanceSpec, reference: float, realised: float, rows: int, positives: int | None
+    rule: PerformanceSpec,
+    reference: float,
+    realised: float,
+    rows: int,
+    positives: int | None,
+    seen_in_training: bool = False,
 ) -> Verdict:
     """Decay of `rule.metric` against the version's test window. Too few rows (or no positive
-    for a classifier) is not judged: a metric on them says nothing."""
+    for a classifier) is not judged: a metric on them says nothing; nor is a day the version was
+    trained or selected on (its score there is not a realised one)."""
     m = rule.metric
+    if seen_in_training:
+        return Verdict(
+            "ok", f"not judged: the version was trained on this day ({m} {realised:.4f})"
+        )
     if rows < rule.min_rows or positives == 0 or math.isnan(realised):
         return Verdict("ok", f"not judged: {rows} rows, {positives} positives, {m} {realised:.4f}")
     decay = relative_decay(m, reference, realised)

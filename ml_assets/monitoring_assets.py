@@ -302,7 +302,10 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         metrics = realised_metrics(spec, y, p)
         positives = int(y.sum()) if spec.objective == "binary" else None
         reference = float(test_metrics.get(rule.metric, float("nan")))
-        verdict = judge_performance(rule, reference, metrics[rule.metric], len(y), positives)
+        seen = day <= version.tags.get("headwater.trained_through", "")
+        verdict = judge_performance(
+            rule, reference, metrics[rule.metric], len(y), positives, seen_in_training=seen
+        )
         computed_at = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect() as con:
             _replace_rows(
@@ -323,6 +326,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
                 **{m: float(v) for m, v in metrics.items()},
                 f"test_window_{rule.metric}": reference,
                 "model_version": version.version,
+                "seen_in_training": seen,
                 "rows": len(y),
                 **({"positives": positives} if positives is not None else {}),
                 "labels_matured_at": str(matures_at),

@@ -297,7 +297,7 @@ _REASONS = (
     "model failed its freshness policy",
     "weekly backstop",
     "features updated",
-    "a champion for an unscored day",
+    "a champion for unscored days",
     "scores updated",
     "any_deps_updated",
 )

@@ -7,7 +7,7 @@ the automation asks, the simulation (test_loop_simulation.py) about what the run
 """
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -19,8 +19,10 @@ from data_platform.resources import Warehouse
 from ml_assets.assets import ModelArtifacts, build_model_assets
 from ml_assets.automation import (
     DRIFT_CHECK,
+    MAX_PERFORMANCE_RUNS_PER_TICK,
     PERFORMANCE_CHECK,
     REASON_TAG,
+    SCORES_BACKFILL_DAYS,
     keys_of,
     monitor_tick,
 )
@@ -144,23 +146,27 @@ def test_a_model_that_does_not_exist_yet_is_trained_once_its_inputs_exist(instan
     assert graph.tick(T0 + timedelta(minutes=10)) == set()
 
 
-def test_the_newest_day_is_scored_when_its_features_land_and_not_again_for_a_new_champion(
-    trained,
-):
+def test_a_first_champion_scores_the_recent_history_and_then_each_new_day_once(trained):
     graph = trained(FRAUD)  # materialised at T0, Tuesday 2025-03-04 10:00
-    newest = "2025-03-03"
-    assert graph.requested >= {(K["scores"], newest), (K["drift"], newest)}, "first champion"
-    with freeze_time(T0 + timedelta(minutes=6)):
-        for key in (K["scores"], K["drift"]):
+    scored_days = {p for key, p in graph.requested if key == K["scores"]}
+    first = max(date(2025, 1, 1), date(2025, 3, 3) - timedelta(days=SCORES_BACKFILL_DAYS))
+    assert scored_days == {
+        (first + timedelta(days=i)).isoformat() for i in range((date(2025, 3, 3) - first).days + 1)
+    }, "the recent history, from the first day partition on"
+    assert {p for key, p in graph.requested if key == K["drift"]} == {
+        (date(2025, 3, 3) - timedelta(days=i)).isoformat() for i in range(7)
+    }, "drift of the last week's scored days follows"
+    with freeze_time(T0 + timedelta(minutes=6)):  # that run succeeded
+        for key, partition in graph.requested:
             graph.instance.report_runless_asset_event(
-                dg.AssetMaterialization(key, partition=newest)
+                dg.AssetMaterialization(key, partition=partition)
             )
     graph.tick(T0 + timedelta(minutes=10))
     assert graph.requested == set()
 
     graph.materialized([K["champion"]], T0 + timedelta(minutes=20))  # a new champion
     graph.tick(T0 + timedelta(minutes=25))
-    assert graph.requested == set(), "a day already scored is not re-scored"
+    assert graph.requested == set(), "days already scored are not scored again"
 
     next_morning = datetime(2025, 3, 5, 0, 20, tzinfo=UTC)
     graph.materialized(graph.upstream_keys, next_morning)  # the day's features land
@@ -252,27 +258,40 @@ def test_performance_is_asked_for_once_the_days_labels_have_matured(trained):
     graph = trained(FRAUD)
     instance = graph.instance
 
-    def scored(day: str, matures: str, at: datetime) -> None:
+    def scored(day: str, at: datetime) -> None:
         with freeze_time(at):
             instance.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    K["scores"], partition=day, metadata={"labels_mature_at": matures}
-                )
+                dg.AssetMaterialization(K["scores"], partition=day, metadata={"label_lag_days": 7})
             )
 
-    scored("2025-03-01", "2025-03-08T00:00:00", T0)
+    scored("2025-03-01", T0)
     requests, _, cursor = monitor_tick([FRAUD], instance, {})
     assert requests == [], "labels of 03-01 mature on 03-08; the data reaches 03-02"
 
     for day in ("2025-03-02", "2025-03-03", "2025-03-04", "2025-03-05", "2025-03-06"):
-        scored(day, f"{day[:8]}{int(day[8:]) + 7:02d}T00:00:00", T0)
+        scored(day, T0)
     requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
     assert requests == [], "data up to 03-06 (ends 03-07): 03-01 matures 03-08"
 
-    scored("2025-03-07", "2025-03-14T00:00:00", T0)
+    scored("2025-03-07", T0)
     requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
     assert [(r.job_name, r.partition_key) for r in requests] == [
         (f"performance_{FRAUD.name}", "2025-03-01")
     ]
     requests, _, cursor = monitor_tick([FRAUD], instance, cursor)
     assert requests == [], "asked for once"
+
+
+def test_a_backfilled_year_is_measured_a_bounded_number_of_days_per_tick(trained):
+    graph = trained(FRAUD)
+    days = [(date(2024, 1, 1) + timedelta(days=i)).isoformat() for i in range(120)]
+    with freeze_time(T0):
+        for day in days:  # a range run records one materialisation per day
+            graph.instance.report_runless_asset_event(
+                dg.AssetMaterialization(K["scores"], partition=day, metadata={"label_lag_days": 61})
+            )
+    requests, _, cursor = monitor_tick([FRAUD], graph.instance, {})
+    matured = [d for d in days if date.fromisoformat(d) + timedelta(days=61) <= date(2024, 4, 30)]
+    assert [r.partition_key for r in requests] == matured[:MAX_PERFORMANCE_RUNS_PER_TICK]
+    requests, _, cursor = monitor_tick([FRAUD], graph.instance, cursor)
+    assert [r.partition_key for r in requests] == matured[MAX_PERFORMANCE_RUNS_PER_TICK:]

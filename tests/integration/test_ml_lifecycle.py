@@ -360,6 +360,9 @@ def test_realised_performance_of_a_day_whose_labels_have_matured(world):
     assert meta["positives"] == positives > 0
     (check,) = _check_evaluations(result)
     assert check.check_name == PERFORMANCE_CHECK and "roc_auc" in check.description
+    # Every matured day of this world trained the champion that scored it: not a realised score,
+    # so not judged (the simulation measures days scored after training).
+    assert meta["seen_in_training"] is True and "not judged" in check.description
     assert _query(
         world,
         "select count(*) from monitoring.performance where model = 'fraud_classifier' "

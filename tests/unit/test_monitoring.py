@@ -66,3 +66,5 @@ def test_performance_verdicts_judge_only_days_with_enough_evidence():
     assert judge_performance(rule, 0.95, 0.50, 100, 10).level == "ok", "too few rows"
     assert judge_performance(rule, 0.95, math.nan, 1000, 0).level == "ok", "no positive"
     assert "not judged" in judge_performance(rule, 0.95, 0.5, 100, 10).reason
+    in_sample = judge_performance(rule, 0.95, 0.50, 1000, 10, seen_in_training=True)
+    assert in_sample.level == "ok" and "trained on this day" in in_sample.reason
