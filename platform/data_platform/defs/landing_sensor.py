@@ -114,6 +114,7 @@ def build_landing_sensor(
             for k in unpartitioned_warehouse_keys
         )
         waiting = 0
+        by_range: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for contract in daily:
             try:
                 files = find_landing_files(contract, landing_dir)
@@ -137,20 +138,28 @@ def build_landing_sensor(
                 new_keys.append(partition_key)
                 table_seen[partition_key] = stamp
             # Consecutive days go in one run (the daily assets load a range in one run and one
-            # dbt invocation), so a first start with 90 days of files is two runs, not 180.
+            # dbt invocation), so a first start with 90 days of files is one run, not 180.
             for first, last in _consecutive_ranges(new_keys):
                 stamps = ",".join(table_seen[k] for k in _keys_between(new_keys, first, last))
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{contract.table}:{first}:{last}:{_digest(stamps)}",
-                        asset_selection=daily_targets[contract.table],
-                        tags={
-                            "headwater/trigger": "landing_sensor",
-                            "dagster/asset_partition_range_start": first,
-                            "dagster/asset_partition_range_end": last,
-                        },
-                    )
+                by_range.setdefault((first, last), []).append((contract.table, stamps))
+        # Sources with the same new days share a run: one dbt invocation builds the facts in
+        # dependency order (as separate runs, the chargebacks' relationship test could run
+        # before fct_transactions existed).
+        for (first, last), tables in sorted(by_range.items()):
+            requests.append(
+                dg.RunRequest(
+                    run_key=":".join(
+                        [*sorted(t for t, _ in tables), first, last]
+                        + [_digest(",".join(s for _, s in sorted(tables)))]
+                    ),
+                    asset_selection=sorted(set().union(*(daily_targets[t] for t, _ in tables))),
+                    tags={
+                        "headwater/trigger": "landing_sensor",
+                        "dagster/asset_partition_range_start": first,
+                        "dagster/asset_partition_range_end": last,
+                    },
                 )
+            )
 
         if not requests:
             if waiting:
