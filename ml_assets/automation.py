@@ -185,9 +185,14 @@ def _day_end(partition_key: str) -> str:
     return (date.fromisoformat(partition_key) + timedelta(days=1)).isoformat()
 
 
-def _retrain_active(instance: dg.DagsterInstance, training_set_key: dg.AssetKey) -> bool:
+def _retrain_active(instance: dg.DagsterInstance, name: str, training_set_key) -> bool:
+    """A queued or running retrain of the model: a run of its retrain job (tagged), or any run
+    whose asset selection includes its training set (declarative automation's runs)."""
     runs = instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE_STATUSES))
-    return any(training_set_key in (run.asset_selection or ()) for run in runs)
+    return any(
+        run.tags.get(RETRAIN_TAG) == name or training_set_key in (run.asset_selection or ())
+        for run in runs
+    )
 
 
 def _failed_at_error(record) -> tuple[bool, str]:
@@ -267,7 +272,7 @@ def monitor_tick(
             if not failed:
                 state["handled"][check] = record.id
                 continue
-            if _retrain_active(instance, k["training_set"]):
+            if _retrain_active(instance, name, k["training_set"]):
                 # Not handled yet: looked at again once the running retrain has finished.
                 log.append(f"{name}: {check} failed, a retrain is already running: wait")
                 continue

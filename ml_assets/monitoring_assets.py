@@ -11,7 +11,7 @@ queried as well as plotted. The bodies are thin: the logic is in `drift` and `mo
 """
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -274,37 +274,56 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         if label.known_at:
             # as known when the label matured: a later report does not count
             value = f"({value} and coalesce(l.{label.known_at} <= l.{label.matures_at}, true))"
+        joined = f"from scores.{name} s join {label.table} l using ({keys})"
         with warehouse.connect(read_only=True) as con:
             rows = con.sql(
                 f"select s.score, s.model_version, cast({value} as double) as label, "
-                f"l.{label.matures_at} as matures_at from scores.{name} s "
-                f"join {label.table} l using ({keys}) where cast(s.event_time as date) = $1",
+                f"l.{label.matures_at} as matures_at {joined} "
+                "where cast(s.event_time as date) = $1",
                 params=[day],
             ).to_arrow_table()
             ((data_until,),) = con.sql(
                 f"select max({spec.event_time}) from {spec.feature_set}"
             ).fetchall()
-        if rows.num_rows == 0:
-            raise dg.Failure(f"{name}: nothing scored on {day}, so no performance to measure")
-        matures_at = max(rows.column("matures_at").to_pylist())
-        # The newest event's day has landed whole: data reaches midnight after it.
-        data_until = _day_after(data_until) if data_until is not None else None
-        if data_until is None or matures_at > data_until:
-            raise dg.Failure(
-                f"{name}: the labels of {day} mature at {matures_at}, but {spec.feature_set} "
-                f"holds data up to {data_until}; materialise this day after that"
-            )
+            if rows.num_rows == 0:
+                raise dg.Failure(f"{name}: nothing scored on {day}, so no performance to measure")
+            matures_at = max(rows.column("matures_at").to_pylist())
+            # The newest event's day has landed whole: data reaches midnight after it.
+            data_until = _day_after(data_until) if data_until is not None else None
+            if data_until is None or matures_at > data_until:
+                raise dg.Failure(
+                    f"{name}: the labels of {day} mature at {matures_at}, but "
+                    f"{spec.feature_set} holds data up to {data_until}; materialise this day "
+                    "after that"
+                )
+            version_number = sorted(set(rows.column("model_version").to_pylist()))[-1]
+            # The check judges the trailing window (this day and the days before it that the
+            # same version scored and whose labels have matured): one day is too few positives.
+            first_day = (date.fromisoformat(day) - timedelta(days=rule.window_days - 1)).isoformat()
+            window = con.sql(
+                f"select s.score, cast({value} as double) as label {joined} "
+                "where cast(s.event_time as date) between $1 and $2 and s.model_version = $3 "
+                f"and l.{label.matures_at} <= $4",
+                params=[first_day, day, version_number, data_until],
+            ).to_arrow_table()
         y = rows.column("label").to_numpy()
         p = rows.column("score").to_numpy()
-        version_number = sorted(set(rows.column("model_version").to_pylist()))[-1]
         version = mlflow_tracking.version_of(spec.registered_model_name, version_number)
         test_metrics = json.loads(version.tags.get("headwater.test_metrics", "{}"))
         metrics = realised_metrics(spec, y, p)
+        window_y = window.column("label").to_numpy()
+        window_metrics = realised_metrics(spec, window_y, window.column("score").to_numpy())
+        window_positives = int(window_y.sum()) if spec.objective == "binary" else None
         positives = int(y.sum()) if spec.objective == "binary" else None
         reference = float(test_metrics.get(rule.metric, float("nan")))
         seen = day <= version.tags.get("headwater.trained_through", "")
         verdict = judge_performance(
-            rule, reference, metrics[rule.metric], len(y), positives, seen_in_training=seen
+            rule,
+            reference,
+            window_metrics[rule.metric],
+            len(window_y),
+            window_positives,
+            seen_in_training=seen,
         )
         computed_at = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect() as con:
@@ -325,6 +344,8 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             metadata={
                 **{m: float(v) for m, v in metrics.items()},
                 f"test_window_{rule.metric}": reference,
+                f"trailing_{rule.window_days}d_{rule.metric}": float(window_metrics[rule.metric]),
+                f"trailing_{rule.window_days}d_rows": len(window_y),
                 "model_version": version.version,
                 "seen_in_training": seen,
                 "rows": len(y),

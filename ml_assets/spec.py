@@ -73,15 +73,19 @@ class DriftSpec:
 
 @dataclass(frozen=True)
 class PerformanceSpec:
-    """When realised performance has decayed: `metric` on a day's matured labels against the
-    same metric on the model version's own test window, as a relative loss (0.05 = 5% worse).
+    """When realised performance has decayed: `metric` on matured labels (over the trailing
+    `window_days`) against the same metric on the model version's own test window, as a
+    relative loss (0.05 = 5% worse).
     A decay of `warn_decay` warns; one of `error_decay` fails the check and the model retrains."""
 
     metric: str
     warn_decay: float
     error_decay: float
     min_rows: int = 200
-    """Days with fewer scored rows (or, for a classifier, no positive) are not judged."""
+    """A window with fewer scored rows (or, for a classifier, no positive) is not judged."""
+    window_days: int = 7
+    """The check judges the metric over this many days up to the measured one (the same version,
+    matured labels): a single day's ROC-AUC on a few dozen frauds is mostly noise."""
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,12 @@ class Loop:
             )
         ]
         self.resources = {**data_defs.resources, **ml_defs.resources}
-        self.defs = dg.Definitions(assets=self.assets, resources=self.resources)
+        model_jobs = [j for j in ml_defs.jobs if j.name.endswith(f"_{model}")]
+        self.defs = dg.Definitions(assets=self.assets, jobs=model_jobs, resources=self.resources)
+        # Runs go through the same jobs as under the daemon: the asset job with an asset
+        # selection (what declarative automation and the landing sensor launch), or a named job
+        # (the monitor sensor's), so runs carry the selection and tags the conditions read.
+        self.asset_job = self.defs.resolve_implicit_global_asset_job_def()
         self.instance = dg.DagsterInstance.get()
         self.specs = [s for s in load_specs() if s.name == model]
         self.landing_sensor = data_defs.get_sensor_def("landing_sensor")
@@ -164,13 +169,16 @@ class Loop:
         self.runs: list[dg.ExecuteInProcessResult] = []
 
     def execute(
-        self, keys, partition_key: str | None = None, tags: dict | None = None
+        self,
+        keys,
+        partition_key: str | None = None,
+        tags: dict | None = None,
+        job_name: str | None = None,
     ) -> dg.ExecuteInProcessResult:
-        result = dg.materialize(
-            self.assets,
+        job = self.defs.resolve_job_def(job_name) if job_name else self.asset_job
+        result = job.execute_in_process(
             instance=self.instance,
-            resources=self.resources,
-            selection=dg.AssetSelection.assets(*keys),
+            asset_selection=None if job_name else list(keys),
             partition_key=partition_key,
             tags={"headwater/trigger": "simulation", **(tags or {})},
             run_config=QUIET,
@@ -243,20 +251,16 @@ class Loop:
 
     # monitor sensor
     def tick_monitor(self) -> list[str]:
-        from ml_assets.automation import keys_of, monitor_tick
+        from ml_assets.automation import monitor_tick
 
         requests, log, self.monitor_cursor = monitor_tick(
             self.specs, self.instance, self.monitor_cursor
         )
         done = [f"monitor: {line}" for line in log if "retrain (" not in line]
         for request in requests:
-            name = request.job_name.split("_", 1)[1]
-            k = keys_of(name)
-            if request.job_name.startswith("retrain_"):
-                keys = [k["training_set"], k["model"], k["evaluation"], k["champion"]]
-            else:
-                keys = [k["performance"]]
-            outcome = self.execute(keys, request.partition_key, dict(request.tags))
+            outcome = self.execute(
+                [], request.partition_key, dict(request.tags), job_name=request.job_name
+            )
             status = "" if outcome.success else " FAILED"
             reason = request.tags.get("headwater/retrain_reason") or request.tags.get(
                 "headwater/reason", ""
@@ -470,8 +474,12 @@ def simulate(
         )
         if not first.success:
             raise RuntimeError(f"the history backfill failed: {first.failure}")
-        # The sensors and automation start from here: what the backfill did is not news.
+        # The sensors and automation start from here: what the backfill did is not news (its
+        # matured days trained the first champion: their performance would not be realised).
+        from ml_assets.automation import monitor_tick
+
         loop.tick_landing()
+        _, _, loop.monitor_cursor = monitor_tick(loop.specs, loop.instance, {})
         loop.automation_cursor = dg.evaluate_automation_conditions(
             defs=loop.defs, instance=loop.instance, evaluation_time=morning - timedelta(hours=1)
         ).cursor

@@ -33,7 +33,7 @@ def simulation(tmp_path_factory):
             "--days",
             str(DAYS),
             "--history-days",
-            "40",
+            "45",
             "--transactions-per-day",
             "2500",
             "--drift-on-day",
