@@ -295,3 +295,25 @@ def test_a_backfilled_year_is_measured_a_bounded_number_of_days_per_tick(trained
     assert [r.partition_key for r in requests] == matured[:MAX_PERFORMANCE_RUNS_PER_TICK]
     requests, _, cursor = monitor_tick([FRAUD], graph.instance, cursor)
     assert [r.partition_key for r in requests] == matured[MAX_PERFORMANCE_RUNS_PER_TICK:]
+
+
+def test_features_follow_a_mart_whose_early_days_never_existed(instance):
+    """Daily partitions start on 2025-01-01; data that starts later leaves the early days
+    missing forever, which must not hold the feature sets back."""
+    from data_platform.settings import DAILY_PARTITIONS
+    from ml_assets.automation import features_condition
+
+    mart = dg.AssetSpec(dg.AssetKey(["marts", "fct"]), partitions_def=DAILY_PARTITIONS)
+
+    @dg.asset(key=["features", "f"], deps=[mart.key], automation_condition=features_condition())
+    def feature():
+        """A feature set."""
+
+    defs = dg.Definitions(assets=[mart, feature])
+    with freeze_time(T0):
+        cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(mart.key, partition="2025-03-03")
+        )
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+    assert result.get_num_requested(feature.key) == 1
