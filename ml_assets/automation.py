@@ -35,7 +35,8 @@ AC = dg.AutomationCondition
 # of this cron: a failed retrain is retried later, not in a loop.
 RETRY_CRON = "0 */6 * * *"
 
-MAX_PERFORMANCE_RUNS_PER_TICK = 31
+MAX_PERFORMANCE_RUNS_PER_TICK = 7
+PERFORMANCE_LOOKBACK_DAYS = 7
 SCORES_BACKFILL_DAYS = 90
 
 DRIFT_CHECK = "drift_below_threshold"
@@ -243,7 +244,23 @@ def monitor_tick(
             state["newest_day_end"] = max(state["newest_day_end"], _day_end(partition))
 
         # 2. Performance of the scored days whose labels have matured by the newest data, oldest
-        #    first and a bounded number per tick (a backfilled year is measured over ticks).
+        #    first and a bounded number per tick. Days that matured more than a week before the
+        #    newest data (a backfilled history) are dropped: measuring them is a backfill of the
+        #    performance asset, not a flood of runs from a sensor.
+        newest = state["newest_day_end"]
+        horizon = (
+            (date.fromisoformat(newest) - timedelta(days=PERFORMANCE_LOOKBACK_DAYS)).isoformat()
+            if newest
+            else ""
+        )
+        too_old = [p for p, (m, _) in state["pending"].items() if m < horizon]
+        for partition in too_old:
+            del state["pending"][partition]
+        if too_old:
+            log.append(
+                f"{name}: {len(too_old)} scored days matured before {horizon}: not measured "
+                f"(backfill monitoring/{name}/performance for them)"
+            )
         asked = 0
         for partition, (matures_at, storage_id) in sorted(state["pending"].items()):
             if asked == MAX_PERFORMANCE_RUNS_PER_TICK:

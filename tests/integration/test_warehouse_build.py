@@ -21,6 +21,7 @@ from data_platform.headless import materialize_range
 from data_platform.resources import LandingZone, Warehouse
 from data_platform.settings import DBT_PROJECT_DIR
 from ml_assets.assets import ModelArtifacts
+from ml_assets.monitoring_assets import MonitoringReports
 from ml_assets.tracking import MlflowTracking
 from tests.conftest import DEMO_FIRST_DAY, DEMO_LAST_DAY
 
@@ -63,6 +64,7 @@ def built(tmp_path_factory, demo_landing):
         # not used by the selected layers, but every asset passed to a run needs its resources
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
+        "reports": MonitoringReports(path=str(tmp / "reports")),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
     with dg.instance_for_test(temp_dir=str(tmp / "dagster_home"), overrides=overrides) as inst:
