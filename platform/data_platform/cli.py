@@ -28,10 +28,14 @@ from data_platform.settings import PROJECT_ROOT, state_dir
 EMBEDDED_INSTANCE_CONFIG = PROJECT_ROOT / "dagster_instance" / "embedded.yaml"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 
-# The demo: 90 days up to yesterday (UTC), so that daily partitions, freshness and automation
+# The demo: 150 days up to yesterday (UTC), so that daily partitions, freshness and automation
 # look live; `headwater dev` and the demo feed job then land each new day (generator/feed.py).
-DEMO_DAYS = 90
-DEMO_TRANSACTIONS = 200_000
+# 150 days because labels mature after 61: the first champion trains on days up to ~90 and its
+# drift reference is the newest two weeks of that, past the month in which the demo world's
+# history features (7- and 30-day windows, first visits to a merchant) still fill up. A 90-day
+# demo trained on that warm-up and raised drift alarms on clean days.
+DEMO_DAYS = 150
+DEMO_TRANSACTIONS = 333_300  # 2,222 a day
 REPORTS_PORT = 3001
 
 # Signals `headwater dev` passes on to `dagster dev`: Ctrl-C, a plain kill, a closed terminal.
