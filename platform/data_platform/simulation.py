@@ -396,48 +396,42 @@ def _report_day(loop: Loop, spec, day: str, actions: list[str]) -> DayReport:
     )
 
 
-def _compare(loop: Loop, spec, promoted_on: dict[str, str]) -> dict:
-    """Realised performance on the matured days the current champion scored, against the
-    champion it replaced scoring the same rows: what the retrain bought."""
+def _compare(loop: Loop, spec, since: date, first_version: str = "1") -> dict:
+    """What retraining bought: on the matured days since `since` that a retrained champion
+    scored, the realised metrics of the scores as served against the first champion's scores of
+    the same rows."""
     from ml_assets.assets import _load_booster
     from ml_assets.evaluate import metrics_for
-    from ml_assets.tracking import CHAMPION, MlflowTracking
+    from ml_assets.tracking import MlflowTracking
     from ml_assets.train import predict, to_frame
 
-    tracking = MlflowTracking()
-    current = tracking.version_by_alias(spec.registered_model_name, CHAMPION)
-    if current is None or current.version not in promoted_on:
-        return {}
-    previous = current.tags.get("headwater.previous_champion", "")
-    if not previous:
-        return {}
     label = spec.label
+    keys = ", ".join(spec.keys)
     with loop.resources["warehouse"].connect(read_only=True) as con:
         rows = con.sql(
-            f"select f.*, cast(l.{label.column} as double) as _label from scores.{spec.name} s "
-            f"join {spec.feature_set} f using ({', '.join(spec.keys)}) "
-            f"join {label.table} l using ({', '.join(spec.keys)}) "
-            f"where s.model_version = $1 and l.{label.matures_at} <= "
-            f"(select max({spec.event_time}) from {spec.feature_set})",
-            params=[current.version],
+            f"select f.*, s.score as _served, s.model_version as _version, "
+            f"cast(l.{label.column} as double) as _label from scores.{spec.name} s "
+            f"join {spec.feature_set} f using ({keys}) join {label.table} l using ({keys}) "
+            f"where s.model_version <> $1 and cast(s.event_time as date) >= $2 "
+            f"and l.{label.matures_at} <= (select max({spec.event_time}) from {spec.feature_set})",
+            params=[first_version, since.isoformat()],
         ).to_arrow_table()
     if rows.num_rows == 0:
-        return {"note": f"no day scored by v{current.version} has matured labels yet"}
-    frame = to_frame(rows, spec)
+        return {"note": "no day scored by a retrained champion has matured labels yet"}
     y = rows.column("_label").to_numpy()
+    old = _load_booster(MlflowTracking(), spec.registered_model_name, first_version)
     days = sorted({str(d) for d in rows.column(spec.score_date).to_pylist()})
-    out = {
+    versions = sorted({int(v) for v in rows.column("_version").to_pylist()})
+    return {
         "days": f"{days[0]}..{days[-1]}",
         "rows": rows.num_rows,
-        "promoted_on": promoted_on[current.version],
+        "positives": int(y.sum()),
+        "served_by": [f"v{v}" for v in versions],
+        "served (retrained champions)": metrics_for(spec, y, rows.column("_served").to_numpy()),
+        f"first champion v{first_version} on the same rows": metrics_for(
+            spec, y, predict(old, to_frame(rows, spec))
+        ),
     }
-    for who, version in (
-        (f"old champion v{previous}", previous),
-        (f"new champion v{current.version}", current.version),
-    ):
-        booster = _load_booster(tracking, spec.registered_model_name, version)
-        out[who] = metrics_for(spec, y, predict(booster, frame))
-    return out
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -490,7 +484,6 @@ def simulate(
 
     echo(HEADER)
     reports: list[DayReport] = []
-    promoted_on: dict[str, str] = {}
     for index in range(config.days):
         day = config.first_day + timedelta(days=index)
         _land(incoming, landing, day)
@@ -506,14 +499,11 @@ def simulate(
                 actions += loop.tick_monitor()
             if len(loop.runs) == runs_before:
                 break
-        for line in actions:
-            if line.startswith("gate: promoted"):
-                promoted_on[line.split()[2].lstrip("v")] = day.isoformat()
         report = _report_day(loop, spec, day.isoformat(), actions)
         reports.append(report)
         echo(_row(report))
 
-    comparison = _compare(loop, spec, promoted_on) if reports else {}
+    comparison = _compare(loop, spec, config.drift_starts or config.first_day) if reports else {}
     return SimulationResult(
         config={k: str(v) for k, v in asdict(config).items()},
         days=reports,
@@ -543,7 +533,11 @@ def render(result: SimulationResult) -> str:
     lines = [HEADER, *(_row(r) for r in result.days)]
     if result.comparison:
         lines.append("")
-        lines.append(f"Recovery: {json.dumps(result.comparison, default=float)}")
+        lines.append("What retraining bought (matured days served by a retrained champion):")
+        for key, value in result.comparison.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{m} {v:.3f}" for m, v in value.items())
+            lines.append(f"- {key}: {value}")
     lines.append(f"\n{len(result.days)} days in {result.seconds:.0f} s")
     return "\n".join(lines)
 
