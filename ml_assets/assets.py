@@ -1,9 +1,11 @@
 """The five assets every model spec gets, in lineage order.
 
     models/<name>/training_set   matured rows of the feature set, time-split, as Parquet
-    models/<name>/model          LightGBM fitted on it, tracked in MLflow, registered as challenger
-    models/<name>/evaluation     challenger vs champion vs baseline on the test window; its
-                                 blocking check is the promotion gate
+    models/<name>/model          LightGBM fitted on the train window (the held-out model), then
+                                 refit on all windows (the served model); tracked in MLflow,
+                                 registered as challenger
+    models/<name>/evaluation     challenger vs champion vs baseline on the test window (held-out
+                                 models); its blocking check is the promotion gate
     models/<name>/champion       the `champion` alias moved to the challenger (gate passed only)
     scores/<name>                daily scores from the champion, written to DuckDB
 
@@ -23,7 +25,7 @@ from data_platform.resources import Warehouse
 from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL, state_dir
 from ml_assets.automation import follows_training, retrain_condition, scores_condition
 from ml_assets.spec import ModelSpec
-from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking
+from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking, VersionRef
 
 GATE_CHECK = "challenger_beats_champion"
 
@@ -40,7 +42,8 @@ class ModelArtifacts(dg.ConfigurableResource):
         return folder
 
 
-def _table_key(table: str) -> dg.AssetKey:
+def table_key(table: str) -> dg.AssetKey:
+    """The asset key of a schema-qualified warehouse table (`features.x` -> features/x)."""
     return dg.AssetKey(table.split("."))
 
 
@@ -68,7 +71,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=training_set_key,
-        deps=[_table_key(spec.feature_set), _table_key(spec.label.table)],
+        deps=[table_key(spec.feature_set), table_key(spec.label.table)],
         description=(
             f"Training set of `{name}`: rows of `{spec.feature_set}` whose label has matured by "
             "the cut-off (the newest event in the feature set), with the label as known then, "
@@ -132,7 +135,10 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         deps=[training_set_key],
         description=(
             f"{spec.description} Trained with LightGBM on the training window, early-stopped "
-            "on the validation window, tracked in MLflow and registered with alias `challenger`."
+            "on the validation window and measured on the test window (the held-out model); "
+            "the version registered with alias `challenger` is the same recipe refit on all "
+            "three windows, so the newest matured days train the model that serves. Tracked "
+            "in MLflow with its held-out twin."
         ),
         kinds={"python", "lightgbm", "mlflow"},
         metadata=spec_metadata,
@@ -148,11 +154,12 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         import pyarrow.parquet as pq
 
         from ml_assets.evaluate import metrics_for
-        from ml_assets.train import LABEL_COLUMN, SPLIT_COLUMN, predict, to_frame, train
+        from ml_assets.train import LABEL_COLUMN, SPLIT_COLUMN, predict, refit, to_frame, train
 
         path = artifacts.folder(name) / "training_set.parquet"
         table = pq.read_table(path)
         data_version = _latest_data_version(context, training_set_key)
+        # The held-out model: trained on the train window, judged on the test window.
         trained = train(spec, table)
         split = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
         frame = to_frame(table, spec)
@@ -162,10 +169,22 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
             spec, label[test_rows], predict(trained.booster, frame[test_rows])
         )
 
+        # The model that serves: the same recipe refit on every matured day (see `refit`).
+        served = refit(spec, table, trained.best_iteration) if spec.split.refit else trained
+
         version, run_id, experiment_id = _log_to_mlflow(
-            context, spec, mlflow_tracking, trained, frame, table, path, data_version, test_metrics
+            context,
+            spec,
+            mlflow_tracking,
+            trained,
+            served,
+            frame,
+            table,
+            path,
+            data_version,
+            test_metrics,
         )
-        top = sorted(trained.feature_importance.items(), key=lambda kv: -kv[1])[:10]
+        top = sorted(served.feature_importance.items(), key=lambda kv: -kv[1])[:10]
         return dg.MaterializeResult(
             metadata={
                 "registered_model": spec.registered_model_name,
@@ -175,6 +194,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 "mlflow_run": dg.MetadataValue.url(mlflow_tracking.run_link(experiment_id, run_id)),
                 "best_iteration": trained.best_iteration,
                 "validation_metric": trained.validation_metric,
+                "refit_on_all_windows": served is not trained,
                 **{f"test_{k}": v for k, v in test_metrics.items()},
                 "top_features": dg.MetadataValue.md(
                     markdown_preview(
@@ -190,7 +210,8 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         deps=[model_key],
         description=(
             f"`{name}` challenger, champion and a one-feature baseline "
-            f"(`{spec.baseline_feature}` by decile) on the same test window. The check "
+            f"(`{spec.baseline_feature}` by decile) on the same test window, each model by its "
+            "held-out twin (trained before the window began). The check "
             f"`{GATE_CHECK}` is the promotion gate: {spec.promotion.metric} must beat the "
             f"champion by {spec.promotion.min_improvement}."
         ),
@@ -328,7 +349,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=scores_key,
-        deps=[champion_key, _table_key(spec.feature_set)],
+        deps=[champion_key, table_key(spec.feature_set)],
         group_name="scores",
         owners=[spec.owner],
         description=(
@@ -382,13 +403,23 @@ def _latest_data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) ->
     return str(value.value) if value is not None else ""
 
 
-def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_version, metrics):
-    """One MLflow run: params, metrics, plot, lineage, model; the new version is the challenger."""
+HOLDOUT_ARTIFACT = "holdout/model.txt"
+
+
+def _log_to_mlflow(
+    context, spec, tracking, trained, served, frame, table, path, data_version, metrics
+):
+    """One MLflow run: params, metrics, plot, lineage, the served model and its held-out twin;
+    the new version is the challenger.
+
+    `trained` is the held-out model (the test metrics are its own); `served` is what the
+    registered version predicts with: `trained` itself, or its refit on every window."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mlflow
+    import numpy as np
     from mlflow.models import infer_signature
 
     from ml_assets.train import SPLIT_COLUMN, lightgbm_params, predict
@@ -409,6 +440,8 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
             {**params, "num_boost_round": rounds, "features": ",".join(spec.features)}
         )
         mlflow.log_param("best_iteration", trained.best_iteration)
+        refitted = served is not trained
+        mlflow.log_param("refit_on_all_windows", refitted)
         mlflow.log_metric("validation_metric", trained.validation_metric)
         mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
         days = table.column("_event_date").to_numpy(zero_copy_only=False)
@@ -418,7 +451,7 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
             mlflow.log_metric(f"rows_{name}", int(rows.sum()))
             mlflow.log_param(f"window_{name}", f"{days[rows].min()}..{days[rows].max()}")
 
-        importance = sorted(trained.feature_importance.items(), key=lambda kv: kv[1])
+        importance = sorted(served.feature_importance.items(), key=lambda kv: kv[1])
         figure, axis = plt.subplots(figsize=(6, 0.3 * len(importance) + 1))
         axis.barh([f for f, _ in importance], [g for _, g in importance])
         axis.set_xlabel("share of total gain")
@@ -427,9 +460,11 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
         mlflow.log_figure(figure, "feature_importance.png")
         plt.close(figure)
 
-        train_frame = frame[split == "train"]
+        # the rows the served model was fitted on
+        fitted = np.ones(len(split), dtype=bool) if refitted else split == "train"
+        train_frame = frame[fitted]
         dataset = mlflow.data.from_pandas(
-            train_frame.assign(_label=table.column("_label").to_numpy()[split == "train"]),
+            train_frame.assign(_label=table.column("_label").to_numpy()[fitted]),
             source=str(path),
             name=f"{spec.feature_set}@{data_version}",
             targets="_label",
@@ -438,18 +473,20 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
         mlflow.log_input(dataset, context="training")
         # The drift reference: the newest days of the training window, where every history
         # feature (7-day counts, 30-day averages) has a full history behind it.
-        train_days = days[split == "train"]
+        train_days = days[fitted]
         recent = train_days >= max(train_days) - timedelta(
             days=spec.monitoring.drift.reference_days - 1
         )
-        _log_reference(spec, trained.booster, train_frame[recent])
+        _log_reference(spec, served.booster, train_frame[recent])
         mlflow.log_param("window_drift_reference", f"{min(train_days[recent])}..{max(train_days)}")
+        if refitted:
+            _log_holdout(trained.booster)
 
         example = frame.head(5)
         info = mlflow.lightgbm.log_model(
-            trained.booster,
+            served.booster,
             name="model",
-            signature=infer_signature(example, predict(trained.booster, example)),
+            signature=infer_signature(example, predict(served.booster, example)),
             input_example=example,
             registered_model_name=spec.registered_model_name,
             # Declared, not inferred: inference would resolve the environment at every run.
@@ -466,8 +503,11 @@ def _log_to_mlflow(context, spec, tracking, trained, frame, table, path, data_ve
     tags["headwater.trained_through"] = str(max(table.column("_event_date").to_pylist()))
     # and its importance: drift is weighed by it
     tags["headwater.feature_importance"] = json.dumps(
-        {f: round(g, 6) for f, g in trained.feature_importance.items()}, sort_keys=True
+        {f: round(g, 6) for f, g in served.feature_importance.items()}, sort_keys=True
     )
+    if refitted:
+        # the gate judges this twin, not the refit (which has seen the test window)
+        tags["headwater.holdout_artifact"] = HOLDOUT_ARTIFACT
     for key, value in tags.items():
         client.set_model_version_tag(spec.registered_model_name, version, key, value)
     return version, run_id, experiment_id
@@ -496,11 +536,42 @@ def _log_reference(spec: ModelSpec, booster, train_frame) -> None:
         mlflow.log_artifact(str(path), artifact_path="reference")
 
 
+def _log_holdout(booster) -> None:
+    """The held-out twin of a refit model, stored with the run in LightGBM's own text format."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(HOLDOUT_ARTIFACT).name
+        booster.save_model(str(path))
+        mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
+
+
 def _load_booster(tracking: MlflowTracking, model_name: str, version: str):
     import mlflow
 
     tracking.client()
     return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+
+
+def _load_judged(tracking: MlflowTracking, model_name: str, version: VersionRef):
+    """The booster the gate judges for a version: its held-out twin when the served model was
+    refit on the test window (judging the refit there would grade it on rows it has seen)."""
+    artifact = version.tags.get("headwater.holdout_artifact")
+    if not artifact:
+        return _load_booster(tracking, model_name, version.version)
+    import tempfile
+
+    import lightgbm as lgb
+    import mlflow
+
+    tracking.client()
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=artifact, dst_path=folder
+        )
+        return lgb.Booster(model_file=local)
 
 
 def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracking) -> dict:
@@ -527,19 +598,15 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
         "challenger": metrics_for(
             spec,
             label[test],
-            predict(
-                _load_booster(tracking, spec.registered_model_name, challenger.version),
-                frame[test],
-            ),
+            predict(_load_judged(tracking, spec.registered_model_name, challenger), frame[test]),
         ),
+        # The champion's held-out twin stopped learning before this test window began (its own
+        # validation window ended earlier); its refit may have trained on these very rows.
         "champion": (
             metrics_for(
                 spec,
                 label[test],
-                predict(
-                    _load_booster(tracking, spec.registered_model_name, champion.version),
-                    frame[test],
-                ),
+                predict(_load_judged(tracking, spec.registered_model_name, champion), frame[test]),
             )
             if champion is not None
             else None

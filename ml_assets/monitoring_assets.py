@@ -18,7 +18,7 @@ import dagster as dg
 
 from data_platform.resources import Warehouse
 from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL, reports_dir, reports_url
-from ml_assets.assets import REFERENCE_ARTIFACT, ModelArtifacts
+from ml_assets.assets import REFERENCE_ARTIFACT, ModelArtifacts, table_key
 from ml_assets.automation import DRIFT_CHECK, PERFORMANCE_CHECK, drift_condition, keys_of
 from ml_assets.monitoring import Verdict
 from ml_assets.spec import ModelSpec
@@ -45,10 +45,6 @@ class MonitoringReports(dg.ConfigurableResource):
 def _day_after(value) -> datetime:
     day = value.date() if isinstance(value, datetime) else value
     return datetime.combine(day + timedelta(days=1), datetime.min.time())
-
-
-def _table_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(table.split("."))
 
 
 def _severity(verdict: Verdict) -> dg.AssetCheckSeverity:
@@ -88,7 +84,7 @@ def _reference(spec: ModelSpec, tracking: MlflowTracking, artifacts: ModelArtifa
 def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     name = spec.name
     k = keys_of(name)
-    feature_key = _table_key(spec.feature_set)
+    feature_key = table_key(spec.feature_set)
     rule = spec.monitoring
     common = {
         "group_name": "monitoring",
@@ -241,7 +237,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=k["performance"],
-        deps=[k["scores"], _table_key(label.table)],
+        deps=[k["scores"], table_key(label.table)],
         description=(
             f"Realised performance of `{name}` on a scored day, once every label of the day has "
             f"matured ({label.table}.{label.matures_at}), for the model version that scored it. "

@@ -41,6 +41,10 @@ class SplitSpec:
     test_days: int
     validation_days: int
     train_days: int | None = None
+    refit: bool = True
+    """The gate judges the model trained on the train window; the version that serves is then
+    refit on all three windows with the same number of rounds (false: the held-out model
+    serves)."""
 
 
 @dataclass(frozen=True)

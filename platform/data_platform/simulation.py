@@ -454,8 +454,9 @@ def simulate(
     # The history, as a first backfill: raw to scores in one range run, then the first champion.
     history_end = config.first_day - timedelta(days=1)
     _land(incoming, landing, history_end)
-    morning = datetime.combine(config.first_day, TICK_TIME, tzinfo=UTC)
-    with freeze_time(morning - timedelta(hours=1)):
+    # Just after midnight: the last history day is complete, so its partition exists.
+    bootstrap = datetime.combine(config.first_day, time(0, 5), tzinfo=UTC)
+    with freeze_time(bootstrap):
         from data_platform.headless import materialize_range
 
         first = materialize_range(
@@ -475,7 +476,7 @@ def simulate(
         loop.tick_landing()
         _, _, loop.monitor_cursor = monitor_tick(loop.specs, loop.instance, {})
         loop.automation_cursor = dg.evaluate_automation_conditions(
-            defs=loop.defs, instance=loop.instance, evaluation_time=morning - timedelta(hours=1)
+            defs=loop.defs, instance=loop.instance, evaluation_time=bootstrap
         ).cursor
     echo(
         f"history {config.start_date}..{history_end} materialised in "

@@ -111,6 +111,19 @@ def test_the_mlflow_run_carries_lineage(world):
     assert run.info.artifact_uri.startswith((world["tmp"] / "artifacts").as_uri())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "feature_importance.png" in artifacts
+    # the served version is the refit; its held-out twin, which the gate judged, is beside it
+    assert version.tags["headwater.holdout_artifact"] == "holdout/model.txt"
+    assert run.data.params["refit_on_all_windows"] == "True"
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "holdout")} == {
+        "holdout/model.txt"
+    }
+    evaluation = (
+        world["instance"]
+        .get_latest_materialization_event(dg.AssetKey(["models", "fraud_classifier", "evaluation"]))
+        .asset_materialization.metadata
+    )
+    assert evaluation["challenger_version"].value == version.version
+    assert evaluation["challenger_pr_auc"].value == pytest.approx(run.data.metrics["test_pr_auc"])
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.name.startswith("features.transaction_features@")
 

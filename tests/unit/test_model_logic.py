@@ -1,6 +1,7 @@
 """Pure ML logic: specs, time split, metrics, baseline and the promotion decision."""
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,47 @@ def test_decide_knows_which_way_is_better():
     assert decide(rule, {"rmse": 50.0}, {"rmse": 52.0}, base).promote
     assert not decide(rule, {"rmse": 51.5}, {"rmse": 52.0}, base).promote
     assert not decide(rule, {"rmse": 150.0}, None, base).promote
+
+
+def _world_that_changes(rows_per_day: int = 300) -> pa.Table:
+    """30 days where fraud follows `x1`, then 7 test days where it follows `x2` instead."""
+    rng = np.random.default_rng(0)
+    days = [date(2025, 1, 1) + timedelta(days=i) for i in range(37)]
+    event_date = np.repeat(np.array(days, dtype="datetime64[D]"), rows_per_day)
+    x1, x2 = rng.normal(size=len(event_date)), rng.normal(size=len(event_date))
+    changed = event_date >= np.datetime64(days[30])
+    label = np.where(changed, x2 > 1.0, x1 > 1.0).astype(float)
+    split = np.where(
+        changed, "test", np.where(event_date >= np.datetime64(days[23]), "validation", "train")
+    )
+    return pa.table(
+        {
+            "_event_date": pa.array(event_date.astype("datetime64[D]").tolist(), pa.date32()),
+            "x1": x1,
+            "x2": x2,
+            "_label": label,
+            "_split": split.tolist(),
+        }
+    )
+
+
+def test_the_refit_keeps_the_held_out_rounds_and_learns_the_newest_days():
+    from ml_assets.train import refit, train
+
+    fraud = next(s for s in load_specs() if s.name == "fraud_classifier")
+    spec = replace(
+        fraud,
+        features=("x1", "x2"),
+        categorical=(),
+        lightgbm={**fraud.lightgbm, "num_boost_round": 200},
+    )
+    table = _world_that_changes()
+    held_out = train(spec, table)
+    served = refit(spec, table, held_out.best_iteration)
+    assert served.booster.current_iteration() == held_out.best_iteration
+    # the held-out model never saw the test window, where x2 decides; the refit did
+    assert held_out.feature_importance["x1"] > 0.9
+    assert held_out.feature_importance["x2"] < 0.05
+    assert served.feature_importance["x2"] > 0.1
+    again = refit(spec, table, held_out.best_iteration)
+    assert again.feature_importance == served.feature_importance
