@@ -23,7 +23,12 @@ from data_platform.dbt_graph import markdown_preview
 from data_platform.freshness import freshness_policy
 from data_platform.resources import Warehouse
 from data_platform.settings import DAILY_PARTITIONS, DUCKDB_POOL, state_dir
-from ml_assets.automation import follows_training, retrain_condition, scores_condition
+from ml_assets.automation import (
+    champion_condition,
+    follows_training,
+    retrain_condition,
+    scores_condition,
+)
 from ml_assets.spec import ModelSpec
 from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking, VersionRef
 
@@ -303,7 +308,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         ),
         kinds={"python", "mlflow"},
         metadata=spec_metadata,
-        automation_condition=follows_training(),
+        automation_condition=champion_condition(),
         # Materialised only when the alias moves: a refused challenger leaves the champion, and
         # everything downstream of it, as it was.
         output_required=False,

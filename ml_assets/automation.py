@@ -77,8 +77,18 @@ def features_condition() -> AC:
 
 
 def follows_training() -> AC:
-    """Model, evaluation and champion: whenever the step before them is (re)built."""
+    """Model and evaluation: whenever the step before them is (re)built."""
     return AC.eager()
+
+
+def champion_condition() -> AC:
+    """The champion follows a new evaluation, unless that evaluation's gate refused the
+    challenger: a refused retrain's champion step ran and rightly did nothing, and `eager()`
+    alone would ask for it again (the asset is only materialised when the alias moves)."""
+    refused = (AC.any_checks_match(AC.check_failed()) & ~AC.will_be_requested()).with_label(
+        "gate refused"
+    )
+    return (AC.eager() & ~AC.any_deps_match(refused)).with_label("eager, unless the gate refused")
 
 
 def scores_condition(champion_key: dg.AssetKey) -> AC:

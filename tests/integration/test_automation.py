@@ -323,3 +323,18 @@ def test_features_follow_a_mart_whose_early_days_never_existed(instance):
         )
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
     assert result.get_num_requested(feature.key) == 1
+
+
+@pytest.mark.parametrize("gate_passed", [False, True])
+def test_the_champion_follows_an_evaluation_only_when_its_gate_passed(trained, gate_passed):
+    from ml_assets.assets import GATE_CHECK
+
+    graph = trained(FRAUD)
+    # A retrain run by the monitor's job: the champion step ran and, when the gate refused,
+    # rightly materialised nothing.
+    at = T0 + timedelta(hours=1)
+    graph.materialized([K["training_set"], K["model"], K["evaluation"]], at)
+    severity = dg.AssetCheckSeverity.WARN
+    _check_result(graph.instance, "evaluation", GATE_CHECK, gate_passed, severity, at)
+    asked = graph.tick(at + timedelta(minutes=5))
+    assert asked == ({K["champion"]} if gate_passed else set())
