@@ -70,10 +70,16 @@ def _ready() -> AC:
 
 
 def features_condition() -> AC:
-    """Feature sets follow the marts: `eager()` without its missing-dependency guard, which for a
-    daily fact means *any* day partition missing, and the days before the data began always are.
-    A feature set is built after a mart updated, so the marts exist."""
-    return AC.eager().without(~AC.any_deps_missing()).with_label("eager (marts updated)")
+    """Feature sets follow the marts: `eager()` with a weaker missing-dependency guard.
+
+    `eager()`'s own guard, for a daily fact, means *any* day partition missing, and the days
+    before the data began always are: it would hold the features back forever. What must hold
+    them back is a mart with nothing in it yet (on a first start the landing sensor loads the
+    snapshot dimensions before the daily facts), so: every mart has at least one partition."""
+    every_mart_exists = AC.all_deps_match(~AC.missing()).with_label("every mart has data")
+    return (AC.eager().without(~AC.any_deps_missing()) & every_mart_exists).with_label(
+        "eager (marts updated)"
+    )
 
 
 def follows_training() -> AC:

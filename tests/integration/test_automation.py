@@ -305,23 +305,33 @@ def test_a_backfilled_history_is_not_measured_by_the_sensor(trained):
 
 def test_features_follow_a_mart_whose_early_days_never_existed(instance):
     """Daily partitions start on 2025-01-01; data that starts later leaves the early days
-    missing forever, which must not hold the feature sets back."""
+    missing forever, which must not hold the feature sets back; a mart with no data at all
+    must."""
     from data_platform.settings import DAILY_PARTITIONS
     from ml_assets.automation import features_condition
 
     mart = dg.AssetSpec(dg.AssetKey(["marts", "fct"]), partitions_def=DAILY_PARTITIONS)
+    dim = dg.AssetSpec(dg.AssetKey(["marts", "dim"]))
 
-    @dg.asset(key=["features", "f"], deps=[mart.key], automation_condition=features_condition())
+    @dg.asset(
+        key=["features", "f"], deps=[mart.key, dim.key], automation_condition=features_condition()
+    )
     def feature():
         """A feature set."""
 
-    defs = dg.Definitions(assets=[mart, feature])
+    defs = dg.Definitions(assets=[mart, dim, feature])
     with freeze_time(T0):
         cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        # A first start: the snapshot dimension lands before any day of the fact.
+        instance.report_runless_asset_event(dg.AssetMaterialization(dim.key))
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        assert result.get_num_requested(feature.key) == 0, "the fact has no data yet"
         instance.report_runless_asset_event(
             dg.AssetMaterialization(mart.key, partition="2025-03-03")
         )
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=result.cursor
+        )
     assert result.get_num_requested(feature.key) == 1
 
 
