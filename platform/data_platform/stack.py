@@ -115,6 +115,12 @@ class StackConfig:
     def webserver_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def webserver_probe_url(self) -> str:
+        """Where this machine reaches the webserver (a wildcard bind answers on the loopback)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}/server_info"
+
     def code_port(self, location: str) -> int:
         return self.data_code_port if location == "data_platform" else self.ml_code_port
 
@@ -342,7 +348,7 @@ def run_stack(
         for name in ("daemon", "webserver"):
             processes[name] = start(name, commands[name], env, logs)
         _wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{config.port}/server_info"),
+            lambda: http_ok(config.webserver_probe_url),
             "webserver",
             processes,
             timeout,
