@@ -279,16 +279,17 @@ def _raise_stop(signum, _frame) -> None:
 def start(name: str, command: list[str], env: Mapping[str, str], logs: Path) -> subprocess.Popen:
     """One process of the stack, in a process group of its own (stopped as a whole), logging to
     `<logs>/<name>.log`."""
-    log = (logs / f"{name.replace(':', '-')}.log").open("ab")
-    return subprocess.Popen(
-        command,
-        env=dict(env),
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        process_group=0,
-    )
+    # The child keeps its own copy of the file descriptor; ours is closed at once.
+    with (logs / f"{name.replace(':', '-')}.log").open("ab") as log:
+        return subprocess.Popen(
+            command,
+            env=dict(env),
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
 
 
 def stop_all(processes: dict[str, subprocess.Popen], timeout: float = 60) -> dict[str, int]:
