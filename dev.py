@@ -4,6 +4,9 @@
     python3 dev.py up     install everything, generate demo data if absent, serve the Dagster UI
                           and daemon on http://127.0.0.1:3000 (the embedded default)
     python3 dev.py test   install everything and run the test suite (extra args go to pytest)
+    python3 dev.py stack  the production profile on this machine: PostgreSQL-backed instance,
+                          MLflow server, code servers, daemon and UI (docs/deploy.md; extra
+                          args go to `headwater stack`)
     python3 dev.py sync   only install
 
 It installs uv into `.tools/` if uv is not on PATH, then `uv sync --frozen` builds `.venv/` from
@@ -52,16 +55,16 @@ def sync() -> None:
 
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
-    if command not in ("up", "test", "sync"):
+    if command not in ("up", "test", "stack", "sync"):
         print(__doc__)
         return 2
     sync()
     if command == "sync":
         return 0
     os.chdir(ROOT)
-    if command == "up":
+    if command in ("up", "stack"):
         headwater = str(VENV / "bin" / "headwater")
-        os.execv(headwater, [headwater, "dev", *rest])
+        os.execv(headwater, [headwater, "dev" if command == "up" else "stack", *rest])
     python = str(VENV / "bin" / "python")
     os.execv(python, [python, "-m", "pytest", *rest])
     return 0  # not reached

@@ -31,6 +31,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def session_processes(sid: int) -> dict[int, str]:
+    """The live processes of session `sid` (Linux /proc), with their command lines.
+
+    A server started with `start_new_session=True` leads a session of its own, and nothing
+    under it starts another, so this is everything it started."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # exited meanwhile
+            continue
+        state, _ppid, _pgrp, session = text[text.rindex(")") + 2 :].split()[:4]
+        if int(session) == sid and state != "Z":
+            found[int(stat.parent.name)] = cmdline.replace(b"\0", b" ").decode()
+    return found
+
+
 def copy_project(dest: Path) -> Path:
     """The project's code and dbt project copied to `dest`, to add files to it in a test.
 

@@ -8,6 +8,9 @@
     headwater models [NAME]             registered versions, aliases and gate decisions
     headwater rollback NAME --to-version N --reason TEXT
                                         move a model's `champion` alias back to version N
+    headwater stack [--create-databases]
+                                        the production profile on this machine: PostgreSQL
+                                        instance, MLflow server, code servers, daemon, UI
 
 Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
 `<repo>/.headwater`) and sets the variables the resources and dbt read, unless already set.
@@ -252,6 +255,21 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stack(args: argparse.Namespace) -> int:
+    from data_platform.stack import PgSettings, StackConfig, run_stack
+
+    config = StackConfig(
+        state=state_dir().resolve(),
+        host=args.host,
+        port=args.port,
+        read_only=args.read_only,
+        mlflow_port=args.mlflow_port,
+        data_code_port=args.data_code_port,
+        ml_code_port=args.ml_code_port,
+    )
+    return run_stack(config, PgSettings.from_env(os.environ), create=args.create_databases)
+
+
 def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=DEMO_DAYS, help="days of demo data")
     parser.add_argument("--start-date", help="first demo day (default: --days before today)")
@@ -300,6 +318,28 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--to-version", required=True)
     back.add_argument("--reason", required=True, help="recorded on the model version")
     back.set_defaults(func=cmd_rollback)
+
+    stack = sub.add_parser(
+        "stack",
+        help="the production profile natively: PostgreSQL instance, MLflow server, code "
+        "servers, daemon and UI (docs/deploy.md)",
+    )
+    stack.add_argument(
+        "--host", default="127.0.0.1", help="the UI's interface (0.0.0.0 exposes it)"
+    )
+    stack.add_argument("--port", type=int, default=3000)
+    stack.add_argument(
+        "--read-only", action="store_true", help="a UI that can look but not launch or stop"
+    )
+    stack.add_argument("--mlflow-port", type=int, default=5000)
+    stack.add_argument("--data-code-port", type=int, default=4000)
+    stack.add_argument("--ml-code-port", type=int, default=4001)
+    stack.add_argument(
+        "--create-databases",
+        action="store_true",
+        help="create $DAGSTER_PG_DB and $MLFLOW_PG_DB on the server if missing",
+    )
+    stack.set_defaults(func=cmd_stack)
 
     sim = sub.add_parser(
         "simulate",

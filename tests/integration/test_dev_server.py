@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import free_port
+from tests.conftest import free_port, session_processes
 
 BIN = Path(sys.executable).parent
 
@@ -33,24 +33,6 @@ def _graphql(port: int) -> dict:
         return json.load(response)["data"]
 
 
-def _session(sid: int) -> dict[int, str]:
-    """The live processes of session `sid` (Linux /proc), with their command lines.
-
-    `headwater dev` starts in a session of its own, and nothing under it starts another, so
-    this is everything it started: `dagster dev`, the webserver, the daemon, the code servers."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:  # exited meanwhile
-            continue
-        state, _ppid, _pgrp, session = text[text.rindex(")") + 2 :].split()[:4]
-        if int(session) == sid and state != "Z":
-            found[int(stat.parent.name)] = cmdline.replace(b"\0", b" ").decode()
-    return found
-
-
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     return dict(e.decode().split("=", 1) for e in raw.split(b"\0") if b"=" in e)
@@ -64,11 +46,11 @@ def _stop(server: subprocess.Popen) -> dict[int, str]:
     try:
         server.wait(timeout=90)
         deadline = time.monotonic() + 30
-        while _session(server.pid) and time.monotonic() < deadline:
+        while session_processes(server.pid) and time.monotonic() < deadline:
             time.sleep(1)
-        return _session(server.pid)
+        return session_processes(server.pid)
     finally:
-        for pid in _session(server.pid):
+        for pid in session_processes(server.pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -124,7 +106,7 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
             assert response.status == 200
             assert response.read().decode() == report.read_text()
         # ... and its address is in the environment the daemon launches runs with.
-        started = _session(server.pid)
+        started = session_processes(server.pid)
         daemons = [pid for pid, cmd in started.items() if "dagster._daemon" in cmd]
         assert daemons, started
         assert _environ(daemons[0])["HEADWATER_REPORTS_URL"] == f"http://127.0.0.1:{reports_port}"
