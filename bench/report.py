@@ -203,6 +203,20 @@ def steps_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def runs_table(runs: list[dict]) -> str:
+    """Per run: its time, the share outside any step, and what it logged before the first."""
+    lines = [
+        "| run | s | outside steps s | before first step s | planned-materialisation events |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['label']} | {r['seconds']:.1f} | {r['outside_steps_seconds']:.1f} | "
+        f"{r['before_first_step_seconds']:.1f} | {r['planned_events']} |"
+        for r in runs
+    ]
+    return "\n".join(lines)
+
+
 def stages_table(stages: dict[str, float]) -> str:
     lines = ["| floor stage | s |", "|---|---:|"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in stages.items()]
@@ -221,11 +235,13 @@ def render(results: dict) -> str:
     ]
     parts = results["parts"]
     if "full" in parts:
-        out += ["", "Full run, per step:", "", steps_table(parts["full"]["runs"])]
+        runs = parts["full"]["runs"]
+        out += ["", "Full run, per run and per step:", "", runs_table(runs), "", steps_table(runs)]
     if "floor" in parts:
         out += ["", "Floor, per stage:", "", stages_table(parts["floor"]["stages"])]
     if "incremental" in parts:
-        out += ["", "New day, per step:", "", steps_table(parts["incremental"]["runs"])]
+        runs = parts["incremental"]["runs"]
+        out += ["", "New day, per run and per step:", "", runs_table(runs), "", steps_table(runs)]
     return "\n".join(out)
 
 

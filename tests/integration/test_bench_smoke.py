@@ -96,6 +96,11 @@ def test_bench_runs_every_part_at_tiny_scale(tmp_path):
         "monitoring/fraud_classifier/drift",
     } <= assets
     assert all(s["seconds"] > 0 and s["status"] == "success" for s in steps)
+    # What a run does before its first step is measured too (one planned event per asset and
+    # partition of a range run).
+    materialise = full["runs"][0]
+    assert materialise["planned_events"] > 0
+    assert 0 <= materialise["before_first_step_seconds"] <= materialise["seconds"]
 
     # Incremental: one day landed by the demo feed and run through the graph without
     # retraining; the history is the longer run.
