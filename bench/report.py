@@ -229,7 +229,8 @@ def render(results: dict) -> str:
     out = [
         f"headwater bench: {meta['transactions']:,} transactions over {meta['days']} days "
         f"({meta['start']}..{meta['end']}), {meta['cpus']} CPUs, "
-        f"{meta['memory_gib']:.0f} GiB, {meta['started_at']}",
+        f"{meta['memory_gib']:.0f} GiB, {meta['started_at']}; bytecode compiled first in "
+        f"{meta.get('bytecode_warmup_seconds', 0):.0f} s (not counted)",
         "",
         figures_table(figures(results)),
     ]
