@@ -114,9 +114,15 @@ def base_environment(pycache: Path) -> dict[str, str]:
 def warm_bytecode(pycache: Path) -> float:
     """Compile everything the parts import into `pycache`; seconds it took."""
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", WARM_UP], cwd=ROOT, env=base_environment(pycache), check=True
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP],
+        cwd=ROOT,
+        env=base_environment(pycache),
+        capture_output=True,  # the libraries' import-time warnings: noise here
+        text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"compiling the parts' imports failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - started
 
 
