@@ -1,0 +1,239 @@
+"""`python -m bench`: the platform's cost against the no-orchestration floor, in one command.
+
+    .venv/bin/python -m bench                                   # 1M transactions, every part
+    .venv/bin/python -m bench --transactions 10000000 --only full,floor
+    .venv/bin/python -m bench --transactions 20000 --only full,floor --out /tmp/b.json
+
+Each part runs in a fresh subprocess (`bench/parts.py`) with a fresh HEADWATER_HOME under one
+temporary folder (removed afterwards unless --keep), so that no Dagster instance, warehouse,
+MLflow store or imported module is shared between parts. While a part runs, this process samples
+the memory of its whole process tree from /proc (`bench/procmem.py`). It prints a markdown table
+(figure, value, target, status) and the per-step breakdowns, and writes everything as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.procmem import TreeSampler
+from bench.report import GIB, figures_json, render
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PARTS = ("full", "floor", "incremental", "startup", "tick")
+# The first README command's demo (data_platform.cli.DEMO_DAYS / DEMO_TRANSACTIONS).
+UI_DEMO_DAYS = 150
+UI_DEMO_TRANSACTIONS = 333_300
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transactions", type=int, default=1_000_000, help="over the window")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=120,
+        help="days in the window, ending yesterday (UTC); the fraud model needs > ~75 with "
+        "the default label maturity of 61 days",
+    )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=90,
+        help="incremental: days materialised before the new one (same daily volume)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)})",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--label-maturity-days",
+        type=int,
+        default=None,
+        help="days until a fraud label is final (default: the project's 61); a small world "
+        "with fewer days needs less (the smoke test uses 7, as the simulation does)",
+    )
+    parser.add_argument("--warm-repeats", type=int, default=3, help="startup: warm loads timed")
+    parser.add_argument("--ui-days", type=int, default=UI_DEMO_DAYS, help="startup: demo days")
+    parser.add_argument(
+        "--ui-transactions",
+        type=int,
+        default=UI_DEMO_TRANSACTIONS,
+        help="startup: the demo `dev.py up` generates (default: the README's)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the parts' state folders")
+    args = parser.parse_args(argv)
+    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; known: {', '.join(PARTS)}")
+    return args
+
+
+def window(days: int, today: datetime | None = None) -> tuple[str, str]:
+    """The day partitions of the window: `days` days ending yesterday (UTC), like the demo."""
+    end = (today or datetime.now(UTC)).date() - timedelta(days=1)
+    return (end - timedelta(days=days - 1)).isoformat(), end.isoformat()
+
+
+# Imported once before the parts, so that every part finds compiled bytecode for everything it
+# imports (as on a machine where the platform has run before), none more than another.
+WARM_UP = (
+    "import data_platform.definitions, ml_assets.definitions, bench.floor, duckdb, pyarrow, "
+    "pandas, lightgbm, mlflow, mlflow.lightgbm, evidently, evidently.presets, dbt.cli.main, "
+    "dagster_webserver"
+)
+
+
+def base_environment(pycache: Path) -> dict[str, str]:
+    """This process's environment without any state setting, compiled bytecode kept in
+    `pycache` (PYTHONDONTWRITEBYTECODE, if set, would make every import compile from source)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HEADWATER_", "DAGSTER_", "MLFLOW_", "PYTHONPYCACHEPREFIX"))
+        and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def warm_bytecode(pycache: Path) -> float:
+    """Compile everything the parts import into `pycache`; seconds it took."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP],
+        cwd=ROOT,
+        env=base_environment(pycache),
+        capture_output=True,  # the libraries' import-time warnings: noise here
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"compiling the parts' imports failed:\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def part_environment(
+    home: Path, landing: Path | None, maturity: int | None, pycache: Path
+) -> dict[str, str]:
+    """A clean environment for one part: its own state folder, nothing inherited that points
+    at another state (instance, warehouse, landing folder, MLflow store)."""
+    env = base_environment(pycache)
+    env["HEADWATER_HOME"] = str(home)
+    if landing is not None:
+        env["HEADWATER_LANDING_DIR"] = str(landing)
+    if maturity:
+        env["HEADWATER_LABEL_MATURITY_DAYS"] = str(maturity)
+    return env
+
+
+def run_part(part: str, config: dict, env: dict[str, str], folder: Path) -> dict:
+    """Run one part in a fresh subprocess; its figures plus wall time and peak memory."""
+    out = folder / f"{part}.json"
+    log = folder / f"{part}.log"
+    command = [sys.executable, "-m", "bench.parts", part, "--config", json.dumps(config)]
+    started = time.perf_counter()
+    with log.open("w") as sink:
+        child = subprocess.Popen(
+            [*command, "--out", str(out)], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+        sampler = TreeSampler(child.pid).start()
+        code = child.wait()
+        peak = sampler.stop()
+    wall = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(
+            f"part {part} failed (exit {code}); the end of {log}:\n" + log.read_text()[-4000:]
+        )
+    return {
+        **json.loads(out.read_text()),
+        "wall_seconds": wall,
+        "peak_rss_bytes": peak.rss_bytes,
+        "peak_pss_bytes": peak.pss_bytes,
+        "memory_samples": peak.samples,
+        "max_processes": peak.max_processes,
+    }
+
+
+def machine() -> dict:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": memory / GIB,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start, end = window(args.days)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    config = {
+        "transactions": args.transactions,
+        "days": args.days,
+        "start": start,
+        "end": end,
+        "seed": args.seed,
+        "history_days": args.history_days,
+        "label_maturity_days": args.label_maturity_days,
+        "warm_repeats": args.warm_repeats,
+        "ui_days": args.ui_days,
+        "ui_transactions": args.ui_transactions,
+    }
+    results: dict = {
+        "meta": {**config, "parts": args.parts, "started_at": stamp, **machine()},
+        "parts": {},
+    }
+    folder = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
+    print(
+        f"bench: {args.transactions:,} transactions, {start}..{end}, parts {args.parts}; "
+        f"state in {folder}",
+        flush=True,
+    )
+    try:
+        pycache = folder / "pycache"
+        results["meta"]["bytecode_warmup_seconds"] = warm_bytecode(pycache)
+        config["pycache"] = str(pycache)
+        landing = folder / "landing"
+        order = (["generate"] if {"full", "floor"} & set(args.parts) else []) + [
+            p for p in PARTS if p in args.parts
+        ]
+        for part in order:
+            home = folder / part
+            shared = landing if part in ("generate", "full", "floor") else None
+            part_config = config
+            if part == "tick" and "incremental" in args.parts:
+                # Ticks are measured against the state the incremental part left behind.
+                home = folder / "incremental"
+                part_config = {**config, "state_from_incremental": True}
+            env = part_environment(home, shared, args.label_maturity_days, pycache)
+            print(f"bench: {part} ...", flush=True)
+            results["parts"][part] = run_part(part, part_config, env, folder)
+            print(
+                f"bench: {part} done in {results['parts'][part]['wall_seconds']:.1f} s", flush=True
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    results["figures"] = figures_json(results)
+    out = args.out or RESULTS / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(render(results))
+    print(f"\nJSON: {out}")
+    return 0

@@ -1,0 +1,137 @@
+"""The benchmark harness works end to end, at a tiny scale: every part runs, and the JSON holds
+every figure, positive, with the platform and the floor having done the same work.
+
+Not a timed test: nothing here compares a figure with a target (docs/benchmarks.md holds the
+figures of a full-scale run)."""
+
+import pytest
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.procmem import descendants
+from bench.report import figures
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# 20k transactions over 80 days, fraud labels mature in 7 (chargebacks within 6), as in the
+# simulation's world: both models (the spend model's label takes 30 days) have matured labels
+# for a time split, and the harness stays small.
+TINY = [
+    "--transactions",
+    "20000",
+    "--days",
+    "80",
+    "--history-days",
+    "76",
+    "--label-maturity-days",
+    "7",
+    "--warm-repeats",
+    "1",
+    "--ui-days",
+    "3",
+    "--ui-transactions",
+    "1500",
+]
+
+
+def test_descendants_follow_parent_links():
+    parents = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 30: 99}
+    assert descendants(10, parents) == {10, 11, 12}
+    assert descendants(30, parents) == {30}
+
+
+@pytest.mark.bench
+def test_bench_runs_every_part_at_tiny_scale(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| figure | value | target | status |" in done.stdout
+    check_results(json.loads(out.read_text()))
+
+
+def check_results(results: dict) -> None:
+    """What every harness run must hold, at any scale."""
+    parts = results["parts"]
+    assert set(parts) == {"generate", "full", "floor", "incremental", "startup", "tick"}
+
+    # Every figure measured, and positive; the targets are reported, never asserted.
+    listed = results["figures"]
+    assert [f["name"] for f in listed] == [f.name for f in figures(results)]
+    assert len(listed) >= 25
+    for figure in listed:
+        assert figure["value"] is not None and figure["value"] > 0, figure
+
+    # Memory: the whole tree was sampled; shared pages counted once is at most counted per
+    # process.
+    for part in ("full", "floor", "incremental"):
+        assert parts[part]["memory_samples"] > 0
+        assert 0 < parts[part]["peak_pss_bytes"] <= parts[part]["peak_rss_bytes"]
+    # dbt runs as a subprocess of the platform's run: it is in the sampled tree.
+    assert parts["full"]["max_processes"] > 1
+
+    # The platform and the floor did the same work on the same data.
+    full, floor = parts["full"], parts["floor"]
+    assert full["rows"] == floor["rows"]
+    assert full["rows"]["raw.transactions"] == parts["generate"]["transactions"]
+    assert full["rows"]["scores.fraud_classifier"] == full["rows"]["raw.transactions"]
+    assert full["rows"]["scores.customer_spend_30d"] > 0
+    assert not floor["dagster_imported"]
+    assert set(floor["drift"]) == {"fraud_classifier", "customer_spend_30d"}
+    assert floor["compute_seconds"] < floor["wall_seconds"]
+
+    # Per-step breakdown from the event log: every materialised asset of the run is in a step.
+    steps = [s for run in full["runs"] for s in run["steps"]]
+    assets = {a for s in steps for a in s["assets"]}
+    assert {
+        "raw/transactions",
+        "marts/fct_transactions",
+        "features/transaction_features",
+        "models/fraud_classifier/model",
+        "scores/fraud_classifier",
+        "monitoring/fraud_classifier/drift",
+    } <= assets
+    assert all(s["seconds"] > 0 and s["status"] == "success" for s in steps)
+    # What a run does before its first step is measured too (one planned event per asset and
+    # partition of a range run).
+    materialise = full["runs"][0]
+    assert materialise["planned_events"] > 0
+    assert 0 <= materialise["before_first_step_seconds"] <= materialise["seconds"]
+
+    # Incremental: one day landed by the demo feed and run through the graph without
+    # retraining; the history is the longer run.
+    incremental = parts["incremental"]
+    assert incremental["days_landed"] == 1
+    day_assets = {a for run in incremental["runs"] for s in run["steps"] for a in s["assets"]}
+    assert {"raw/transactions", "scores/fraud_classifier"} <= day_assets
+    assert not any(a.startswith("models/") for a in day_assets)
+    assert incremental["rows"]["scores.fraud_classifier"] == incremental["rows"]["raw.transactions"]
+    assert 0 < incremental["day_share_of_full"]
+
+    # Start-up: both locations, cold and warm; the UI answered before both locations loaded.
+    startup = parts["startup"]
+    assert set(startup["locations"]) == {"data_platform", "ml_assets"}
+    ui = startup["ui"]
+    assert 0 < ui["ui_answers_seconds"] <= ui["locations_loaded_seconds"]
+
+    # Ticks against the incremental part's state: its newest day is already handled.
+    ticks = parts["tick"]["ticks"]
+    assert set(ticks) == {"landing_sensor", "automation", "model_monitor"}
+    assert parts["tick"]["own_history"] is None
+
+
+def test_floor_reference_sample_matches_the_model_asset():
+    from bench.floor import REFERENCE_ROWS
+    from ml_assets.assets import REFERENCE_ROWS as ASSET_REFERENCE_ROWS
+
+    assert REFERENCE_ROWS == ASSET_REFERENCE_ROWS
