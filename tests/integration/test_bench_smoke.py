@@ -4,12 +4,13 @@ every figure, positive, with the platform and the floor having done the same wor
 Not a timed test: nothing here compares a figure with a target (docs/benchmarks.md holds the
 figures of a full-scale run)."""
 
-import pytest
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bench.procmem import descendants
 from bench.report import figures
