@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.procmem import TreeSampler
 from bench.report import GIB, figures_json, render
+from bench.startup import without_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -101,12 +102,7 @@ WARM_UP = (
 def base_environment(pycache: Path) -> dict[str, str]:
     """This process's environment without any state setting, compiled bytecode kept in
     `pycache` (PYTHONDONTWRITEBYTECODE, if set, would make every import compile from source)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HEADWATER_", "DAGSTER_", "MLFLOW_", "PYTHONPYCACHEPREFIX"))
-        and k != "PYTHONDONTWRITEBYTECODE"
-    }
+    env = without_state(os.environ)
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 

@@ -60,16 +60,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def without_state(environ) -> dict[str, str]:
+    """An environment minus every state setting (HEADWATER_*, DAGSTER_*, MLFLOW_*, the bytecode
+    folder), with bytecode written and read (PYTHONDONTWRITEBYTECODE would make warm loads cold)."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if not k.startswith(("HEADWATER_", "DAGSTER_", "MLFLOW_", "PYTHONPYCACHEPREFIX"))
+        and k != "PYTHONDONTWRITEBYTECODE"
+    }
+
+
 def clean_environment(home: Path, pycache: str | None = None) -> dict[str, str]:
     """This process's environment minus every state setting, with HEADWATER_HOME at `home`,
     bytecode written and read (PYTHONDONTWRITEBYTECODE would make warm loads cold), in
     `pycache` if given (the harness's warmed folder)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HEADWATER_", "DAGSTER_", "MLFLOW_", "PYTHONPYCACHEPREFIX"))
-        and k != "PYTHONDONTWRITEBYTECODE"
-    }
+    env = without_state(os.environ)
     env["HEADWATER_HOME"] = str(home)
     if pycache:
         env["PYTHONPYCACHEPREFIX"] = pycache
