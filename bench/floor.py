@@ -143,12 +143,15 @@ def dbt_build(duckdb_path: Path, target: Path) -> int:
 
 def train_model(con, spec, folder: Path) -> dict:
     """Training set, model, test-window evaluation and drift reference of one spec."""
+    import numpy as np
+
     from ml_assets.evaluate import DecileBaseline, metrics_for
     from ml_assets.train import (
         LABEL_COLUMN,
         SPLIT_COLUMN,
         assign_splits,
         predict,
+        refit,
         split_windows,
         to_frame,
         train,
@@ -176,20 +179,25 @@ def train_model(con, spec, folder: Path) -> dict:
         "baseline": metrics_for(spec, label[test], baseline.predict(baseline_feature[test])),
     }
 
-    # The drift reference, as the model asset logs it: the newest days of the training window.
+    # The model that serves, as the model asset registers it: refit on every matured day.
+    served = refit(spec, table, trained.best_iteration) if spec.split.refit else trained
+
+    # The drift reference, as the model asset logs it: the newest days the served model was
+    # fitted on (every window when it is the refit).
+    fitted = np.ones(len(split), dtype=bool) if served is not trained else training
     days = table.column("_event_date").to_numpy(zero_copy_only=False)
-    train_days = days[training]
-    recent = train_days >= max(train_days) - timedelta(
+    fitted_days = days[fitted]
+    recent = fitted_days >= max(fitted_days) - timedelta(
         days=spec.monitoring.drift.reference_days - 1
     )
-    reference = frame[training][recent]
+    reference = frame[fitted][recent]
     if len(reference) > REFERENCE_ROWS:
         reference = reference.sample(
             n=REFERENCE_ROWS, random_state=int(spec.lightgbm.get("seed", 0))
         )
     return {
-        "booster": trained.booster,
-        "reference": reference.assign(score=predict(trained.booster, reference)),
+        "booster": served.booster,
+        "reference": reference.assign(score=predict(served.booster, reference)),
         "rows": table.num_rows,
         "best_iteration": trained.best_iteration,
         "metrics": metrics,

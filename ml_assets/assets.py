@@ -30,7 +30,13 @@ from ml_assets.automation import (
     scores_condition,
 )
 from ml_assets.spec import ModelSpec
-from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking, VersionRef
+from ml_assets.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    MlflowTracking,
+    VersionRef,
+    training_dataset,
+)
 
 GATE_CHECK = "challenger_beats_champion"
 
@@ -468,7 +474,7 @@ def _log_to_mlflow(
         # the rows the served model was fitted on
         fitted = np.ones(len(split), dtype=bool) if refitted else split == "train"
         train_frame = frame[fitted]
-        dataset = mlflow.data.from_pandas(
+        dataset = training_dataset(
             train_frame.assign(_label=table.column("_label").to_numpy()[fitted]),
             source=str(path),
             name=f"{spec.feature_set}@{data_version}",

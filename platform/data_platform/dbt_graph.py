@@ -9,6 +9,7 @@ assets, so the graph runs from raw files to marts with no gap.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -230,9 +231,18 @@ def run_dbt(
     # once its events are read; dagster-dbt copies the project's partial-parse file into it.
     TARGET_DIR.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="run-", dir=TARGET_DIR))
+    parse_state = _partial_parse_state(warehouse, args)
     try:
+        if parse_state is not None and parse_state.exists():
+            shutil.copyfile(parse_state, target / PARTIAL_PARSE_FILE)
         with _dbt_env(warehouse):
-            events = list(dbt.cli(args, context=context, target_path=target).stream())
+            invocation = dbt.cli(args, context=context, target_path=target)
+            events = list(invocation.stream())
+        if parse_state is not None and (target / PARTIAL_PARSE_FILE).exists():
+            # os.replace is atomic: concurrent runs leave one whole file, never a torn one.
+            staged = target / f"{PARTIAL_PARSE_FILE}.keep"
+            shutil.copyfile(target / PARTIAL_PARSE_FILE, staged)
+            os.replace(staged, parse_state)
     finally:
         shutil.rmtree(target, ignore_errors=True)
     with warehouse.connect(read_only=True) as con:
@@ -251,6 +261,25 @@ def run_dbt(
                     stats = {}
                 event = event.with_metadata({**event.metadata, **stats})
             yield event
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def _partial_parse_state(warehouse: Warehouse, args: list[str]) -> Path | None:
+    """Where runs against this warehouse keep dbt's partial-parse state (None: not reusable).
+
+    dbt re-parses the whole project (~2 s) unless the saved state was made with the same profile
+    *values*, and the warehouse path is one of them: the state `ensure_manifest` leaves in
+    target/ was parsed with the default path, so dagster-dbt's copy of it never applies to a run
+    against the resource's file. Each warehouse file gets its own state, refreshed by every run
+    that used it. A run with `--vars` (the daily window) changes dbt's vars hash, so it parses
+    in full and its state is of no use to the next window.
+    """
+    if "--vars" in args:
+        return None
+    path = str(warehouse.resolved_path())
+    return TARGET_DIR / f"{PARTIAL_PARSE_FILE}.{hashlib.sha256(path.encode()).hexdigest()[:12]}"
 
 
 def dbt_vars(window: tuple[str, str]) -> list[str]:

@@ -5,6 +5,9 @@ the whole range at once (their backfill policy is a single run), in dependency o
 recorded in the instance ($DAGSTER_HOME), so it shows in the UI like any other.
 """
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -60,12 +63,52 @@ def materialize_range(
     The default is everything but the monitoring group: drift and performance are measured per
     scored day (by automation, or per partition from the UI), not over a range in one run.
     """
+    keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    instance = instance or dg.DagsterInstance.get()
+    with _one_planned_event_per_asset():
+        result = _materialize(keys, instance, resources, selection, run_config)
+    return RangeResult(
+        success=result.success,
+        run_id=result.run_id,
+        start=keys[0],
+        end=keys[-1],
+        assets=_summarise(result, instance),
+        failure=_first_failure(result),
+    )
+
+
+@contextmanager
+def _one_planned_event_per_asset() -> Iterator[None]:
+    """Record the run's plan as one event per asset instead of one per asset and day.
+
+    On the embedded SQLite instance a run over a range of days records, before its first step,
+    an ASSET_MATERIALIZATION_PLANNED event for every asset *and every day of the range*,
+    unpartitioned assets included (they inherit the run's partition range): 30 assets x 120 days
+    = 3,600 events, ~10 ms each, 40 s spent before any work, growing with history rather than
+    data (docs/benchmarks.md). Dagster's own switch, read when the run is created, writes one
+    event per asset carrying the range instead. What it costs: the UI shows a range's days as
+    missing rather than in progress while this run goes, and as missing rather than failed if
+    it fails (the run itself is failed, and `headwater materialize` prints the failing step).
+    Only this headless path uses it: runs the daemon launches keep per-partition events, which
+    automation needs to see days in progress and not request them twice.
+    """
+    name = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+    previous = os.environ.get(name)
+    os.environ[name] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _materialize(keys, instance, resources, selection, run_config) -> dg.ExecuteInProcessResult:
     from data_platform.definitions import defs as data_defs
     from ml_assets.definitions import defs as ml_defs
 
-    keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
-    instance = instance or dg.DagsterInstance.get()
-    result = dg.materialize(
+    return dg.materialize(
         all_materializable_assets(),
         instance=instance,
         resources=resources or {**data_defs.resources, **ml_defs.resources},
@@ -77,14 +120,6 @@ def materialize_range(
         },
         run_config=run_config,
         raise_on_error=False,
-    )
-    return RangeResult(
-        success=result.success,
-        run_id=result.run_id,
-        start=keys[0],
-        end=keys[-1],
-        assets=_summarise(result, instance),
-        failure=_first_failure(result),
     )
 
 
