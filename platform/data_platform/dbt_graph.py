@@ -30,8 +30,10 @@ from dagster_dbt import (
     DbtCliResource,
     DbtProject,
 )
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from packaging import version
 
+from data_platform.dbt_in_process import in_process_invocations
 from data_platform.freshness import freshness_policy
 from data_platform.resources import Warehouse
 from data_platform.settings import DBT_PROJECT_DIR
@@ -45,7 +47,7 @@ TARGET_DIR = Path(DBT_PROJECT.project_dir) / DBT_PROJECT.target_path
 _DBT_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
 
 
-def _newest_input_mtime(project_dir: Path) -> float:
+def newest_input_mtime(project_dir: Path) -> float:
     newest = max(
         (project_dir / name).stat().st_mtime for name in ("dbt_project.yml", "profiles.yml")
     )
@@ -73,7 +75,7 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
     with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         manifest = project.manifest_path
-        if not manifest.exists() or manifest.stat().st_mtime < _newest_input_mtime(
+        if not manifest.exists() or manifest.stat().st_mtime < newest_input_mtime(
             project.project_dir
         ):
             _dbt_parse(project)
@@ -155,16 +157,27 @@ TRANSLATOR = HeadwaterDbtTranslator()
 
 
 class HeadwaterDbtCli(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, minus a `dbt --version` subprocess per invocation.
+    """dagster-dbt's dbt CLI resource, minus two start-ups of dbt per invocation.
 
     dagster-dbt asks the dbt executable for its version on every `cli()` call, which costs a
     full dbt start-up (~3 s here). The dbt we run is the dbt-core installed beside this
-    interpreter, so its package metadata answers the same question for free.
+    interpreter, so its package metadata answers the same question for free. And with
+    `in_process` (the default) dbt runs in the step's own process, parsed once per process,
+    instead of in a new `dbt` process per invocation (data_platform/dbt_in_process.py); false
+    runs dagster-dbt's subprocess unchanged.
     """
+
+    in_process: bool = True
 
     @cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
+
+    def cli(self, args, **kwargs):
+        if not self.in_process:
+            return super().cli(args, **kwargs)
+        with in_process_invocations():
+            return super().cli(args, **kwargs)
 
 
 def dbt_cli_resource() -> DbtCliResource:
@@ -231,13 +244,20 @@ def run_dbt(
     # once its events are read; dagster-dbt copies the project's partial-parse file into it.
     TARGET_DIR.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="run-", dir=TARGET_DIR))
-    parse_state = _partial_parse_state(warehouse, args)
+    parse_state = _partial_parse_state(warehouse, args, getattr(dbt, "in_process", False))
+    failure: DagsterDbtCliRuntimeError | None = None
     try:
         if parse_state is not None and parse_state.exists():
             shutil.copyfile(parse_state, target / PARTIAL_PARSE_FILE)
+        events: list[Any] = []
         with _dbt_env(warehouse):
             invocation = dbt.cli(args, context=context, target_path=target)
-            events = list(invocation.stream())
+            try:
+                events.extend(invocation.stream())
+            except DagsterDbtCliRuntimeError as error:
+                # dbt failed (a test, a model): what did run is still reported, with its row
+                # counts and its checks, before the step fails with dbt's message.
+                failure = error
         if parse_state is not None and (target / PARTIAL_PARSE_FILE).exists():
             # os.replace is atomic: concurrent runs leave one whole file, never a torn one.
             staged = target / f"{PARTIAL_PARSE_FILE}.keep"
@@ -261,22 +281,25 @@ def run_dbt(
                     stats = {}
                 event = event.with_metadata({**event.metadata, **stats})
             yield event
+    if failure is not None:
+        raise failure
 
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
-def _partial_parse_state(warehouse: Warehouse, args: list[str]) -> Path | None:
+def _partial_parse_state(warehouse: Warehouse, args: list[str], in_process: bool) -> Path | None:
     """Where runs against this warehouse keep dbt's partial-parse state (None: not reusable).
 
     dbt re-parses the whole project (~2 s) unless the saved state was made with the same profile
     *values*, and the warehouse path is one of them: the state `ensure_manifest` leaves in
     target/ was parsed with the default path, so dagster-dbt's copy of it never applies to a run
     against the resource's file. Each warehouse file gets its own state, refreshed by every run
-    that used it. A run with `--vars` (the daily window) changes dbt's vars hash, so it parses
-    in full and its state is of no use to the next window.
+    that parsed. In a subprocess, a run with `--vars` (the daily window) changes dbt's vars hash,
+    so it parses in full and its state is of no use to the next window; in process, the parse
+    never has vars (data_platform/dbt_in_process.py).
     """
-    if "--vars" in args:
+    if "--vars" in args and not in_process:
         return None
     path = str(warehouse.resolved_path())
     return TARGET_DIR / f"{PARTIAL_PARSE_FILE}.{hashlib.sha256(path.encode()).hexdigest()[:12]}"

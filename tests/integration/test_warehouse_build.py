@@ -5,6 +5,7 @@ assert on what landed; tests that change it build their own.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date
@@ -15,6 +16,7 @@ import duckdb
 import pytest
 import yaml
 
+from data_platform import dbt_in_process
 from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
 from data_platform.dbt_graph import _partial_parse_state, dbt_cli_resource
 from data_platform.headless import materialize_range
@@ -112,8 +114,8 @@ def test_a_range_run_plans_each_asset_once_and_leaves_dbt_its_parse_state(built)
         for k in dg.DailyPartitionsDefinition(DEMO_FIRST_DAY).get_partition_keys()
         if DEMO_FIRST_DAY <= k <= DEMO_LAST_DAY
     }
-    assert _partial_parse_state(warehouse, ["build"]).exists()
-    assert _partial_parse_state(warehouse, ["build", "--vars", "{}"]) is None
+    assert _partial_parse_state(warehouse, ["build"], in_process=True).exists()
+    assert _partial_parse_state(warehouse, ["build", "--vars", "{}"], in_process=False) is None
 
 
 def test_dimensions_cover_the_facts(built):
@@ -175,11 +177,18 @@ def test_an_analyst_can_run_dbt_build_on_its_own(built):
 
 
 def test_rerunning_the_range_changes_nothing(built):
+    """Run again, with dbt in a subprocess this time (the built warehouse ran it in process):
+    the two ways of running dbt give the same warehouse."""
     _, instance, resources, warehouse = built
+    assert dbt_in_process._MANIFESTS, "the first build ran dbt in this process"
     before = _query(warehouse, "select * from marts.fct_transactions order by transaction_id")
     quarantine = _query(warehouse, "select count(*) from raw.quarantine")
     again = materialize_range(
-        DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=instance, resources=resources, selection=WAREHOUSE
+        DEMO_FIRST_DAY,
+        DEMO_LAST_DAY,
+        instance=instance,
+        resources={**resources, "dbt": dbt_cli_resource().model_copy(update={"in_process": False})},
+        selection=WAREHOUSE,
     )
     assert again.success, again.failure
     assert (
@@ -215,3 +224,38 @@ def test_one_day_replaces_only_that_day(built):
         )
         == before
     )
+
+
+def test_a_failing_dbt_test_fails_its_check_and_the_run(built, tmp_path):
+    """dbt in process reports a failing test as dbt in a subprocess did: the asset check fails,
+    the step fails with dbt's own words, and the facts of other days are untouched."""
+    _, instance, resources, warehouse = built
+    copy = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+    shutil.copyfile(warehouse.resolved_path(), copy.resolved_path())
+    con = duckdb.connect(str(copy.resolved_path()))
+    try:
+        # a row loaded twice behind the contract's back: fct_transactions' unique test must catch it
+        con.execute(
+            "insert into raw.transactions select * from raw.transactions "
+            "where _partition_date = date '2025-01-03' limit 1"
+        )
+    finally:
+        con.close()
+    other_days = (
+        "select count(*) from marts.fct_transactions where transaction_date <> '2025-01-03'"
+    )
+    before = _query(copy, other_days)
+
+    result = materialize_range(
+        "2025-01-03",
+        "2025-01-03",
+        instance=instance,
+        resources={**resources, "warehouse": copy},
+        selection=dg.AssetSelection.assets(["marts", "fct_transactions"]),
+    )
+
+    assert not result.success
+    failed = result.assets["marts/fct_transactions"].checks_failed
+    assert any(name.startswith("unique_fct_transactions") for name in failed), failed
+    assert "unique_fct_transactions_transaction_id" in result.failure
+    assert _query(copy, other_days) == before
