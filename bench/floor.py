@@ -167,10 +167,10 @@ def train_model(con, spec, folder: Path) -> dict:
     table = assign_splits(rows, split_windows(last_day, spec.split))
     write_training_set(table, folder / "training_set.parquet")
 
-    trained = train(spec, table)
     split = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
     label = table.column(LABEL_COLUMN).to_numpy()
     frame = to_frame(table, spec)
+    trained = train(spec, table, frame)
     test, training = split == "test", split == "train"
     baseline_feature = frame[spec.baseline_feature].astype("float64").to_numpy()
     baseline = DecileBaseline.fit(baseline_feature[training], label[training])
@@ -180,7 +180,7 @@ def train_model(con, spec, folder: Path) -> dict:
     }
 
     # The model that serves, as the model asset registers it: refit on every matured day.
-    served = refit(spec, table, trained.best_iteration) if spec.split.refit else trained
+    served = refit(spec, table, trained.best_iteration, frame) if spec.split.refit else trained
 
     # The drift reference, as the model asset logs it: the newest days the served model was
     # fitted on (every window when it is the refit).

@@ -171,9 +171,9 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         table = pq.read_table(path)
         data_version = _latest_data_version(context, training_set_key)
         # The held-out model: trained on the train window, judged on the test window.
-        trained = train(spec, table)
         split = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
         frame = to_frame(table, spec)
+        trained = train(spec, table, frame)
         label = table.column(LABEL_COLUMN).to_numpy()
         test_rows = split == "test"
         test_metrics = metrics_for(
@@ -181,7 +181,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         )
 
         # The model that serves: the same recipe refit on every matured day (see `refit`).
-        served = refit(spec, table, trained.best_iteration) if spec.split.refit else trained
+        served = refit(spec, table, trained.best_iteration, frame) if spec.split.refit else trained
 
         version, run_id, experiment_id = _log_to_mlflow(
             context,
@@ -431,6 +431,7 @@ def _log_to_mlflow(
     import matplotlib.pyplot as plt
     import mlflow
     import numpy as np
+    import pandas as pd
     from mlflow.models import infer_signature
 
     from ml_assets.train import SPLIT_COLUMN, lightgbm_params, predict
@@ -473,9 +474,11 @@ def _log_to_mlflow(
 
         # the rows the served model was fitted on
         fitted = np.ones(len(split), dtype=bool) if refitted else split == "train"
-        train_frame = frame[fitted]
+        # No copy of every row when every row was fitted (a boolean index always copies).
+        train_frame = frame if refitted else frame[fitted]
+        labels = pd.Series(table.column("_label").to_numpy()[fitted], index=train_frame.index)
         dataset = training_dataset(
-            train_frame.assign(_label=table.column("_label").to_numpy()[fitted]),
+            pd.concat([train_frame, labels.rename("_label")], axis=1, copy=False),
             source=str(path),
             name=f"{spec.feature_set}@{data_version}",
             targets="_label",
@@ -636,8 +639,14 @@ def _evaluate(spec: ModelSpec, artifacts: ModelArtifacts, tracking: MlflowTracki
     }
 
 
+# Rows scored at a time: memory stays bounded whatever the window (a 120-day backfill at 10M
+# transactions is 10M rows, ~3.5 GB as Arrow plus pandas in one piece).
+SCORE_BATCH_ROWS = 500_000
+
+
 def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, version: str, window):
-    """Score one window of the feature set and replace that window in `scores.<name>`."""
+    """Score one window of the feature set and replace that window in `scores.<name>`, in
+    batches of SCORE_BATCH_ROWS, in one transaction."""
     import pyarrow as pa
 
     from ml_assets.train import predict, to_frame
@@ -645,47 +654,73 @@ def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, vers
     booster = _load_booster(tracking, spec.registered_model_name, version)
     table = f"scores.{spec.name}"
     keys = ", ".join(spec.keys)
+    rows, score_sum, label_lag_days, preview_md = 0, 0.0, None, ""
     with warehouse.connect() as con:
-        rows = con.sql(
-            f"select {keys}, {spec.event_time} as event_time, {', '.join(spec.features)} "
-            f"from {spec.feature_set} where {spec.score_date} >= $1 and {spec.score_date} < $2 "
-            f"order by {keys}",
-            params=[window[0], window[1]],
-        ).to_arrow_table()
-
-        score = predict(booster, to_frame(rows, spec)) if rows.num_rows else []
-        out = rows.select([*spec.keys, "event_time"]).append_column(
-            "score", pa.array(score, pa.float64())
+        # The window is read on a second connection of the same database while `con` writes.
+        batches = (
+            con.cursor()
+            .sql(
+                f"select {keys}, {spec.event_time} as event_time, {', '.join(spec.features)} "
+                f"from {spec.feature_set} where {spec.score_date} >= $1 "
+                f"and {spec.score_date} < $2 order by {keys}",
+                params=[window[0], window[1]],
+            )
+            .to_arrow_reader(SCORE_BATCH_ROWS)
         )
-        out = out.append_column("model_version", pa.array([version] * rows.num_rows, pa.string()))
+        empty = pa.table(
+            {
+                **{k: pa.array([], batches.schema.field(k).type) for k in spec.keys},
+                "event_time": pa.array([], batches.schema.field("event_time").type),
+                "score": pa.array([], pa.float64()),
+                "model_version": pa.array([], pa.string()),
+            }
+        )
         con.execute("create schema if not exists scores")
-        con.register("new_scores", out)
+        con.register("new_scores", empty)
         con.execute(
             f"create table if not exists {table} as "
             "select *, current_timestamp as scored_at from new_scores where false"
         )
         con.execute("begin transaction")
+        # (each statement's result is fetched: DuckDB lets no other work, registering the next
+        # batch included, start on a connection with a result pending)
         con.execute(
             f"delete from {table} where cast(event_time as date) >= $1 "
             f"and cast(event_time as date) < $2",
             [window[0], window[1]],
-        )
-        con.execute(f"insert into {table} select *, current_timestamp from new_scores")
+        ).fetchall()
+        for batch in batches:
+            batch = pa.Table.from_batches([batch])
+            score = predict(booster, to_frame(batch, spec))
+            out = batch.select([*spec.keys, "event_time"]).append_column(
+                "score", pa.array(score, pa.float64())
+            )
+            out = out.append_column("model_version", pa.array([version] * len(out), pa.string()))
+            con.register("new_scores", out)
+            con.execute(
+                f"insert into {table} select *, current_timestamp from new_scores"
+            ).fetchall()
+            # How many days after its date a scored day's last label is final: the monitor
+            # sensor asks for a day's realised performance once the data reaches that far.
+            ((lag,),) = con.execute(
+                "select max(datediff('day', cast(s.event_time as date), "
+                f"l.{spec.label.matures_at})) "
+                f"from {spec.label.table} l join new_scores s using ({keys})"
+            ).fetchall()
+            label_lag_days = lag if label_lag_days is None else max(label_lag_days, lag or 0)
+            if not rows:
+                preview = con.execute("select * from new_scores limit 5")
+                columns = [d[0] for d in preview.description]
+                preview_md = markdown_preview(columns, preview.fetchall())
+            rows += len(out)
+            score_sum += float(score.sum())
         con.execute("commit")
+        con.unregister("new_scores")
         (total,) = con.execute(f"select count(*) from {table}").fetchone()
-        # How many days after its date a scored day's last label is final: the monitor sensor
-        # asks for a day's realised performance once the data reaches that far.
-        (label_lag_days,) = con.execute(
-            f"select max(datediff('day', cast(s.event_time as date), l.{spec.label.matures_at})) "
-            f"from {spec.label.table} l join new_scores s using ({keys})"
-        ).fetchone()
-        preview = con.execute("select * from new_scores limit 5")
-        columns = [d[0] for d in preview.description]
-        preview_md = markdown_preview(columns, preview.fetchall())
     return {
-        "rows": rows.num_rows,
+        "rows": rows,
         "total": total,
-        "mean": float(sum(score) / len(score)) if len(score) else 0.0,
+        "mean": score_sum / rows if rows else 0.0,
         "preview": preview_md,
         "label_lag_days": label_lag_days,
     }

@@ -127,13 +127,16 @@ class Trained:
     feature_importance: dict[str, float]
 
 
-def train(spec: ModelSpec, table: pa.Table) -> Trained:
-    """Fit LightGBM on the train split with early stopping on the validation split."""
+def train(spec: ModelSpec, table: pa.Table, frame=None) -> Trained:
+    """Fit LightGBM on the train split with early stopping on the validation split.
+
+    `frame` is `to_frame(table, spec)` if the caller has it already (at 10M transactions each
+    copy of the fraud training set is ~1 GB)."""
     import lightgbm as lgb
 
     split = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
     label = table.column(LABEL_COLUMN).to_numpy()
-    frame = to_frame(table, spec)
+    frame = to_frame(table, spec) if frame is None else frame
     train_rows, valid_rows = split == "train", split == "validation"
     if not train_rows.any() or not valid_rows.any():
         raise ValueError(
@@ -141,11 +144,9 @@ def train(spec: ModelSpec, table: pa.Table) -> Trained:
             f"{valid_rows.sum()} validation rows; more matured data is needed"
         )
     params, rounds = lightgbm_params(spec)
+    # The raw rows are freed once LightGBM has binned them (free_raw_data, the default).
     train_set = lgb.Dataset(
-        frame[train_rows],
-        label[train_rows],
-        categorical_feature=list(spec.categorical),
-        free_raw_data=False,
+        frame[train_rows], label[train_rows], categorical_feature=list(spec.categorical)
     )
     valid_set = lgb.Dataset(
         frame[valid_rows],
@@ -167,6 +168,8 @@ def train(spec: ModelSpec, table: pa.Table) -> Trained:
     )
     (metric_name,) = evals["validation"].keys()
     best = booster.best_iteration or rounds
+    # The booster would otherwise keep both binned datasets for as long as it lives.
+    booster.free_dataset()
     return Trained(
         booster=booster,
         best_iteration=best,
@@ -175,7 +178,7 @@ def train(spec: ModelSpec, table: pa.Table) -> Trained:
     )
 
 
-def refit(spec: ModelSpec, table: pa.Table, rounds: int) -> Trained:
+def refit(spec: ModelSpec, table: pa.Table, rounds: int, frame=None) -> Trained:
     """Fit LightGBM on every row of the training set (train, validation and test) for a fixed
     number of rounds: the held-out model's best iteration.
 
@@ -187,11 +190,13 @@ def refit(spec: ModelSpec, table: pa.Table, rounds: int) -> Trained:
 
     label = table.column(LABEL_COLUMN).to_numpy()
     params, _ = lightgbm_params(spec)
+    frame = to_frame(table, spec) if frame is None else frame
     booster = lgb.train(
         params,
-        lgb.Dataset(to_frame(table, spec), label, categorical_feature=list(spec.categorical)),
+        lgb.Dataset(frame, label, categorical_feature=list(spec.categorical)),
         num_boost_round=rounds,
     )
+    booster.free_dataset()
     return Trained(
         booster=booster,
         best_iteration=rounds,

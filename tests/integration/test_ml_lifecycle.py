@@ -24,6 +24,7 @@ from data_platform.dbt_graph import dbt_cli_resource
 from data_platform.generator import GeneratorConfig, generate
 from data_platform.headless import materialize_range
 from data_platform.resources import LandingZone, Warehouse
+from ml_assets import assets
 from ml_assets.assets import GATE_CHECK, ModelArtifacts
 from ml_assets.automation import DRIFT_CHECK, PERFORMANCE_CHECK
 from ml_assets.definitions import defs as ml_defs
@@ -224,10 +225,17 @@ def test_scoring_without_a_champion_says_so_and_writes_nothing(world, tmp_path):
     assert _query(world, "select count(*) from scores.fraud_classifier") == before
 
 
-def test_scoring_a_day_again_replaces_that_day(world):
+def test_scoring_a_day_again_replaces_that_day(world, monkeypatch):
+    """Re-scored in batches of 7 rows (the range run scored it in one batch): the same rows,
+    the same scores, nothing duplicated."""
+    day = "select transaction_id, score, model_version from scores.fraud_classifier "
+    day += "where cast(event_time as date) = '2025-03-03' order by transaction_id"
     before = _query(
         world, "select count(*), count(distinct transaction_id) from scores.fraud_classifier"
     )
+    day_before = _query(world, day)
+    assert len(day_before) > 7 * 3
+    monkeypatch.setattr(assets, "SCORE_BATCH_ROWS", 7)
     result = _materialize(world, "scores/fraud_classifier", partition_key="2025-03-03")
     assert result.success
     assert (
@@ -235,6 +243,13 @@ def test_scoring_a_day_again_replaces_that_day(world):
             world, "select count(*), count(distinct transaction_id) from scores.fraud_classifier"
         )
         == before
+    )
+    assert _query(world, day) == day_before
+    (scores,) = result.get_asset_materialization_events()
+    metadata = scores.event_specific_data.materialization.metadata
+    assert metadata["dagster/partition_row_count"].value == len(day_before)
+    assert metadata["mean_score"].value == pytest.approx(
+        sum(s for _, s, _ in day_before) / len(day_before)
     )
 
 
