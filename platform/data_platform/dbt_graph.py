@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from packaging import version
 from data_platform.dbt_in_process import in_process_invocations
 from data_platform.freshness import freshness_policy
 from data_platform.resources import Warehouse
-from data_platform.settings import DBT_PROJECT_DIR
+from data_platform.settings import DBT_PROJECT_DIR, environ
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # DbtProject.target_path is relative ("target"); everything here uses the absolute folder, so
@@ -184,20 +183,6 @@ def dbt_cli_resource() -> DbtCliResource:
     return HeadwaterDbtCli(project_dir=DBT_PROJECT, dbt_executable=_dbt_executable())
 
 
-@contextmanager
-def _dbt_env(warehouse: Warehouse) -> Iterator[None]:
-    """Point dbt's profile at the warehouse resource's file for the dbt subprocess."""
-    previous = os.environ.get("HEADWATER_DUCKDB_PATH")
-    os.environ["HEADWATER_DUCKDB_PATH"] = str(warehouse.resolved_path())
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("HEADWATER_DUCKDB_PATH", None)
-        else:
-            os.environ["HEADWATER_DUCKDB_PATH"] = previous
-
-
 def markdown_preview(columns: list[str], rows: list[tuple], limit: int = 5) -> str:
     """A small markdown table, the preview the Dagster UI shows in an asset's metadata."""
 
@@ -250,7 +235,8 @@ def run_dbt(
         if parse_state is not None and parse_state.exists():
             shutil.copyfile(parse_state, target / PARTIAL_PARSE_FILE)
         events: list[Any] = []
-        with _dbt_env(warehouse):
+        # dbt's profile reads the warehouse file from the variable the resource also reads.
+        with environ({"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}):
             invocation = dbt.cli(args, context=context, target_path=target)
             try:
                 events.extend(invocation.stream())

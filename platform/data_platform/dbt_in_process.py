@@ -27,6 +27,8 @@ from typing import Any
 from dagster_dbt.core import resource as dagster_dbt_resource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
+from data_platform.settings import environ
+
 # Parsed projects of this process: (project dir, warehouse file, newest input mtime) -> Manifest.
 _MANIFESTS: dict[tuple[str, str, float], Any] = {}
 
@@ -44,20 +46,6 @@ class FinishedDbt:
 
     def send_signal(self, signal: int) -> None:
         """Nothing to interrupt: the run has ended by the time anybody could ask."""
-
-
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    """The invocation's environment (dagster-dbt's DBT_* settings and the warehouse path), as a
-    subprocess would have had it; dbt reads flags and `env_var()` from os.environ."""
-    previous = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(previous)
 
 
 def _close_duckdb() -> None:
@@ -106,7 +94,9 @@ def run_dbt_in_process(
     def collect(event) -> None:
         lines.append(json.dumps(msg_to_dict(event)))
 
-    with _environment(env):
+    # The environment a dbt subprocess would have had (dagster-dbt's DBT_* settings and the
+    # warehouse path): dbt reads its flags and `env_var()` from os.environ.
+    with environ(env):
         try:
             manifest = _manifest(project_dir, target_path)
             # --quiet: the events reach the callback, not this process's stdout as well; no

@@ -5,14 +5,11 @@ the whole range at once (their backfill policy is a single run), in dependency o
 recorded in the instance ($DAGSTER_HOME), so it shows in the UI like any other.
 """
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from data_platform.settings import DAILY_PARTITIONS
+from data_platform.settings import DAILY_PARTITIONS, environ
 
 
 @dataclass
@@ -65,7 +62,7 @@ def materialize_range(
     """
     keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
     instance = instance or dg.DagsterInstance.get()
-    with _one_planned_event_per_asset():
+    with environ({ONE_PLANNED_EVENT_PER_ASSET: "true"}):
         result = _materialize(keys, instance, resources, selection, run_config)
     return RangeResult(
         success=result.success,
@@ -77,31 +74,19 @@ def materialize_range(
     )
 
 
-@contextmanager
-def _one_planned_event_per_asset() -> Iterator[None]:
-    """Record the run's plan as one event per asset instead of one per asset and day.
-
-    On the embedded SQLite instance a run over a range of days records, before its first step,
-    an ASSET_MATERIALIZATION_PLANNED event for every asset *and every day of the range*,
-    unpartitioned assets included (they inherit the run's partition range): 30 assets x 120 days
-    = 3,600 events, ~10 ms each, 40 s spent before any work, growing with history rather than
-    data (docs/benchmarks.md). Dagster's own switch, read when the run is created, writes one
-    event per asset carrying the range instead. What it costs: the UI shows a range's days as
-    missing rather than in progress while this run goes, and as missing rather than failed if
-    it fails (the run itself is failed, and `headwater materialize` prints the failing step).
-    Only this headless path uses it: runs the daemon launches keep per-partition events, which
-    automation needs to see days in progress and not request them twice.
-    """
-    name = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
-    previous = os.environ.get(name)
-    os.environ[name] = "true"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+# Record the run's plan as one event per asset instead of one per asset and day.
+#
+# On the embedded SQLite instance a run over a range of days records, before its first step,
+# an ASSET_MATERIALIZATION_PLANNED event for every asset *and every day of the range*,
+# unpartitioned assets included (they inherit the run's partition range): 30 assets x 120 days
+# = 3,600 events, ~10 ms each, 40 s spent before any work, growing with history rather than
+# data (docs/benchmarks.md). Dagster's own switch, read when the run is created, writes one
+# event per asset carrying the range instead. What it costs: the UI shows a range's days as
+# missing rather than in progress while this run goes, and as missing rather than failed if
+# it fails (the run itself is failed, and `headwater materialize` prints the failing step).
+# Only this headless path uses it: runs the daemon launches keep per-partition events, which
+# automation needs to see days in progress and not request them twice.
+ONE_PLANNED_EVENT_PER_ASSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 
 def _materialize(keys, instance, resources, selection, run_config) -> dg.ExecuteInProcessResult:

@@ -8,6 +8,8 @@ variable, then the embedded default under `<repo>/.headwater/`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -48,3 +50,21 @@ def reports_dir() -> Path:
 def reports_url() -> str:
     """The HTTP address that serves `reports_dir()` (`headwater dev` starts one), or ''."""
     return os.environ.get("HEADWATER_REPORTS_URL", "").rstrip("/")
+
+
+@contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then put back what was there (or nothing).
+
+    For what reads the environment when it runs, not at import: dbt's profile and flags, and
+    Dagster's switches read when a run is created."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
