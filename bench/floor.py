@@ -3,7 +3,7 @@
 What the platform's full run computes, with the project's own code and parameters and nothing
 rewritten, and no orchestration around it:
 
-1. ingest: every landing file of the window loaded into DuckDB with `data_platform.ingest`
+1. ingest: every landing file of the window loaded into DuckDB with `data_platform.raw.ingest`
    (`load_file`, the same contract checks and quarantine), snapshots from their newest file;
 2. SQL: the project's dbt models and tests, all layers (staging, marts, features), in ONE
    `dbt build` invoked in-process through dbt's Python API (`dbtRunner`), with the same
@@ -14,11 +14,12 @@ rewritten, and no orchestration around it:
    of the model and of the decile baseline (`evaluate`), and the drift reference (the newest
    `reference_days` of the training window, sampled as the model asset samples it);
 4. scores: every row of the feature set in the window scored and written to `scores.<model>`;
-5. drift: each model's newest scored day against its reference with `ml_assets.drift`, the
+5. drift: each model's newest scored day against its reference with
+   `ml_assets.monitoring.drift`, the
    spec's `sample_rows`, HTML and JSON reports written.
 
 Imports are timed on their own, stage by stage, because they are a large share of a short run.
-Only modules that do not import Dagster are used (`contract`, `ingest`, `ml_assets.spec`,
+Only modules that do not import Dagster are used (`contract`, `ingest`, `ml_assets.models.spec`,
 `train`, `evaluate`, `drift`); `tests/integration/test_bench_smoke.py` checks that.
 """
 
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-# The model asset's drift reference size (ml_assets.assets.REFERENCE_ROWS, which cannot be
+# The model asset's drift reference size (ml_assets.models.assets.REFERENCE_ROWS, which cannot be
 # imported here without importing Dagster; the smoke test keeps the two equal).
 REFERENCE_ROWS = 20_000
 
@@ -67,14 +68,14 @@ def _import_all(stages: Stages) -> None:
         import evidently  # noqa: F401
         from evidently.presets import DataDriftPreset  # noqa: F401
     with stages.time("import/project"):
-        import data_platform.ingest  # noqa: F401
-        import ml_assets.drift  # noqa: F401
-        import ml_assets.evaluate  # noqa: F401
-        import ml_assets.train  # noqa: F401
+        import data_platform.raw.ingest  # noqa: F401
+        import ml_assets.models.evaluate  # noqa: F401
+        import ml_assets.models.train  # noqa: F401
+        import ml_assets.monitoring.drift  # noqa: F401
 
 
 def dbt_project_dir() -> Path:
-    """The dbt project (data_platform.settings.DBT_PROJECT_DIR, which imports Dagster)."""
+    """The dbt project (headwater_core.config.DBT_PROJECT_DIR, which imports Dagster)."""
     import data_platform
 
     return Path(data_platform.__file__).resolve().parents[2] / "dbt_project"
@@ -82,8 +83,8 @@ def dbt_project_dir() -> Path:
 
 def ingest(con, landing: Path, days: list[str]) -> dict[str, int]:
     """Load the window's landing files under the contract; rows loaded per raw table."""
-    from data_platform.contract import load_contracts
-    from data_platform.ingest import (
+    from data_platform.raw.contract import load_contracts
+    from data_platform.raw.ingest import (
         ensure_raw_tables,
         landing_file_for,
         load_file,
@@ -145,8 +146,8 @@ def train_model(con, spec, folder: Path) -> dict:
     """Training set, model, test-window evaluation and drift reference of one spec."""
     import numpy as np
 
-    from ml_assets.evaluate import DecileBaseline, metrics_for
-    from ml_assets.train import (
+    from ml_assets.models.evaluate import DecileBaseline, metrics_for
+    from ml_assets.models.train import (
         LABEL_COLUMN,
         SPLIT_COLUMN,
         assign_splits,
@@ -208,7 +209,7 @@ def score(con, spec, booster, start: str, end_exclusive: str) -> int:
     """Score the window's feature rows into `scores.<model>` (as the scores asset writes them)."""
     import pyarrow as pa
 
-    from ml_assets.train import predict, to_frame
+    from ml_assets.models.train import predict, to_frame
 
     keys = ", ".join(spec.keys)
     rows = con.sql(
@@ -233,8 +234,8 @@ def score(con, spec, booster, start: str, end_exclusive: str) -> int:
 
 def drift(con, spec, reference, reports: Path) -> dict | None:
     """Drift of the model's newest scored day against its reference (None: nothing scored)."""
-    from ml_assets.drift import compute_drift
-    from ml_assets.train import to_frame
+    from ml_assets.models.train import to_frame
+    from ml_assets.monitoring.drift import compute_drift
 
     ((day,),) = con.sql(f"select cast(max(event_time) as date) from scores.{spec.name}").fetchall()
     if day is None:
@@ -267,7 +268,7 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
 
     import duckdb
 
-    from ml_assets.spec import load_specs
+    from ml_assets.models.spec import load_specs
 
     home.mkdir(parents=True, exist_ok=True)
     duckdb_path = home / "warehouse.duckdb"

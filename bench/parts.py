@@ -36,7 +36,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def generator_config(config: dict, start: str, days: int):
     """The generator's config for `days` days from `start` at the benchmark's daily volume."""
-    from data_platform.generator import GeneratorConfig
+    from fraud_demo.generator import GeneratorConfig
 
     per_day = max(1, round(config["transactions"] / config["days"]))
     extra = {}
@@ -145,7 +145,7 @@ def _timed_run(label: str, run) -> dict:
 def _platform():
     """Both code locations, imported (and their Definitions built) once per part."""
     from data_platform.definitions import defs as data_defs
-    from data_platform.headless import all_materializable_assets
+    from headwater.headless import all_materializable_assets
     from ml_assets.definitions import defs as ml_defs
 
     return all_materializable_assets(), {**data_defs.resources, **ml_defs.resources}
@@ -155,7 +155,7 @@ def range_run(label: str, start: str, end: str, selection=None) -> dict:
     """`headwater materialize` for start..end (everything but monitoring unless `selection`)."""
     import dagster as dg
 
-    from data_platform.headless import materialize_range
+    from headwater.headless import materialize_range
 
     return _timed_run(
         label,
@@ -167,8 +167,8 @@ def range_run(label: str, start: str, end: str, selection=None) -> dict:
 
 def newest_scored_days() -> dict[str, str]:
     """Each model's newest day with scores in the warehouse."""
-    from data_platform.resources import Warehouse
-    from ml_assets.spec import load_specs
+    from headwater_core.resources import Warehouse
+    from ml_assets.models.spec import load_specs
 
     days = {}
     with Warehouse().connect(read_only=True) as con:
@@ -209,8 +209,8 @@ def drift_runs(days: dict[str, str]) -> list[dict]:
 
 def warehouse_counts() -> dict[str, int]:
     """Rows in the tables both the platform and the floor fill, to compare their work."""
-    from data_platform.resources import Warehouse
-    from ml_assets.spec import load_specs
+    from headwater_core.resources import Warehouse
+    from ml_assets.models.spec import load_specs
 
     tables = ["raw.transactions", "marts.fct_transactions", "features.transaction_features"]
     tables += [f"scores.{spec.name}" for spec in load_specs()]
@@ -220,7 +220,7 @@ def warehouse_counts() -> dict[str, int]:
 
 def _configure() -> None:
     # The harness set HEADWATER_HOME (and the shared landing folder); this adds the instance.
-    from data_platform.cli import configure_environment
+    from headwater.cli import configure_environment
 
     configure_environment()
 
@@ -235,7 +235,7 @@ def _imports() -> float:
 
 
 def part_generate(config: dict) -> dict:
-    from data_platform.generator import generate
+    from fraud_demo.generator import generate
 
     generated = generator_config(config, config["start"], config["days"])
     summary = generate(generated, Path(os.environ["HEADWATER_LANDING_DIR"]), progress=False)
@@ -275,7 +275,7 @@ def part_floor(config: dict) -> dict:
 def _history(config: dict) -> dict:
     """The incremental part's starting point: `history_days` landed as the demo is (with a
     record the feed extends), materialised, and the newest day's drift measured."""
-    from data_platform.generator.feed import start_demo
+    from fraud_demo.feed import start_demo
 
     start = _day(config["end"], -config["history_days"])
     end = _day(config["end"], -1)
@@ -296,7 +296,7 @@ def _history(config: dict) -> dict:
 def part_incremental(config: dict) -> dict:
     import dagster as dg
 
-    from data_platform.generator.feed import feed_demo
+    from fraud_demo.feed import feed_demo
 
     _configure()
     history = _history(config)
@@ -328,10 +328,10 @@ def part_tick(config: dict) -> dict:
     import dagster as dg
 
     from data_platform.definitions import defs as data_defs
-    from data_platform.headless import all_materializable_assets
-    from ml_assets.automation import monitor_tick
+    from headwater.headless import all_materializable_assets
+    from ml_assets.automation.conditions import monitor_tick
     from ml_assets.definitions import defs as ml_defs
-    from ml_assets.spec import load_specs
+    from ml_assets.models.spec import load_specs
 
     _configure()
     own_history = None

@@ -32,7 +32,7 @@ from bench.startup import without_state
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PARTS = ("full", "floor", "incremental", "startup", "tick")
-# The first README command's demo (data_platform.cli.DEMO_DAYS / DEMO_TRANSACTIONS).
+# The first README command's demo (headwater.cli.DEMO_DAYS / DEMO_TRANSACTIONS).
 UI_DEMO_DAYS = 150
 UI_DEMO_TRANSACTIONS = 333_300
 

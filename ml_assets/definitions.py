@@ -7,14 +7,18 @@ the assets that use them, so this location loads fast.
 
 import dagster as dg
 
-from data_platform.dbt_graph import dbt_cli_resource
-from data_platform.resources import Warehouse
-from ml_assets.assets import ModelArtifacts, build_model_assets
-from ml_assets.automation import build_automation_sensor, build_jobs, build_monitor_sensor
-from ml_assets.features import build_feature_assets
-from ml_assets.monitoring_assets import MonitoringReports, build_monitoring_assets
-from ml_assets.spec import load_specs
-from ml_assets.tracking import MlflowTracking
+from headwater_core.dbt.resource import dbt_cli_resource
+from headwater_core.resources import Warehouse
+from ml_assets.automation.conditions import (
+    build_automation_sensor,
+    build_jobs,
+    build_monitor_sensor,
+)
+from ml_assets.features.assets import build_feature_assets
+from ml_assets.models.assets import ModelArtifacts, build_model_assets
+from ml_assets.models.spec import load_specs
+from ml_assets.models.tracking import MlflowTracking
+from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
 
 
 def build_definitions() -> dg.Definitions:

@@ -8,10 +8,11 @@ import dagster as dg
 import pytest
 import yaml
 
-from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
-from data_platform.dbt_graph import dbt_cli_resource, ensure_manifest
-from data_platform.generator import GeneratorConfig, generate
-from data_platform.resources import LandingZone, Warehouse
+from fraud_demo.generator import GeneratorConfig, generate
+from headwater.cli import EMBEDDED_INSTANCE_CONFIG
+from headwater_core.dbt.project import ensure_manifest
+from headwater_core.dbt.resource import dbt_cli_resource
+from headwater_core.resources import LandingZone, Warehouse
 
 # A small demo world: enough rows for every model and test to mean something, fast to build.
 DEMO = GeneratorConfig(seed=7, start_date=date(2025, 1, 1), days=8, transactions=4_000)

@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from data_platform.contract import load_contracts
-from data_platform.dbt_graph import dbt_cli_resource
-from data_platform.defs.demo_feed import build_demo_feed
-from data_platform.defs.landing_sensor import build_landing_sensor
-from data_platform.defs.raw import build_raw_assets
-from data_platform.defs.warehouse import build_warehouse_assets
-from data_platform.resources import LandingZone, Warehouse
-from data_platform.settings import DAILY_PARTITIONS, DBT_PROJECT_DIR
+from data_platform.demo_feed import build_demo_feed
+from data_platform.raw.assets import build_raw_assets
+from data_platform.raw.contract import load_contracts
+from data_platform.raw.landing_sensor import build_landing_sensor
+from data_platform.warehouse.assets import build_warehouse_assets
+from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.dbt.resource import dbt_cli_resource
+from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.resources import LandingZone, Warehouse
 
 
 def build_definitions() -> dg.Definitions:

@@ -15,9 +15,8 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
 from dagster._core.test_utils import freeze_time
 from dagster._daemon.freshness import FreshnessDaemon
 
-from data_platform.resources import Warehouse
-from ml_assets.assets import ModelArtifacts, build_model_assets
-from ml_assets.automation import (
+from headwater_core.resources import Warehouse
+from ml_assets.automation.conditions import (
     DRIFT_CHECK,
     MAX_PERFORMANCE_RUNS_PER_TICK,
     PERFORMANCE_CHECK,
@@ -27,9 +26,10 @@ from ml_assets.automation import (
     keys_of,
     monitor_tick,
 )
-from ml_assets.monitoring_assets import MonitoringReports, build_monitoring_assets
-from ml_assets.spec import load_specs
-from ml_assets.tracking import MlflowTracking
+from ml_assets.models.assets import ModelArtifacts, build_model_assets
+from ml_assets.models.spec import load_specs
+from ml_assets.models.tracking import MlflowTracking
+from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
 
 FRAUD = next(s for s in load_specs() if s.name == "fraud_classifier")
 K = keys_of(FRAUD.name)
@@ -307,8 +307,8 @@ def test_features_follow_a_mart_whose_early_days_never_existed(instance):
     """Daily partitions start on 2025-01-01; data that starts later leaves the early days
     missing forever, which must not hold the feature sets back; a mart with no data at all
     must."""
-    from data_platform.settings import DAILY_PARTITIONS
-    from ml_assets.automation import features_condition
+    from headwater_core.partitions import DAILY_PARTITIONS
+    from ml_assets.automation.conditions import features_condition
 
     mart = dg.AssetSpec(dg.AssetKey(["marts", "fct"]), partitions_def=DAILY_PARTITIONS)
     dim = dg.AssetSpec(dg.AssetKey(["marts", "dim"]))
@@ -337,7 +337,7 @@ def test_features_follow_a_mart_whose_early_days_never_existed(instance):
 
 @pytest.mark.parametrize("gate_passed", [False, True])
 def test_the_champion_follows_an_evaluation_only_when_its_gate_passed(trained, gate_passed):
-    from ml_assets.assets import GATE_CHECK
+    from ml_assets.models.assets import GATE_CHECK
 
     graph = trained(FRAUD)
     # A retrain run by the monitor's job: the champion step ran and, when the gate refused,

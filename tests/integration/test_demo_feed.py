@@ -7,16 +7,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from data_platform.defs.demo_feed import build_demo_feed
-from data_platform.generator import GeneratorConfig, generate
-from data_platform.generator.feed import (
+from data_platform.demo_feed import build_demo_feed
+from fraud_demo.feed import (
     DEMO_RECORD,
     extended_to,
     read_record,
     start_demo,
     yesterday_utc,
 )
-from data_platform.resources import LandingZone
+from fraud_demo.generator import GeneratorConfig, generate
+from headwater_core.resources import LandingZone
 
 
 def _files(landing: Path) -> dict[str, tuple[str, int]]:

@@ -17,15 +17,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from data_platform.contract import load_contracts
-from data_platform.generator import GeneratorConfig, generate
-from data_platform.ingest import (
+from data_platform.raw.contract import load_contracts
+from data_platform.raw.ingest import (
     ensure_raw_tables,
     find_landing_files,
     load_file,
     newest_snapshot_file,
 )
-from data_platform.settings import DBT_PROJECT_DIR
+from fraud_demo.generator import GeneratorConfig, generate
+from headwater_core.config import DBT_PROJECT_DIR
 
 # Long enough for the matured merchant fraud rate (days D-120 .. D-61) to exist before T, with a
 # higher fraud rate than the default so that it is not all zeros.

@@ -5,7 +5,7 @@ import time
 import dagster as dg
 
 from data_platform.definitions import defs
-from data_platform.resources import LandingZone
+from headwater_core.resources import LandingZone
 
 SENSOR = defs.get_sensor_def("landing_sensor")
 WAREHOUSE_KEYS = set(defs.get_assets_def(dg.AssetKey(["marts", "dim_customers"])).keys)

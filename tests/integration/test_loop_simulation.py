@@ -27,7 +27,7 @@ def simulation(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "data_platform.cli",
+            "headwater.cli",
             "simulate",
             "--home",
             str(tmp / "home"),

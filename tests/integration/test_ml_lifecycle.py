@@ -19,19 +19,19 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
-from data_platform.dbt_graph import dbt_cli_resource
-from data_platform.generator import GeneratorConfig, generate
-from data_platform.headless import materialize_range
-from data_platform.resources import LandingZone, Warehouse
+from fraud_demo.generator import GeneratorConfig, generate
+from headwater.cli import EMBEDDED_INSTANCE_CONFIG
+from headwater.headless import materialize_range
+from headwater_core.dbt.resource import dbt_cli_resource
+from headwater_core.resources import LandingZone, Warehouse
 from ml_assets import assets
-from ml_assets.assets import GATE_CHECK, ModelArtifacts
-from ml_assets.automation import DRIFT_CHECK, PERFORMANCE_CHECK
+from ml_assets.automation.conditions import DRIFT_CHECK, PERFORMANCE_CHECK
 from ml_assets.definitions import defs as ml_defs
-from ml_assets.monitoring_assets import MonitoringReports
-from ml_assets.registry import history, rollback
-from ml_assets.spec import load_specs
-from ml_assets.tracking import CHALLENGER, CHAMPION, MlflowTracking
+from ml_assets.models.assets import GATE_CHECK, ModelArtifacts
+from ml_assets.models.registry import history, rollback
+from ml_assets.models.spec import load_specs
+from ml_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracking
+from ml_assets.monitoring.assets import MonitoringReports
 from tests.conftest import copy_project
 
 WORLD = GeneratorConfig(seed=11, start_date=date(2025, 1, 1), days=100, transactions=40_000)
@@ -147,8 +147,8 @@ def test_demo_models_beat_their_baselines(world):
 
 
 def test_training_is_deterministic(world):
-    from ml_assets.evaluate import metrics_for
-    from ml_assets.train import LABEL_COLUMN, SPLIT_COLUMN, predict, to_frame, train
+    from ml_assets.models.evaluate import metrics_for
+    from ml_assets.models.train import LABEL_COLUMN, SPLIT_COLUMN, predict, to_frame, train
 
     spec = next(s for s in load_specs() if s.name == "fraud_classifier")
     table = pq.read_table(world["tmp"] / "ml" / "fraud_classifier" / "training_set.parquet")
@@ -295,7 +295,7 @@ def test_a_third_model_from_sql_and_a_spec_only(world, tmp_path):
     shutil.copyfile(world["resources"]["warehouse"].resolved_path(), home / "warehouse.duckdb")
     code = (
         "import dagster as dg\n"
-        "from data_platform.headless import materialize_range\n"
+        "from headwater.headless import materialize_range\n"
         "sel = dg.AssetSelection.assets(['features', 'high_value_labels'])"
         " | dg.AssetSelection.key_prefixes(['models', 'high_value'], ['scores', 'high_value'])\n"
         "r = materialize_range('2025-04-01', '2025-04-10', selection=sel)\n"

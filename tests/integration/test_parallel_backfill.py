@@ -19,10 +19,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from data_platform.cli import EMBEDDED_INSTANCE_CONFIG, WORKSPACE
-from data_platform.dbt_graph import dbt_cli_resource
-from data_platform.generator import GeneratorConfig, generate
-from data_platform.resources import LandingZone, Warehouse
+from fraud_demo.generator import GeneratorConfig, generate
+from headwater.cli import EMBEDDED_INSTANCE_CONFIG, WORKSPACE
+from headwater_core.dbt.resource import dbt_cli_resource
+from headwater_core.resources import LandingZone, Warehouse
 
 BIN = Path(sys.executable).parent
 DAYS = 30

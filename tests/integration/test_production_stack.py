@@ -26,8 +26,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from data_platform.generator import GeneratorConfig, generate
-from data_platform.stack import PRODUCTION_WORKSPACE
+from fraud_demo.generator import GeneratorConfig, generate
+from headwater.stack import PRODUCTION_WORKSPACE
 from tests.conftest import free_port, session_processes
 
 BIN = Path(sys.executable).parent

@@ -17,14 +17,14 @@ import pytest
 import yaml
 
 from data_platform import dbt_in_process
-from data_platform.cli import EMBEDDED_INSTANCE_CONFIG
-from data_platform.dbt_graph import _partial_parse_state, dbt_cli_resource
-from data_platform.headless import materialize_range
-from data_platform.resources import LandingZone, Warehouse
-from data_platform.settings import DBT_PROJECT_DIR
-from ml_assets.assets import ModelArtifacts
-from ml_assets.monitoring_assets import MonitoringReports
-from ml_assets.tracking import MlflowTracking
+from headwater.cli import EMBEDDED_INSTANCE_CONFIG
+from headwater.headless import materialize_range
+from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.dbt.resource import _partial_parse_state, dbt_cli_resource
+from headwater_core.resources import LandingZone, Warehouse
+from ml_assets.models.assets import ModelArtifacts
+from ml_assets.models.tracking import MlflowTracking
+from ml_assets.monitoring.assets import MonitoringReports
 from tests.conftest import DEMO_FIRST_DAY, DEMO_LAST_DAY
 
 # The layers this module checks; the models need more history than the 8-day demo world has.

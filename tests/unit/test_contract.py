@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data_platform.contract import contracts_from_yml, load_contracts
-from data_platform.settings import DBT_PROJECT_DIR
+from data_platform.raw.contract import contracts_from_yml, load_contracts
+from headwater_core.config import DBT_PROJECT_DIR
 
 
 def test_every_raw_table_has_a_contract():

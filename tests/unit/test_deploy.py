@@ -10,8 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from data_platform.settings import DUCKDB_POOL, PROJECT_ROOT
-from data_platform.stack import (
+from headwater.stack import (
     CODE_LOCATIONS,
     CODE_SERVER_ENV,
     PRODUCTION_INSTANCE_CONFIG,
@@ -21,6 +20,8 @@ from data_platform.stack import (
     stack_commands,
     stack_environment,
 )
+from headwater_core.config import PROJECT_ROOT
+from headwater_core.names import DUCKDB_POOL
 
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())

@@ -1,5 +1,5 @@
-"""Drift detection (ml_assets.drift) against real Evidently on synthetic frames whose drift, or
-lack of it, is known by construction."""
+"""Drift detection (ml_assets.monitoring.drift) against real Evidently on synthetic frames whose
+drift, or lack of it, is known by construction."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.drift import (
+from ml_assets.monitoring.drift import (
     NULL_ON_BOTH_SIDES,
     NULL_ON_ONE_SIDE,
     DriftResult,
@@ -205,5 +205,5 @@ def test_empty_current_is_an_error(reference):
 
 
 def test_importing_the_module_does_not_import_evidently():
-    code = "import ml_assets.drift, sys; assert 'evidently' not in sys.modules"
+    code = "import ml_assets.monitoring.drift, sys; assert 'evidently' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from data_platform.definitions import defs as data_defs
-from data_platform.freshness import freshness_policy
+from headwater_core.freshness import freshness_policy
 from ml_assets.definitions import defs as ml_defs
 
 

@@ -16,15 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from data_platform.generator import (
-    DRIFT_SCENARIOS,
-    DriftScenario,
-    GeneratorConfig,
-    generate,
-    generate_if_absent,
-    simulate,
-)
-from data_platform.generator.feed import (
+from fraud_demo.feed import (
     DEMO_RECORD,
     extended_to,
     feed_demo,
@@ -32,7 +24,15 @@ from data_platform.generator.feed import (
     start_demo,
     with_whole_daily_volume,
 )
-from data_platform.generator.transactions import report_delays
+from fraud_demo.generator import (
+    DRIFT_SCENARIOS,
+    DriftScenario,
+    GeneratorConfig,
+    generate,
+    generate_if_absent,
+    simulate,
+)
+from fraud_demo.generator.transactions import report_delays
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted((REPO / "dbt_project" / "models" / "staging").glob("*/_*__sources.yml"))
@@ -665,7 +665,7 @@ def test_generate_if_absent_leaves_an_existing_landing_folder_alone(tmp_path):
 
 
 def test_cli_writes_the_files_and_prints_a_summary(tmp_path, capsys):
-    from data_platform.generator.__main__ import main
+    from fraud_demo.generator.__main__ import main
 
     main(
         [

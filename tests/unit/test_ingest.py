@@ -7,14 +7,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_platform.contract import load_contracts
-from data_platform.ingest import (
+from data_platform.raw.contract import load_contracts
+from data_platform.raw.ingest import (
     LandingFileError,
     find_landing_files,
     landing_file_for,
     load_file,
 )
-from data_platform.settings import DBT_PROJECT_DIR
+from headwater_core.config import DBT_PROJECT_DIR
 
 CONTRACTS = load_contracts(DBT_PROJECT_DIR)
 TXN = CONTRACTS["transactions"]

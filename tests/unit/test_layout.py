@@ -61,7 +61,7 @@ def test_python_m_of_a_project_module():
     ).stdout
     assert _is_stdlib(out.strip())
     help_text = subprocess.run(
-        [sys.executable, "-m", "data_platform.cli", "--help"],
+        [sys.executable, "-m", "headwater.cli", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

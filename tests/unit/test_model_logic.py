@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ml_assets.evaluate import DecileBaseline, classifier_metrics, decide, regressor_metrics
-from ml_assets.spec import PromotionSpec, SplitSpec, load_specs, spec_from_yml
-from ml_assets.train import assign_splits, split_windows, training_set_sql
+from ml_assets.models.evaluate import DecileBaseline, classifier_metrics, decide, regressor_metrics
+from ml_assets.models.spec import PromotionSpec, SplitSpec, load_specs, spec_from_yml
+from ml_assets.models.train import assign_splits, split_windows, training_set_sql
 
 
 def test_demo_specs_load_and_declare_two_objectives():
@@ -122,7 +122,7 @@ def _world_that_changes(rows_per_day: int = 300) -> pa.Table:
 
 
 def test_the_refit_keeps_the_held_out_rounds_and_learns_the_newest_days():
-    from ml_assets.train import refit, train
+    from ml_assets.models.train import refit, train
 
     fraud = next(s for s in load_specs() if s.name == "fraud_classifier")
     spec = replace(

@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from ml_assets.monitoring import (
+from ml_assets.models.spec import DriftSpec, PerformanceSpec
+from ml_assets.monitoring.judge import (
     calibration,
     importance_share,
     judge_drift,
     judge_performance,
     relative_decay,
 )
-from ml_assets.spec import DriftSpec, PerformanceSpec
 
 FEATURES = ["amount", "hour", "weekday_count", "category"]
 IMPORTANCE = {"amount": 0.5, "hour": 0.3, "weekday_count": 0.05, "category": 0.15}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from mlflow.types.utils import _infer_schema
 
-from ml_assets.tracking import SCHEMA_SAMPLE_ROWS, training_dataset
+from ml_assets.models.tracking import SCHEMA_SAMPLE_ROWS, training_dataset
 
 
 def test_the_training_dataset_describes_every_column_from_a_sample_and_counts_every_row():

@@ -1,0 +1,120 @@
+"""The platform's MLflow resource: tracking and registry, local by default.
+
+`tracking_uri` empty means $MLFLOW_TRACKING_URI, else the embedded store: SQLite at
+`<state>/mlflow/mlflow.db` with artifacts in `<state>/mlflow/artifacts`. mlflow itself is
+imported inside the methods, so loading the code location does not pay for it.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from headwater_core.config import state_dir
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# Rows MLflow reads to describe a logged dataset's columns (see `training_dataset`).
+SCHEMA_SAMPLE_ROWS = 1_000
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A registered model version as the platform uses it (MLflow returns the number as int or
+    str depending on the store; here it is always a str)."""
+
+    version: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """Where training runs are tracked and models registered (MLflow)."""
+
+    tracking_uri: str = ""
+
+    def _embedded_dir(self) -> Path:
+        return state_dir() / "mlflow"
+
+    def resolved_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        folder = self._embedded_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    def client(self):
+        import mlflow
+
+        uri = self.resolved_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def experiment_id(self, name: str) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        artifact_location = None
+        uri = self.resolved_uri()
+        if uri.startswith("sqlite:///"):
+            # A SQLite store keeps its artifacts beside the database file (MLflow's default is
+            # ./mlruns in the current directory); a tracking server owns its artifact root.
+            database = Path(uri.removeprefix("sqlite:///"))
+            artifact_location = (database.parent / "artifacts").as_uri()
+        return client.create_experiment(name, artifact_location=artifact_location)
+
+    @contextmanager
+    def start_run(self, experiment: str, run_name: str, tags: dict[str, str]) -> Iterator:
+        import mlflow
+
+        experiment_id = self.experiment_id(experiment)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            yield run
+
+    def version_by_alias(self, model_name: str, alias: str) -> VersionRef | None:
+        """The model version holding the alias, or None if nobody holds it yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            v = self.client().get_model_version_by_alias(model_name, alias)
+        except MlflowException:
+            return None
+        return VersionRef(version=str(v.version), run_id=v.run_id, tags=dict(v.tags))
+
+    def version_of(self, model_name: str, version: str) -> VersionRef:
+        """A named version (it must exist)."""
+        v = self.client().get_model_version(model_name, str(version))
+        return VersionRef(version=str(v.version), run_id=v.run_id, tags=dict(v.tags))
+
+    def run_link(self, experiment_id: str, run_id: str) -> str:
+        uri = self.resolved_uri()
+        if uri.startswith("http"):
+            return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        # The embedded store has no server: this is what `mlflow ui` on it would show.
+        return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def training_dataset(frame, *, source: str, name: str, targets: str, digest: str | None):
+    """The MLflow dataset of a model's training rows, for `mlflow.log_input`.
+
+    MLflow infers a pandas dataset's schema by reading every value of every column (5-6 s of
+    the model step at 1M rows, docs/benchmarks.md); the columns' types are the same in the
+    first rows, so the schema is inferred from those. The profile (row count) is the whole
+    frame's."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    dataset = mlflow.data.from_pandas(
+        frame, source=source, name=name, targets=targets, digest=digest
+    )
+    # `schema` is a cached property: filling its cache means it is never computed from `frame`.
+    dataset.__dict__["schema"] = infer_signature(frame.head(SCHEMA_SAMPLE_ROWS)).inputs
+    return dataset

@@ -1,0 +1,222 @@
+"""Training sets and LightGBM training: small functions over Arrow tables, no Dagster, no MLflow.
+
+The training set is read from DuckDB as Arrow; LightGBM gets a pandas frame built once from it
+(category dtype is how LightGBM keeps the categorical vocabulary inside the model, so scoring
+needs no separate encoder).
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml_assets.models.spec import ModelSpec, SplitSpec
+
+SPLIT_COLUMN = "_split"
+LABEL_COLUMN = "_label"
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Half-open [start, end) event-date windows of the time split; train may start at None."""
+
+    train: tuple[date | None, date]
+    validation: tuple[date, date]
+    test: tuple[date, date]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            f"{name}_{edge}": (value.isoformat() if value else "")
+            for name in ("train", "validation", "test")
+            for edge, value in zip(("start", "end"), getattr(self, name))
+        }
+
+
+def split_windows(last_matured_day: date, split: SplitSpec) -> Windows:
+    """Windows counted back from the last day whose labels have matured."""
+    end = last_matured_day + timedelta(days=1)
+    test_start = end - timedelta(days=split.test_days)
+    validation_start = test_start - timedelta(days=split.validation_days)
+    train_start = validation_start - timedelta(days=split.train_days) if split.train_days else None
+    return Windows(
+        (train_start, validation_start), (validation_start, test_start), (test_start, end)
+    )
+
+
+def training_set_sql(spec: ModelSpec) -> str:
+    """Matured rows of the feature set with their label as known at the cut-off ($cutoff)."""
+    keys = ", ".join(f"f.{k}" for k in spec.keys)
+    join = " and ".join(f"f.{k} = l.{k}" for k in spec.keys)
+    features = ", ".join(f"f.{c}" for c in spec.features if c not in spec.keys)
+    label = f"l.{spec.label.column}"
+    if spec.label.known_at:
+        # a label that only became known after the cut-off is unknown, hence negative
+        label = f"({label} and coalesce(l.{spec.label.known_at} <= $cutoff, true))"
+    return f"""
+        select {keys}, f.{spec.event_time} as _event_time,
+               cast(f.{spec.event_time} as date) as _event_date,
+               {features}, cast({label} as double) as {LABEL_COLUMN}
+        from {spec.feature_set} f
+        join {spec.label.table} l on {join}
+        where l.{spec.label.matures_at} <= $cutoff
+          and f.{spec.event_time} <= $cutoff
+        order by f.{spec.event_time}, {keys}
+    """
+
+
+def assign_splits(table: pa.Table, windows: Windows) -> pa.Table:
+    """Add the split column; rows outside every window are dropped."""
+    days = table.column("_event_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    split = np.full(len(days), "", dtype=object)
+    for name in ("train", "validation", "test"):
+        start, end = getattr(windows, name)
+        inside = days < np.datetime64(end)
+        if start is not None:
+            inside &= days >= np.datetime64(start)
+        split[inside & (split == "")] = name
+    table = table.append_column(SPLIT_COLUMN, pa.array(split.tolist(), pa.string()))
+    return table.filter(pa.compute.not_equal(table.column(SPLIT_COLUMN), ""))
+
+
+def write_training_set(table: pa.Table, path: Path) -> str:
+    """Write the training set as Parquet; returns its data version (sha256 of the file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
+    tmp.replace(path)
+    return digest
+
+
+def to_frame(table: pa.Table, spec: ModelSpec):
+    """Feature matrix for LightGBM: the spec's features, categoricals as pandas categories."""
+    frame = table.select(list(spec.features)).to_pandas()
+    for column in spec.categorical:
+        frame[column] = frame[column].astype("category")
+    for column in frame.columns:
+        if frame[column].dtype == bool or frame[column].dtype == object:
+            if column not in spec.categorical:
+                frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def lightgbm_params(spec: ModelSpec, num_threads: int = 2) -> tuple[dict, int]:
+    """LightGBM parameters made deterministic for a given seed and data."""
+    params = dict(spec.lightgbm)
+    rounds = int(params.pop("num_boost_round", 500))
+    params.setdefault("objective", "binary" if spec.objective == "binary" else "regression")
+    params.update(
+        deterministic=True,
+        force_row_wise=True,
+        num_threads=num_threads,
+        verbosity=-1,
+        seed=int(params.get("seed", 42)),
+    )
+    return params, rounds
+
+
+@dataclass
+class Trained:
+    booster: object
+    best_iteration: int
+    validation_metric: float
+    feature_importance: dict[str, float]
+
+
+def train(spec: ModelSpec, table: pa.Table, frame=None) -> Trained:
+    """Fit LightGBM on the train split with early stopping on the validation split.
+
+    `frame` is `to_frame(table, spec)` if the caller has it already (at 10M transactions each
+    copy of the fraud training set is ~1 GB)."""
+    import lightgbm as lgb
+
+    split = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
+    label = table.column(LABEL_COLUMN).to_numpy()
+    frame = to_frame(table, spec) if frame is None else frame
+    train_rows, valid_rows = split == "train", split == "validation"
+    if not train_rows.any() or not valid_rows.any():
+        raise ValueError(
+            f"{spec.name}: the time split left {train_rows.sum()} training and "
+            f"{valid_rows.sum()} validation rows; more matured data is needed"
+        )
+    params, rounds = lightgbm_params(spec)
+    # The raw rows are freed once LightGBM has binned them (free_raw_data, the default).
+    train_set = lgb.Dataset(
+        frame[train_rows], label[train_rows], categorical_feature=list(spec.categorical)
+    )
+    valid_set = lgb.Dataset(
+        frame[valid_rows],
+        label[valid_rows],
+        reference=train_set,
+        categorical_feature=list(spec.categorical),
+    )
+    evals: dict = {}
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=rounds,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=[
+            lgb.early_stopping(spec.early_stopping_rounds, verbose=False),
+            lgb.record_evaluation(evals),
+        ],
+    )
+    (metric_name,) = evals["validation"].keys()
+    best = booster.best_iteration or rounds
+    # The booster would otherwise keep both binned datasets for as long as it lives.
+    booster.free_dataset()
+    return Trained(
+        booster=booster,
+        best_iteration=best,
+        validation_metric=float(evals["validation"][metric_name][best - 1]),
+        feature_importance=_importance(booster),
+    )
+
+
+def refit(spec: ModelSpec, table: pa.Table, rounds: int, frame=None) -> Trained:
+    """Fit LightGBM on every row of the training set (train, validation and test) for a fixed
+    number of rounds: the held-out model's best iteration.
+
+    The held-out model is what the gate judges; this is the model that serves. Without it the
+    newest matured days, the ones most like tomorrow's traffic, would only ever be validation
+    and test rows, and a change in the world would reach the model's training data two split
+    windows late."""
+    import lightgbm as lgb
+
+    label = table.column(LABEL_COLUMN).to_numpy()
+    params, _ = lightgbm_params(spec)
+    frame = to_frame(table, spec) if frame is None else frame
+    booster = lgb.train(
+        params,
+        lgb.Dataset(frame, label, categorical_feature=list(spec.categorical)),
+        num_boost_round=rounds,
+    )
+    booster.free_dataset()
+    return Trained(
+        booster=booster,
+        best_iteration=rounds,
+        validation_metric=float("nan"),
+        feature_importance=_importance(booster),
+    )
+
+
+def _importance(booster) -> dict[str, float]:
+    """Each feature's share of the model's total gain."""
+    gains = booster.feature_importance(importance_type="gain")
+    total = float(gains.sum()) or 1.0
+    return {name: float(g) / total for name, g in zip(booster.feature_name(), gains)}
+
+
+def predict(booster, frame) -> np.ndarray:
+    return np.asarray(
+        booster.predict(frame, num_iteration=getattr(booster, "best_iteration", None))
+    )
+
+
+def cutoff_of(value: datetime | date) -> datetime:
+    return value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())

@@ -1,0 +1,358 @@
+"""The `headwater` command: demo data, the embedded platform, and headless materialisation.
+
+    headwater dev                       generate demo data if absent (or land its missing days),
+                                        serve the UI, the daemon and the monitoring reports
+    headwater materialize --start D --end D [--generate]
+                                        materialise the whole graph for [start, end] and summarise
+    headwater generate [...]            write demo landing files (see --help)
+    headwater models [NAME]             registered versions, aliases and gate decisions
+    headwater rollback NAME --to-version N --reason TEXT
+                                        move a model's `champion` alias back to version N
+    headwater stack [--create-databases]
+                                        the production profile on this machine: PostgreSQL
+                                        instance, MLflow server, code servers, daemon, UI
+
+Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
+`<repo>/.headwater`) and sets the variables the resources and dbt read, unless already set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from headwater_core.config import PROJECT_ROOT, state_dir
+
+EMBEDDED_INSTANCE_CONFIG = PROJECT_ROOT / "dagster_instance" / "embedded.yaml"
+WORKSPACE = PROJECT_ROOT / "workspace.yaml"
+
+# The demo: 150 days up to yesterday (UTC), so that daily partitions, freshness and automation
+# look live; `headwater dev` and the demo feed job then land each new day (generator/feed.py).
+# 150 days because labels mature after 61: the first champion trains on days up to ~90 and its
+# drift reference is the newest two weeks of that, past the month in which the demo world's
+# history features (7- and 30-day windows, first visits to a merchant) still fill up. A 90-day
+# demo trained on that warm-up and raised drift alarms on clean days.
+DEMO_DAYS = 150
+DEMO_TRANSACTIONS = 333_300  # 2,222 a day
+REPORTS_PORT = 3001
+
+# Signals `headwater dev` passes on to `dagster dev`: Ctrl-C, a plain kill, a closed terminal.
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def configure_environment(home: Path | None = None) -> Path:
+    """Set the state folder's variables for this process and its children; returns the folder."""
+    home = Path(home or state_dir()).resolve()
+    os.environ["HEADWATER_HOME"] = str(home)
+    os.environ.setdefault("HEADWATER_DUCKDB_PATH", str(home / "warehouse.duckdb"))
+    os.environ.setdefault("HEADWATER_LANDING_DIR", str(home / "landing"))
+    embedded_home = home / "dagster_home"
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(embedded_home)))
+    if dagster_home == embedded_home:
+        # The embedded instance always runs the committed config; a DAGSTER_HOME set by the
+        # user is theirs to configure.
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EMBEDDED_INSTANCE_CONFIG, dagster_home / "dagster.yaml")
+    return home
+
+
+def _demo_config(args: argparse.Namespace):
+    from fraud_demo.feed import yesterday_utc
+    from fraud_demo.generator import DRIFT_SCENARIOS, DriftScenario, GeneratorConfig
+
+    # Daily partitions are UTC days, and the newest one is yesterday.
+    start = (
+        date.fromisoformat(args.start_date)
+        if args.start_date
+        else (yesterday_utc() - timedelta(days=args.days - 1))
+    )
+    drift = None
+    if args.drift:
+        if args.drift not in DRIFT_SCENARIOS:
+            raise SystemExit(
+                f"unknown drift scenario {args.drift!r}; known: {sorted(DRIFT_SCENARIOS)}"
+            )
+        onset = (
+            date.fromisoformat(args.drift_start)
+            if args.drift_start
+            else (start + timedelta(days=args.days * 2 // 3))
+        )
+        drift = DriftScenario(name=args.drift, starts_on=onset)
+    return GeneratorConfig(
+        seed=args.seed,
+        start_date=start,
+        days=args.days,
+        transactions=args.transactions,
+        drift=drift,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from fraud_demo.generator import generate
+
+    configure_environment()
+    landing = Path(os.environ["HEADWATER_LANDING_DIR"])
+    summary = generate(_demo_config(args), landing, progress=not args.quiet)
+    print(summary)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from headwater.report_server import reports_dir, start_report_server
+    from headwater_core.dbt.project import ensure_manifest
+
+    home = configure_environment()
+    _prepare_demo(args, Path(os.environ["HEADWATER_LANDING_DIR"]))
+    ensure_manifest()
+    try:
+        reports, reports_url = start_report_server(reports_dir(), args.host, args.reports_port)
+    except OSError as e:
+        raise SystemExit(
+            f"headwater: cannot serve the reports on {args.host}:{args.reports_port} ({e}); "
+            "pass another --reports-port"
+        ) from e
+    # The daemon, the code servers and the runs they launch inherit it, so a monitoring asset
+    # can put a clickable link to its report in its metadata.
+    os.environ["HEADWATER_REPORTS_URL"] = reports_url
+    dagster = Path(sys.executable).parent / "dagster"
+    print(
+        f"headwater: state in {home}; Dagster UI on http://{args.host}:{args.port}; "
+        f"reports on {reports_url}",
+        flush=True,
+    )
+    try:
+        return _run_forwarding_signals(
+            [str(dagster), "dev", "-w", str(WORKSPACE), "-h", args.host, "-p", str(args.port)]
+        )
+    finally:
+        reports.shutdown()
+        reports.server_close()
+
+
+def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
+    """Bring the embedded demo up to yesterday: generate it into an empty landing folder, or land
+    the days missing since it was last fed. A folder of someone else's files is left alone."""
+    from fraud_demo.feed import DEMO_RECORD, feed_demo, start_demo
+
+    fed = feed_demo(landing, progress=True)
+    if fed is not None:
+        if fed.days_landed:
+            print(f"headwater: demo landed {fed.days_landed} new day(s), up to {fed.end}")
+        return
+    if start_demo(_demo_config(args), landing) is None:
+        print(
+            f"headwater: {landing} holds landing files but no {DEMO_RECORD}: they are used as "
+            "they are, and the demo feed does not add days to them",
+            flush=True,
+        )
+
+
+def _run_forwarding_signals(command: list[str]) -> int:
+    """Run `command` and return its exit code, passing our stop signals on to it.
+
+    `dagster dev` used to replace this process (execv), so Ctrl-C or a kill reached it
+    directly. Now this process stays to serve the reports, so the child runs in a process group
+    of its own and gets each signal exactly once, from here, sent to its whole group as the
+    terminal would (a second SIGINT during its shutdown would cut its cleanup short and leave
+    its webserver and daemon behind).
+    """
+    import signal
+    import subprocess
+
+    child: subprocess.Popen | None = None
+    early: list[int] = []  # received before the child existed
+
+    def forward(signum: int, _frame) -> None:
+        if child is None:
+            early.append(signum)
+        else:
+            _signal_group(child, signum)
+
+    forwarded = [getattr(signal, name) for name in FORWARDED_SIGNALS]
+    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+    try:
+        child = subprocess.Popen(command, process_group=0)
+        for signum in early:
+            _signal_group(child, signum)
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    # A child killed by a signal exits like a shell reports it.
+    return 128 - code if code < 0 else code
+
+
+def _signal_group(child, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:  # already gone
+        pass
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from headwater.headless import materialize_range, print_summary
+
+    configure_environment()
+    if args.generate:
+        from fraud_demo.generator import generate_if_absent
+
+        generate_if_absent(_demo_config(args), Path(os.environ["HEADWATER_LANDING_DIR"]))
+    started = time.perf_counter()
+    result = materialize_range(args.start, args.end)
+    print_summary(result, time.perf_counter() - started)
+    return 0 if result.success else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from headwater.simulation import run_from_arguments
+
+    return run_from_arguments(args)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from ml_assets.models.registry import history
+    from ml_assets.models.spec import load_specs
+    from ml_assets.models.tracking import MlflowTracking
+
+    configure_environment()
+    tracking = MlflowTracking()
+    print(f"MLflow: {tracking.resolved_uri()}")
+    for spec in load_specs():
+        if args.name and spec.name != args.name:
+            continue
+        print(f"\n{spec.registered_model_name}\n")
+        print("| version | aliases | gate | reason |\n|---|---|---|---|")
+        try:
+            rows = history(tracking, spec.registered_model_name)
+        except Exception as e:  # not registered yet
+            print(f"| - | - | - | not trained yet ({type(e).__name__}) |")
+            continue
+        for row in rows:
+            print(
+                f"| {row['version']} | {row['aliases']} | {row.get('headwater.gate', '')} | "
+                f"{row.get('headwater.gate_reason', '')} |"
+            )
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from ml_assets.models.registry import rollback
+    from ml_assets.models.spec import load_specs
+    from ml_assets.models.tracking import MlflowTracking
+
+    configure_environment()
+    specs = {s.name: s for s in load_specs()}
+    if args.name not in specs:
+        raise SystemExit(f"unknown model {args.name!r}; known: {sorted(specs)}")
+    name = specs[args.name].registered_model_name
+    previous = rollback(MlflowTracking(), name, args.to_version, args.reason)
+    print(f"{name}: champion {previous or 'none'} -> {args.to_version} ({args.reason})")
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from headwater.stack import PgSettings, StackConfig, run_stack
+
+    config = StackConfig(
+        state=state_dir().resolve(),
+        host=args.host,
+        port=args.port,
+        read_only=args.read_only,
+        mlflow_port=args.mlflow_port,
+        data_code_port=args.data_code_port,
+        ml_code_port=args.ml_code_port,
+    )
+    return run_stack(config, PgSettings.from_env(os.environ), create=args.create_databases)
+
+
+def _add_demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=int, default=DEMO_DAYS, help="days of demo data")
+    parser.add_argument("--start-date", help="first demo day (default: --days before today)")
+    parser.add_argument("--transactions", type=int, default=DEMO_TRANSACTIONS)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--drift", help="a named drift scenario, e.g. crypto_wave")
+    parser.add_argument(
+        "--drift-start", help="the drift's first day (default: 2/3 into the window)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="headwater", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="serve the Dagster UI and daemon on the embedded instance")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument(
+        "--reports-port",
+        type=int,
+        default=REPORTS_PORT,
+        help=f"port of the monitoring reports' HTTP server (default {REPORTS_PORT}; 0: any free)",
+    )
+    _add_demo_options(dev)
+    dev.set_defaults(func=cmd_dev)
+
+    gen = sub.add_parser("generate", help="write demo landing files")
+    _add_demo_options(gen)
+    gen.add_argument("--quiet", action="store_true")
+    gen.set_defaults(func=cmd_generate)
+
+    mat = sub.add_parser("materialize", help="materialise the whole graph for a date range")
+    mat.add_argument("--start", required=True, help="first day partition (YYYY-MM-DD)")
+    mat.add_argument("--end", required=True, help="last day partition, inclusive")
+    mat.add_argument("--generate", action="store_true", help="generate demo data if absent")
+    _add_demo_options(mat)
+    mat.set_defaults(func=cmd_materialize)
+
+    models = sub.add_parser("models", help="registered model versions and gate decisions")
+    models.add_argument("name", nargs="?", help="one model spec name (default: all)")
+    models.set_defaults(func=cmd_models)
+
+    back = sub.add_parser("rollback", help="move a model's champion alias to an earlier version")
+    back.add_argument("name", help="model spec name, e.g. fraud_classifier")
+    back.add_argument("--to-version", required=True)
+    back.add_argument("--reason", required=True, help="recorded on the model version")
+    back.set_defaults(func=cmd_rollback)
+
+    stack = sub.add_parser(
+        "stack",
+        help="the production profile natively: PostgreSQL instance, MLflow server, code "
+        "servers, daemon and UI (docs/deploy.md)",
+    )
+    stack.add_argument(
+        "--host", default="127.0.0.1", help="the UI's interface (0.0.0.0 exposes it)"
+    )
+    stack.add_argument("--port", type=int, default=3000)
+    stack.add_argument(
+        "--read-only", action="store_true", help="a UI that can look but not launch or stop"
+    )
+    stack.add_argument("--mlflow-port", type=int, default=5000)
+    stack.add_argument("--data-code-port", type=int, default=4000)
+    stack.add_argument("--ml-code-port", type=int, default=4001)
+    stack.add_argument(
+        "--create-databases",
+        action="store_true",
+        help="create $DAGSTER_PG_DB and $MLFLOW_PG_DB on the server if missing",
+    )
+    stack.set_defaults(func=cmd_stack)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="play N days through the real automation (drift, retraining, promotion)",
+    )
+    from headwater.simulation import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(func=cmd_simulate)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

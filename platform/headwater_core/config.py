@@ -1,0 +1,59 @@
+"""Where the platform keeps its state: paths resolved when they are needed, never at import.
+
+No Dagster import, so the benchmark floor and tools use it without loading Dagster.
+
+Nothing here reads the environment at import time. `state_dir()` and the resources resolve paths
+when a run or command needs them, in this order: explicit resource config, then the environment
+variable, then the embedded default under `<repo>/.headwater/`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def state_dir() -> Path:
+    """The embedded platform's state folder ($HEADWATER_HOME, default `<repo>/.headwater`)."""
+    return Path(os.environ.get("HEADWATER_HOME") or PROJECT_ROOT / ".headwater")
+
+
+def default_duckdb_path() -> Path:
+    return Path(os.environ.get("HEADWATER_DUCKDB_PATH") or state_dir() / "warehouse.duckdb")
+
+
+def default_landing_dir() -> Path:
+    return Path(os.environ.get("HEADWATER_LANDING_DIR") or state_dir() / "landing")
+
+
+def reports_dir() -> Path:
+    """Where monitoring reports (Evidently HTML and JSON) are written and served from."""
+    return Path(os.environ.get("HEADWATER_REPORTS_DIR") or state_dir() / "reports")
+
+
+def reports_url() -> str:
+    """The HTTP address that serves `reports_dir()` (`headwater dev` starts one), or ''."""
+    return os.environ.get("HEADWATER_REPORTS_URL", "").rstrip("/")
+
+
+@contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block, then put back what was there (or nothing).
+
+    For what reads the environment when it runs, not at import: dbt's profile and flags, and
+    Dagster's switches read when a run is created."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

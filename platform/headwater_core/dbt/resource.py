@@ -1,0 +1,135 @@
+"""The dbt resource both code locations run dbt with, and `run_dbt`, the one way an asset runs
+dbt: a private target folder per invocation, the warehouse path handed to dbt's profile, and row
+counts and previews read after dbt exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
+from packaging import version
+
+from headwater_core.config import environ
+from headwater_core.dbt.in_process import in_process_invocations
+from headwater_core.dbt.project import DBT_PROJECT, TARGET_DIR, dbt_executable
+from headwater_core.metadata import table_stats
+from headwater_core.resources import Warehouse
+
+
+class HeadwaterDbtCli(DbtCliResource):
+    """dagster-dbt's dbt CLI resource, minus two start-ups of dbt per invocation.
+
+    dagster-dbt asks the dbt executable for its version on every `cli()` call, which costs a
+    full dbt start-up (~3 s here). The dbt we run is the dbt-core installed beside this
+    interpreter, so its package metadata answers the same question for free. And with
+    `in_process` (the default) dbt runs in the step's own process, parsed once per process,
+    instead of in a new `dbt` process per invocation (data_platform/dbt_in_process.py); false
+    runs dagster-dbt's subprocess unchanged.
+    """
+
+    in_process: bool = True
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    def cli(self, args, **kwargs):
+        if not self.in_process:
+            return super().cli(args, **kwargs)
+        with in_process_invocations():
+            return super().cli(args, **kwargs)
+
+
+def dbt_cli_resource() -> DbtCliResource:
+    return HeadwaterDbtCli(project_dir=DBT_PROJECT, dbt_executable=dbt_executable())
+
+
+def run_dbt(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    args: list[str],
+    window: tuple[str, str] | None = None,
+) -> Iterator[Any]:
+    """Run a dbt command for the selected assets and enrich each model's result with row counts.
+
+    Row counts are read after dbt exits, not streamed while it runs (dagster-dbt's
+    `fetch_row_counts`), because DuckDB lets only one process open the file while dbt writes it.
+    """
+    # dbt unit tests check SQL logic, not data: the test suite runs them, production runs skip them.
+    args = [*args, "--exclude-resource-type", "unit_test"]
+    # Each invocation gets its own target folder (so concurrent runs never share one), removed
+    # once its events are read; dagster-dbt copies the project's partial-parse file into it.
+    TARGET_DIR.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix="run-", dir=TARGET_DIR))
+    parse_state = _partial_parse_state(warehouse, args, getattr(dbt, "in_process", False))
+    failure: DagsterDbtCliRuntimeError | None = None
+    try:
+        if parse_state is not None and parse_state.exists():
+            shutil.copyfile(parse_state, target / PARTIAL_PARSE_FILE)
+        events: list[Any] = []
+        # dbt's profile reads the warehouse file from the variable the resource also reads.
+        with environ({"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}):
+            invocation = dbt.cli(args, context=context, target_path=target)
+            try:
+                events.extend(invocation.stream())
+            except DagsterDbtCliRuntimeError as error:
+                # dbt failed (a test, a model): what did run is still reported, with its row
+                # counts and its checks, before the step fails with dbt's message.
+                failure = error
+        if parse_state is not None and (target / PARTIAL_PARSE_FILE).exists():
+            # os.replace is atomic: concurrent runs leave one whole file, never a torn one.
+            staged = target / f"{PARTIAL_PARSE_FILE}.keep"
+            shutil.copyfile(target / PARTIAL_PARSE_FILE, staged)
+            os.replace(staged, parse_state)
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    with warehouse.connect(read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                table = ".".join(key.path)
+                date_column = None
+                if window:
+                    props = context.assets_def.metadata_by_key.get(key, {})
+                    date_column = props.get("headwater/partition_column")
+                try:
+                    stats = table_stats(con, table, date_column, window)
+                except Exception as e:  # an ephemeral model or a missing relation has no stats
+                    context.log.debug(f"no stats for {table}: {e}")
+                    stats = {}
+                event = event.with_metadata({**event.metadata, **stats})
+            yield event
+    if failure is not None:
+        raise failure
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def _partial_parse_state(warehouse: Warehouse, args: list[str], in_process: bool) -> Path | None:
+    """Where runs against this warehouse keep dbt's partial-parse state (None: not reusable).
+
+    dbt re-parses the whole project (~2 s) unless the saved state was made with the same profile
+    *values*, and the warehouse path is one of them: the state `ensure_manifest` leaves in
+    target/ was parsed with the default path, so dagster-dbt's copy of it never applies to a run
+    against the resource's file. Each warehouse file gets its own state, refreshed by every run
+    that parsed. In a subprocess, a run with `--vars` (the daily window) changes dbt's vars hash,
+    so it parses in full and its state is of no use to the next window; in process, the parse
+    never has vars (data_platform/dbt_in_process.py).
+    """
+    if "--vars" in args and not in_process:
+        return None
+    path = str(warehouse.resolved_path())
+    return TARGET_DIR / f"{PARTIAL_PARSE_FILE}.{hashlib.sha256(path.encode()).hexdigest()[:12]}"

@@ -1,0 +1,63 @@
+"""How dbt models become Dagster assets: one vocabulary.
+
+A model at `models/<layer>/.../<name>.sql` is the DuckDB table `<layer>.<name>`
+(macros/generate_schema_name.sql) and the Dagster asset `<layer>/<name>` in group `<layer>`
+(the rule is `headwater_core.names.dbt_key`). dbt sources carry `meta.dagster.asset_key`,
+pointing at the raw assets, so the graph runs from raw files to marts with no gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from headwater_core.freshness import freshness_policy
+from headwater_core.names import dbt_key
+
+
+def dbt_layer(dbt_resource_props: Mapping[str, Any]) -> str | None:
+    """The top-level folder under models/ (staging, intermediate, marts, features, ...)."""
+    fqn = dbt_resource_props.get("fqn", [])
+    if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot") and len(fqn) > 2:
+        return fqn[1]
+    return None
+
+
+class HeadwaterDbtTranslator(DagsterDbtTranslator):
+    """dbt folder = DuckDB schema = Dagster group = first part of the asset key."""
+
+    def __init__(self) -> None:
+        # dbt's source tests stay plain dbt tests: as Dagster checks on the raw assets they would
+        # pull a dbt op into every run that materialises a raw asset. Ingestion enforces the same
+        # contract and reports it with the raw assets' own check.
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        layer = dbt_layer(dbt_resource_props)
+        if layer is None:  # sources: `meta.dagster.asset_key` points at the raw asset
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey(dbt_key(layer, dbt_resource_props["name"]))
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return dbt_layer(dbt_resource_props) or super().get_group_name(dbt_resource_props)
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        policy = freshness_policy(props.get("meta", {}).get("headwater_freshness"))
+        return spec.replace_attributes(freshness_policy=policy) if policy else spec
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        # Daily models name the date column their partition window filters on
+        # (`meta.headwater.partition_column`); row counts per partition read it.
+        headwater = dbt_resource_props.get("meta", {}).get("headwater", {})
+        if "partition_column" in headwater:
+            metadata["headwater/partition_column"] = headwater["partition_column"]
+        return metadata
+
+
+TRANSLATOR = HeadwaterDbtTranslator()

@@ -1,0 +1,116 @@
+"""Every name the platform gives a thing, in one place: asset keys, warehouse tables, groups,
+checks, jobs, tags, pools and MLflow aliases.
+
+One vocabulary: a dbt model's folder is its DuckDB schema, its Dagster group and the first part
+of its asset key (`models/marts/fct_transactions.sql` -> table `marts.fct_transactions` -> asset
+`marts/fct_transactions` in group `marts`); the ML location's assets follow the same rule
+(`features.transaction_features`, `scores.fraud_classifier`). Keys are returned as tuples of
+strings, so this module imports no Dagster and the benchmark floor can use it too; Dagster code
+wraps them in `dg.AssetKey(...)`.
+"""
+
+from __future__ import annotations
+
+# -- layers: dbt folder = DuckDB schema = Dagster group = asset key prefix -----------------------
+RAW = "raw"
+STAGING = "staging"
+INTERMEDIATE = "intermediate"
+MARTS = "marts"
+FEATURES = "features"
+MODELS = "models"
+SCORES = "scores"
+MONITORING = "monitoring"
+
+# Every step that writes the warehouse DuckDB file runs in this Dagster pool; the instance limits
+# it to one step at a time, because DuckDB allows one writing process per file.
+DUCKDB_POOL = "duckdb_warehouse"
+
+OWNER_DATA_PLATFORM = "team:data-platform"
+
+
+def table_key(table: str) -> tuple[str, ...]:
+    """The asset key of a schema-qualified warehouse table (`features.x` -> features/x)."""
+    return tuple(table.split("."))
+
+
+def dbt_key(layer: str, model: str) -> tuple[str, str]:
+    """The asset key of a dbt model in `models/<layer>/<model>.sql`."""
+    return (layer, model)
+
+
+def raw_key(table: str) -> tuple[str, str]:
+    """The default asset key of a landed source table (a source may name another with
+    `meta.dagster.asset_key`)."""
+    return (RAW, table)
+
+
+# -- raw ---------------------------------------------------------------------------------------
+QUARANTINE_TABLE = f"{RAW}.quarantine"
+REJECTED_SHARE_CHECK = "rejected_share_below_threshold"
+DAILY_WAREHOUSE_JOB = "daily_warehouse_job"
+
+# -- models: the assets one spec produces, by role ----------------------------------------------
+MODEL_ROLES = ("training_set", "model", "evaluation", "champion")
+MONITORING_ROLES = ("drift", "performance")
+
+
+def model_keys(name: str) -> dict[str, tuple[str, ...]]:
+    """The asset keys one model spec produces, by role, in lineage order."""
+    return {
+        **{role: (MODELS, name, role) for role in MODEL_ROLES},
+        "scores": (SCORES, name),
+        **{role: (MONITORING, name, role) for role in MONITORING_ROLES},
+    }
+
+
+def scores_table(name: str) -> str:
+    return f"{SCORES}.{name}"
+
+
+DRIFT_TABLE = f"{MONITORING}.drift"
+PERFORMANCE_TABLE = f"{MONITORING}.performance"
+
+# -- checks ------------------------------------------------------------------------------------
+GATE_CHECK = "challenger_beats_champion"
+DRIFT_CHECK = "drift_below_threshold"
+PERFORMANCE_CHECK = "performance_not_decayed"
+
+# -- jobs and run tags ---------------------------------------------------------------------------
+
+
+def retrain_job(name: str) -> str:
+    return f"retrain_{name}"
+
+
+def performance_job(name: str) -> str:
+    return f"performance_{name}"
+
+
+RETRAIN_TAG = "headwater/retrain"
+REASON_TAG = "headwater/retrain_reason"
+
+# -- MLflow ------------------------------------------------------------------------------------
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+def experiment_name(model: str) -> str:
+    return f"headwater/{model}"
+
+
+# Tags on a registered model version: what the gate, monitoring and rollback read back.
+TAG_GATE = "headwater.gate"
+TAG_GATE_REASON = "headwater.gate_reason"
+TAG_GATE_CHAMPION_VERSION = "headwater.gate_champion_version"
+TAG_GATE_METRICS = "headwater.gate_metrics"
+TAG_TEST_METRICS = "headwater.test_metrics"
+TAG_TRAINED_THROUGH = "headwater.trained_through"
+TAG_FEATURE_IMPORTANCE = "headwater.feature_importance"
+TAG_HOLDOUT_ARTIFACT = "headwater.holdout_artifact"
+TAG_MODEL = "headwater.model"
+TAG_TRAINING_DATA_VERSION = "headwater.training_data_version"
+TAG_PREVIOUS_CHAMPION = "headwater.previous_champion"
+
+# Artifacts stored with a model's MLflow run.
+HOLDOUT_ARTIFACT = "holdout/model.txt"
+REFERENCE_ARTIFACT = "reference/reference.parquet"
