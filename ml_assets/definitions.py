@@ -15,7 +15,8 @@ from ml_assets.automation.conditions import (
     build_monitor_sensor,
 )
 from ml_assets.features.assets import build_feature_assets
-from ml_assets.models.assets import ModelArtifacts, build_model_assets
+from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.assets import build_model_assets
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets

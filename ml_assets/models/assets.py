@@ -19,10 +19,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from headwater_core.config import state_dir
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
-from headwater_core.names import DUCKDB_POOL
+from headwater_core.names import (
+    DUCKDB_POOL,
+    GATE_CHECK,
+    HOLDOUT_ARTIFACT,
+    table_key,
+)
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import (
@@ -31,6 +35,7 @@ from ml_assets.automation.conditions import (
     retrain_condition,
     scores_condition,
 )
+from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import (
     CHALLENGER,
@@ -39,25 +44,6 @@ from ml_assets.models.tracking import (
     VersionRef,
     training_dataset,
 )
-
-GATE_CHECK = "challenger_beats_champion"
-
-
-class ModelArtifacts(dg.ConfigurableResource):
-    """The folder for training sets and evaluation files (empty: `<state>/ml`)."""
-
-    path: str = ""
-
-    def folder(self, model: str) -> Path:
-        root = Path(self.path) if self.path else state_dir() / "ml"
-        folder = root / model
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-
-def table_key(table: str) -> dg.AssetKey:
-    """The asset key of a schema-qualified warehouse table (`features.x` -> features/x)."""
-    return dg.AssetKey(table.split("."))
 
 
 def _metrics_table(rows: dict[str, dict[str, float] | None], metrics: tuple[str, ...]) -> str:
@@ -84,7 +70,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=training_set_key,
-        deps=[table_key(spec.feature_set), table_key(spec.label.table)],
+        deps=[dg.AssetKey(table_key(spec.feature_set)), dg.AssetKey(table_key(spec.label.table))],
         description=(
             f"Training set of `{name}`: rows of `{spec.feature_set}` whose label has matured by "
             "the cut-off (the newest event in the feature set), with the label as known then, "
@@ -369,7 +355,7 @@ def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=scores_key,
-        deps=[champion_key, table_key(spec.feature_set)],
+        deps=[champion_key, dg.AssetKey(table_key(spec.feature_set))],
         group_name="scores",
         owners=[spec.owner],
         description=(
@@ -421,9 +407,6 @@ def _latest_data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) ->
         return ""
     value = event.asset_materialization.metadata.get("data_version")
     return str(value.value) if value is not None else ""
-
-
-HOLDOUT_ARTIFACT = "holdout/model.txt"
 
 
 def _log_to_mlflow(
@@ -536,7 +519,6 @@ def _log_to_mlflow(
     return version, run_id, experiment_id
 
 
-REFERENCE_ARTIFACT = "reference/reference.parquet"
 REFERENCE_ROWS = 20_000
 
 
@@ -571,7 +553,7 @@ def _log_holdout(booster) -> None:
         mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
 
 
-def _load_booster(tracking: MlflowTracking, model_name: str, version: str):
+def load_booster(tracking: MlflowTracking, model_name: str, version: str):
     import mlflow
 
     tracking.client()
@@ -583,7 +565,7 @@ def _load_judged(tracking: MlflowTracking, model_name: str, version: VersionRef)
     refit on the test window (judging the refit there would grade it on rows it has seen)."""
     artifact = version.tags.get("headwater.holdout_artifact")
     if not artifact:
-        return _load_booster(tracking, model_name, version.version)
+        return load_booster(tracking, model_name, version.version)
     import tempfile
 
     import lightgbm as lgb
@@ -660,7 +642,7 @@ def _score(spec: ModelSpec, warehouse: Warehouse, tracking: MlflowTracking, vers
 
     from ml_assets.models.train import predict, to_frame
 
-    booster = _load_booster(tracking, spec.registered_model_name, version)
+    booster = load_booster(tracking, spec.registered_model_name, version)
     table = f"scores.{spec.name}"
     keys = ", ".join(spec.keys)
     rows, score_sum, label_lag_days, preview_md = 0, 0.0, None, ""

@@ -14,9 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from headwater_core.config import state_dir
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from headwater_core.names import CHALLENGER, CHAMPION  # noqa: F401  (re-exported)
 
 # Rows MLflow reads to describe a logged dataset's columns (see `training_dataset`).
 SCHEMA_SAMPLE_ROWS = 1_000

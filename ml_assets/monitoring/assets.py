@@ -17,11 +17,11 @@ from pathlib import Path
 import dagster as dg
 
 from headwater_core.config import reports_dir, reports_url
-from headwater_core.names import DUCKDB_POOL
+from headwater_core.names import DUCKDB_POOL, REFERENCE_ARTIFACT, table_key
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import DRIFT_CHECK, PERFORMANCE_CHECK, drift_condition, keys_of
-from ml_assets.models.assets import REFERENCE_ARTIFACT, ModelArtifacts, table_key
+from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.judge import Verdict
@@ -86,7 +86,7 @@ def _reference(spec: ModelSpec, tracking: MlflowTracking, artifacts: ModelArtifa
 def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     name = spec.name
     k = keys_of(name)
-    feature_key = table_key(spec.feature_set)
+    feature_key = dg.AssetKey(table_key(spec.feature_set))
     rule = spec.monitoring
     common = {
         "group_name": "monitoring",
@@ -239,7 +239,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=k["performance"],
-        deps=[k["scores"], table_key(label.table)],
+        deps=[k["scores"], dg.AssetKey(table_key(label.table))],
         description=(
             f"Realised performance of `{name}` on a scored day, once every label of the day has "
             f"matured ({label.table}.{label.matures_at}), for the model version that scored it. "

@@ -400,7 +400,7 @@ def _compare(loop: Loop, spec, since: date, first_version: str = "1") -> dict:
     """What retraining bought: on the matured days since `since` that a retrained champion
     scored, the realised metrics of the scores as served against the first champion's scores of
     the same rows."""
-    from ml_assets.models.assets import _load_booster
+    from ml_assets.models.assets import load_booster
     from ml_assets.models.evaluate import metrics_for
     from ml_assets.models.tracking import MlflowTracking
     from ml_assets.models.train import predict, to_frame
@@ -419,7 +419,7 @@ def _compare(loop: Loop, spec, since: date, first_version: str = "1") -> dict:
     if rows.num_rows == 0:
         return {"note": "no day scored by a retrained champion has matured labels yet"}
     y = rows.column("_label").to_numpy()
-    old = _load_booster(MlflowTracking(), spec.registered_model_name, first_version)
+    old = load_booster(MlflowTracking(), spec.registered_model_name, first_version)
     days = sorted({str(d) for d in rows.column(spec.score_date).to_pylist()})
     versions = sorted({int(v) for v in rows.column("_version").to_pylist()})
     return {

@@ -26,7 +26,8 @@ from ml_assets.automation.conditions import (
     keys_of,
     monitor_tick,
 )
-from ml_assets.models.assets import ModelArtifacts, build_model_assets
+from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.assets import build_model_assets
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
@@ -337,7 +338,7 @@ def test_features_follow_a_mart_whose_early_days_never_existed(instance):
 
 @pytest.mark.parametrize("gate_passed", [False, True])
 def test_the_champion_follows_an_evaluation_only_when_its_gate_passed(trained, gate_passed):
-    from ml_assets.models.assets import GATE_CHECK
+    from headwater_core.names import GATE_CHECK
 
     graph = trained(FRAUD)
     # A retrain run by the monitor's job: the champion step ran and, when the gate refused,

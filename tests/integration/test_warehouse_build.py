@@ -22,7 +22,7 @@ from headwater.headless import materialize_range
 from headwater_core.config import DBT_PROJECT_DIR
 from headwater_core.dbt.resource import _partial_parse_state, dbt_cli_resource
 from headwater_core.resources import LandingZone, Warehouse
-from ml_assets.models.assets import ModelArtifacts
+from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
 from tests.conftest import DEMO_FIRST_DAY, DEMO_LAST_DAY

@@ -1,0 +1,20 @@
+"""Where a model's files live between its assets: the training set, evaluation results and
+cached drift references."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from headwater_core.config import state_dir
+
+
+class ModelArtifacts(dg.ConfigurableResource):
+    """The folder for training sets and evaluation files (empty: `<state>/ml`)."""
+
+    path: str = ""
+
+    def folder(self, model: str) -> Path:
+        root = Path(self.path) if self.path else state_dir() / "ml"
+        folder = root / model
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
