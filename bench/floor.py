@@ -84,12 +84,8 @@ def dbt_project_dir() -> Path:
 def ingest(con, landing: Path, days: list[str]) -> dict[str, int]:
     """Load the window's landing files under the contract; rows loaded per raw table."""
     from data_platform.raw.contract import load_contracts
-    from data_platform.raw.ingest import (
-        ensure_raw_tables,
-        landing_file_for,
-        load_file,
-        newest_snapshot_file,
-    )
+    from data_platform.raw.ingest import ensure_raw_tables, load_file
+    from data_platform.raw.landing import landing_file_for, newest_snapshot_file
 
     contracts = load_contracts(dbt_project_dir()).values()
     loaded = {}

@@ -9,6 +9,7 @@ from data_platform.raw.landing_sensor import build_landing_sensor
 from data_platform.warehouse.assets import build_warehouse_assets
 from headwater_core.config import DBT_PROJECT_DIR
 from headwater_core.dbt.resource import dbt_cli_resource
+from headwater_core.names import DAILY_WAREHOUSE_JOB
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import LandingZone, Warehouse
 
@@ -24,7 +25,7 @@ def build_definitions() -> dg.Definitions:
         unpartitioned_warehouse_keys=set(warehouse.keys),
     )
     daily_job = dg.define_asset_job(
-        "daily_warehouse_job",
+        DAILY_WAREHOUSE_JOB,
         selection=dg.AssetSelection.assets(
             *[a for a in raw_assets if a.partitions_def is not None], warehouse_daily
         ),

@@ -3,19 +3,46 @@
 Declarative automation and the freshness policies look at the newest daily partition,
 yesterday, so the demo only looks live if its data reaches yesterday. `headwater dev` generates
 the demo up to yesterday and records its generator config in the landing folder
-(`generator/feed.py`); this job lands every day missing since, as the processor, the CRM and the
+(`fraud_demo/feed.py`); this job lands every day missing since, as the processor, the CRM and the
 acquirer would deliver them, and the landing sensor takes it from there. A landing folder
 without the record is a real one, fed by someone else: the job leaves it alone.
 """
 
 from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from headwater_core.resources import LandingZone
 
+if TYPE_CHECKING:
+    from fraud_demo.feed import FeedResult
+
 # 00:15 UTC: the day is over (daily partitions are UTC days) and its partition exists.
 DEMO_FEED_CRON = "15 0 * * *"
+
+
+def _landed_message(result: "FeedResult") -> str:
+    if result.summary is None:
+        return f"the demo already reaches {result.end}: nothing to land"
+    return (
+        f"landed {result.days_landed} day(s), {result.previous_end + timedelta(days=1)} to "
+        f"{result.end}: {result.summary.transactions} transactions, "
+        f"{result.summary.chargebacks_written} chargebacks"
+    )
+
+
+def _landed_metadata(landing_dir: Path, result: "FeedResult") -> dict:
+    metadata = {
+        "landing_dir": str(landing_dir),
+        "days_landed": result.days_landed,
+        "last_day": result.end.isoformat(),
+    }
+    if result.summary is not None:
+        metadata["transactions"] = result.summary.transactions
+        metadata["chargebacks"] = result.summary.chargebacks_written
+    return metadata
 
 
 def build_demo_feed() -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
@@ -42,23 +69,8 @@ def build_demo_feed() -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
                 "nothing to land"
             )
             return dg.Output(None, metadata={"landing_dir": str(landing_dir), "days_landed": 0})
-        if result.summary is None:
-            context.log.info(f"the demo already reaches {result.end}: nothing to land")
-        else:
-            context.log.info(
-                f"landed {result.days_landed} day(s), {result.previous_end + timedelta(days=1)} to "
-                f"{result.end}: {result.summary.transactions} transactions, "
-                f"{result.summary.chargebacks_written} chargebacks"
-            )
-        metadata = {
-            "landing_dir": str(landing_dir),
-            "days_landed": result.days_landed,
-            "last_day": result.end.isoformat(),
-        }
-        if result.summary is not None:
-            metadata["transactions"] = result.summary.transactions
-            metadata["chargebacks"] = result.summary.chargebacks_written
-        return dg.Output(None, metadata=metadata)
+        context.log.info(_landed_message(result))
+        return dg.Output(None, metadata=_landed_metadata(landing_dir, result))
 
     @dg.job(
         name="demo_feed_job",

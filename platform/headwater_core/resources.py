@@ -1,4 +1,5 @@
-"""Resources of the data-engineering location: the warehouse file and the landing folder."""
+"""The platform's storage as Dagster resources: the warehouse file, which both code locations
+read and write, and the landing folder the raw assets load from."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 
 from data_platform.definitions import defs
-from data_platform.raw.ingest import LandingFileError
+from data_platform.raw.landing import LandingFileError
 
 TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
 

@@ -18,12 +18,8 @@ import duckdb
 import pytest
 
 from data_platform.raw.contract import load_contracts
-from data_platform.raw.ingest import (
-    ensure_raw_tables,
-    find_landing_files,
-    load_file,
-    newest_snapshot_file,
-)
+from data_platform.raw.ingest import ensure_raw_tables, load_file
+from data_platform.raw.landing import find_landing_files, newest_snapshot_file
 from fraud_demo.generator import GeneratorConfig, generate
 from headwater_core.config import DBT_PROJECT_DIR
 

@@ -16,10 +16,10 @@ import duckdb
 import pytest
 import yaml
 
-from data_platform import dbt_in_process
 from headwater.cli import EMBEDDED_INSTANCE_CONFIG
 from headwater.headless import materialize_range
 from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.dbt import in_process as dbt_in_process
 from headwater_core.dbt.resource import _partial_parse_state, dbt_cli_resource
 from headwater_core.resources import LandingZone, Warehouse
 from ml_assets.models.artifacts import ModelArtifacts

@@ -8,12 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_platform.raw.contract import load_contracts
-from data_platform.raw.ingest import (
-    LandingFileError,
-    find_landing_files,
-    landing_file_for,
-    load_file,
-)
+from data_platform.raw.ingest import load_file
+from data_platform.raw.landing import LandingFileError, find_landing_files, landing_file_for
 from headwater_core.config import DBT_PROJECT_DIR
 
 CONTRACTS = load_contracts(DBT_PROJECT_DIR)

@@ -7,25 +7,26 @@ the warehouse, while its good rows are loaded and its bad rows wait in `raw.quar
 """
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from data_platform.raw.contract import SourceContract, load_contracts
-from data_platform.raw.ingest import (
-    QUARANTINE_TABLE,
-    LoadResult,
-    landing_file_for,
-    load_file,
-    newest_snapshot_file,
-)
+from data_platform.raw.ingest import LoadResult, load_file
+from data_platform.raw.landing import files_to_load
 from headwater_core.config import DBT_PROJECT_DIR
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
-from headwater_core.names import DUCKDB_POOL, OWNER_DATA_PLATFORM
+from headwater_core.names import (
+    DUCKDB_POOL,
+    OWNER_DATA_PLATFORM,
+    QUARANTINE_TABLE,
+    RAW,
+    REJECTED_SHARE_CHECK,
+)
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import LandingZone, Warehouse
-
-REJECTED_SHARE_CHECK = "rejected_share_below_threshold"
 
 _DUCKDB_TO_DAGSTER_TYPE = {"varchar": "string", "timestamp": "timestamp", "integer": "int"}
 
@@ -90,6 +91,58 @@ def _load_metadata(results: list[LoadResult], con, contract: SourceContract) -> 
     return metadata
 
 
+def _rejected_share_check(key: dg.AssetKey, threshold: float) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        REJECTED_SHARE_CHECK,
+        asset=key,
+        blocking=True,
+        description=(
+            f"Fails when more than {threshold:.1%} of the rows of a delivery break the "
+            "contract (the rows that passed are loaded; the rest are in quarantine)."
+        ),
+    )
+
+
+def _rejected_share_result(results: list[LoadResult], threshold: float) -> dg.AssetCheckResult:
+    """The check on the worst file of the run: each delivery must pass on its own."""
+    worst = max(results, key=lambda r: r.rejected_share)
+    return dg.AssetCheckResult(
+        check_name=REJECTED_SHARE_CHECK,
+        passed=worst.rejected_share <= threshold,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rejected_share": worst.rejected_share,
+            "threshold": threshold,
+            "worst_file": worst.source_file,
+            "rows_rejected": worst.rows_rejected,
+        },
+        description=(
+            f"{worst.rows_rejected} of {worst.rows_read} rows of "
+            f"{worst.source_file} rejected ({worst.rejected_share:.2%}, "
+            f"threshold {threshold:.1%})"
+        ),
+    )
+
+
+def _load_all(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    files: list[tuple[str, Path]],
+) -> list[LoadResult]:
+    results = []
+    for partition_key, path in files:
+        result = load_file(con, contract, path, partition_key, context.run_id)
+        # One log line per file with rejections; the clean ones are in one summary
+        # line (a log line is an event-log write, ~10 ms, a lot over a year of days).
+        if result.rows_rejected:
+            context.log.warning(
+                f"{path.name}: {result.rows_loaded} rows loaded, {result.rows_rejected} rejected"
+            )
+        results.append(result)
+    return results
+
+
 def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
     """The Dagster asset that loads one raw table from its landing files."""
     key = dg.AssetKey(list(contract.asset_key))
@@ -98,7 +151,7 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
-        group_name="raw",
+        group_name=RAW,
         description=(
             f"{contract.description}\n\nLoaded into `{contract.qualified_name}` under the contract "
             f"in the dbt source `{contract.source_name}`; rows that break it go to "
@@ -117,71 +170,27 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
             "landing_pattern": contract.landing_pattern,
             "max_rejected_share": threshold,
         },
-        check_specs=[
-            dg.AssetCheckSpec(
-                REJECTED_SHARE_CHECK,
-                asset=key,
-                blocking=True,
-                description=(
-                    f"Fails when more than {threshold:.1%} of the rows of a delivery break the "
-                    "contract (the rows that passed are loaded; the rest are in quarantine)."
-                ),
-            )
-        ],
+        check_specs=[_rejected_share_check(key, threshold)],
     )
     def _raw_asset(
         context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone
     ) -> Iterator[dg.MaterializeResult]:
-        landing_dir = landing.resolved_path()
-        if partitioned:
-            files = [
-                (k, landing_file_for(contract, landing_dir, k)) for k in context.partition_keys
-            ]
-        else:
-            files = [newest_snapshot_file(contract, landing_dir)]
-        results = []
+        keys = context.partition_keys if partitioned else ()
+        files = files_to_load(contract, landing.resolved_path(), keys)
         with warehouse.connect() as con:
-            for partition_key, path in files:
-                result = load_file(con, contract, path, partition_key, context.run_id)
-                # One log line per file with rejections; the clean ones are in one summary
-                # line (a log line is an event-log write, ~10 ms, a lot over a year of days).
-                if result.rows_rejected:
-                    context.log.warning(
-                        f"{path.name}: {result.rows_loaded} rows loaded, "
-                        f"{result.rows_rejected} rejected"
-                    )
-                results.append(result)
+            results = _load_all(context, con, contract, files)
             metadata = _load_metadata(results, con, contract)
         context.log.info(
             f"{len(results)} file(s): {metadata['rows_loaded']} rows loaded, "
             f"{metadata['rows_rejected']} rejected"
         )
-
-        worst = max(results, key=lambda r: r.rejected_share)
         yield dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name=REJECTED_SHARE_CHECK,
-                    passed=worst.rejected_share <= threshold,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "rejected_share": worst.rejected_share,
-                        "threshold": threshold,
-                        "worst_file": worst.source_file,
-                        "rows_rejected": worst.rows_rejected,
-                    },
-                    description=(
-                        f"{worst.rows_rejected} of {worst.rows_read} rows of "
-                        f"{worst.source_file} rejected ({worst.rejected_share:.2%}, "
-                        f"threshold {threshold:.1%})"
-                    ),
-                )
-            ],
+            metadata=metadata, check_results=[_rejected_share_result(results, threshold)]
         )
 
     return _raw_asset
 
 
 def build_raw_assets() -> list[dg.AssetsDefinition]:
+    """One raw asset per contract declared in the dbt project's sources."""
     return [build_raw_asset(c) for c in load_contracts(DBT_PROJECT_DIR).values()]

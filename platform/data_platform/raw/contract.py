@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from headwater_core.names import raw_key
+
 # Columns ingestion adds to every raw table. dbt models may use them; the contract never lists them.
 LINEAGE_COLUMNS: dict[str, str] = {
     "_source_file": "varchar",
@@ -126,7 +128,7 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
             if not headwater:
                 continue
             where = f"{path}: source {source['name']}.{table['name']}"
-            asset_key = meta.get("dagster", {}).get("asset_key", ["raw", table["name"]])
+            asset_key = meta.get("dagster", {}).get("asset_key", raw_key(table["name"]))
             found.append(
                 SourceContract(
                     source_name=source["name"],

@@ -9,26 +9,46 @@ project parsed once per process and passed to every later invocation.
 
 Everything else stays dagster-dbt's: the selection it computes from the step's context, the
 environment and target folder it prepares, and the reading of dbt's structured events into
-Dagster events. `InProcessDbtCliInvocation.run` replaces only the `subprocess.Popen` of
-`DbtCliInvocation.run`: dbt runs to the end and the invocation reads its events, as JSON lines,
-exactly as it would read a finished process's output.
+Dagster events. `cli_in_process` runs a copy of dagster-dbt's public `DbtCliResource.cli` in
+which, and only in which, the name `DbtCliInvocation` stands for `_InProcessInvocations`: where
+`cli` would start the dbt process (`DbtCliInvocation.run`), dbt runs here to the end, and the
+invocation is built with `DbtCliInvocation`'s own constructor around the finished run, whose
+events it reads, as JSON lines, exactly as it would read a finished process's output. Nothing
+of dagster-dbt is changed, so other threads, and `HeadwaterDbtCli(in_process=False)`, see
+dagster-dbt as installed.
+
+What this assumes of dagster-dbt, dbt-core and dbt-duckdb beyond their public API is written
+down in tests/unit/test_dbt_adapter.py, which checks it against the versions below.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import threading
+import types
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt.core import resource as dagster_dbt_resource
-from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+from dagster_dbt import DbtCliInvocation, DbtCliResource
 
 from headwater_core.config import environ
 from headwater_core.dbt.project import newest_input_mtime
+
+# The versions this adapter was written against. tests/unit/test_dbt_adapter.py fails on any
+# other: re-check what it lists against the new versions, then update these.
+DAGSTER_DBT_VERSION = "0.29.27"
+DBT_CORE_VERSION = "1.11.16"
+DBT_DUCKDB_VERSION = "1.11.1"
+
+# dbt keeps its flags, adapters and event logger in process-wide registries and reads its
+# settings from os.environ, so one dbt invocation at a time runs in this process: dagster-dbt's
+# adapter handle, the run and the release of the warehouse file. Reentrant: `run_dbt` holds it
+# around the environment it sets for the invocation.
+DBT_LOCK = threading.RLock()
 
 # Parsed projects of this process: (project dir, warehouse file, newest input mtime) -> Manifest.
 _MANIFESTS: dict[tuple[str, str, float], Any] = {}
@@ -50,15 +70,19 @@ class FinishedDbt:
 
 
 def _close_duckdb() -> None:
-    """Release the warehouse file. dbt-duckdb keeps its database open in a class attribute after
-    a run, and DuckDB refuses another connection to the same file with other settings (the
-    read-only one that reads row counts next) while one is open in the process."""
+    """Release the warehouse file. dbt-duckdb keeps its database open in a class-level
+    environment after a run, and DuckDB refuses another connection to the same file with other
+    settings (the read-only one that reads row counts next) while one is open in the process."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
-    environment = DuckDBConnectionManager._ENV
-    DuckDBConnectionManager._ENV = None
-    if environment is not None:
-        environment.close()
+    try:
+        environment = DuckDBConnectionManager.env()
+    except Exception:  # dbt-duckdb's only answer when no run has opened the database
+        return
+    # Forgets the environment (dbt-duckdb's exit hook), so the next run opens a new one ...
+    DuckDBConnectionManager.close_all_connections()
+    # ... and closes its database now rather than when it is garbage-collected.
+    environment.close()
 
 
 def _manifest(project_dir: Path, target_path: Path) -> Any:
@@ -81,6 +105,13 @@ def _manifest(project_dir: Path, target_path: Path) -> Any:
     return _MANIFESTS[key]
 
 
+def _error_line(exception: BaseException) -> str:
+    """dbt's exception as an error-level log line: dagster-dbt collects those into the step's
+    failure message."""
+    info = {"level": "error", "msg": str(exception), "name": "MainEncounteredError"}
+    return json.dumps({"info": info, "data": {}})
+
+
 def run_dbt_in_process(
     args: Sequence[str], env: Mapping[str, str], project_dir: Path, target_path: Path
 ) -> FinishedDbt:
@@ -95,7 +126,7 @@ def run_dbt_in_process(
 
     # The environment a dbt subprocess would have had (dagster-dbt's DBT_* settings and the
     # warehouse path): dbt reads its flags and `env_var()` from os.environ.
-    with environ(env):
+    with DBT_LOCK, environ(env):
         try:
             manifest = _manifest(project_dir, target_path)
             # --quiet: the events reach the callback, not this process's stdout as well; no
@@ -103,69 +134,51 @@ def run_dbt_in_process(
             result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
                 [*args, "--quiet", "--no-use-colors"]
             )
-            returncode = 0 if result.success else (2 if result.exception else 1)
-            if result.exception is not None:
-                # dagster-dbt collects error-level lines into the step's failure message.
-                lines.append(
-                    json.dumps(
-                        {
-                            "info": {
-                                "level": "error",
-                                "msg": str(result.exception),
-                                "name": "MainEncounteredError",
-                            },
-                            "data": {},
-                        }
-                    )
-                )
         finally:
             _close_duckdb()
+    if result.exception is not None:
+        lines.append(_error_line(result.exception))
+    returncode = 0 if result.success else (2 if result.exception else 1)
     return FinishedDbt(args, lines, returncode)
 
 
-class InProcessDbtCliInvocation(DbtCliInvocation):
-    """`DbtCliInvocation` whose dbt ran in this process (see the module's docstring)."""
+class _InProcessInvocations:
+    """What the copy of `DbtCliResource.cli` calls under the name `DbtCliInvocation`."""
 
-    @classmethod
-    def run(  # type: ignore[override]
-        cls,
-        args: Sequence[str],
-        env: dict[str, str],
-        manifest: Mapping[str, Any],
-        dagster_dbt_translator,
-        project_dir: Path,
-        target_path: Path,
-        raise_on_error: bool,
-        context,
-        adapter,
-        cli_version,
-        dbt_project=None,
+    @staticmethod
+    def run(
+        *, args: Sequence[str], env: dict[str, str], dbt_project=None, **fields: Any
     ) -> DbtCliInvocation:
+        """`DbtCliInvocation.run` with dbt run here: the other keywords of `run` are the
+        invocation's own fields, passed to its constructor unchanged."""
         # args[0] is the dbt executable dagster-dbt would have started.
-        process = run_dbt_in_process(args[1:], env, project_dir, target_path)
-        return cls(
-            process=process,  # type: ignore[arg-type]
-            manifest=manifest,
-            project=dbt_project,
-            dagster_dbt_translator=dagster_dbt_translator,
-            project_dir=project_dir,
-            target_path=target_path,
-            raise_on_error=raise_on_error,
-            context=context,
-            adapter=adapter,
-            cli_version=cli_version,
+        # A finished run in place of the `subprocess.Popen` the field is declared as.
+        process: Any = run_dbt_in_process(
+            args[1:], env, fields["project_dir"], fields["target_path"]
         )
+        return DbtCliInvocation(process=process, project=dbt_project, **fields)
 
 
-@contextmanager
-def in_process_invocations() -> Iterator[None]:
-    """Make dagster-dbt's `DbtCliResource.cli` build its invocation with the class above.
+@functools.cache
+def _in_process_cli() -> Callable[..., DbtCliInvocation]:
+    """dagster-dbt's `DbtCliResource.cli` with its own globals, in which `DbtCliInvocation` is
+    `_InProcessInvocations`: the same code, with dagster-dbt's module left as it is."""
+    cli = DbtCliResource.cli
+    copy = types.FunctionType(
+        cli.__code__,
+        {**cli.__globals__, "DbtCliInvocation": _InProcessInvocations},
+        cli.__name__,
+        cli.__defaults__,
+        cli.__closure__,
+    )
+    copy.__kwdefaults__ = cli.__kwdefaults__
+    copy.__qualname__ = cli.__qualname__
+    return copy
 
-    `cli` looks `DbtCliInvocation` up in its module when it is called, so swapping that one name
-    for the call keeps all of `cli`'s own logic (selection, environment, target folder)."""
-    original = dagster_dbt_resource.DbtCliInvocation
-    dagster_dbt_resource.DbtCliInvocation = InProcessDbtCliInvocation
-    try:
-        yield
-    finally:
-        dagster_dbt_resource.DbtCliInvocation = original
+
+def cli_in_process(
+    resource: DbtCliResource, args: Sequence[str], **kwargs: Any
+) -> DbtCliInvocation:
+    """`resource.cli(args, **kwargs)` with dbt run in this process, to the end."""
+    with DBT_LOCK:
+        return _in_process_cli()(resource, args, **kwargs)

@@ -1,6 +1,8 @@
 """The dbt project: where it is, and its manifest kept parsed.
 
-No Dagster wiring here: the benchmark floor and tools use it too.
+No Dagster definitions here, only dagster-dbt's `DbtProject`: both code locations, the
+`headwater` command and the tests share it. The in-process dbt adapter reads
+`newest_input_mtime` to know when its parsed project is stale.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _DBT_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
 
 
 def newest_input_mtime(project_dir: Path) -> float:
+    """The newest change to anything dbt parses: a later one means the manifest is stale."""
     newest = max(
         (project_dir / name).stat().st_mtime for name in ("dbt_project.yml", "profiles.yml")
     )
@@ -65,6 +68,7 @@ def dbt_executable() -> str:
 
 
 def dbt_parse(project: DbtProject) -> None:
+    """`dbt parse` in a subprocess, writing the manifest into the project's target folder."""
     result = subprocess.run(
         [
             dbt_executable(),
@@ -89,4 +93,5 @@ def dbt_parse(project: DbtProject) -> None:
 
 
 def dbt_vars(window: tuple[str, str]) -> list[str]:
+    """The `--vars` of a daily run: the partition window its models filter on."""
     return ["--vars", json.dumps({"min_date": window[0], "max_date": window[1]})]

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from packaging import version
 
 from headwater_core.config import environ
-from headwater_core.dbt.in_process import in_process_invocations
+from headwater_core.dbt.in_process import DBT_LOCK, cli_in_process
 from headwater_core.dbt.project import DBT_PROJECT, TARGET_DIR, dbt_executable
 from headwater_core.metadata import table_stats
 from headwater_core.resources import Warehouse
@@ -34,7 +35,7 @@ class HeadwaterDbtCli(DbtCliResource):
     full dbt start-up (~3 s here). The dbt we run is the dbt-core installed beside this
     interpreter, so its package metadata answers the same question for free. And with
     `in_process` (the default) dbt runs in the step's own process, parsed once per process,
-    instead of in a new `dbt` process per invocation (data_platform/dbt_in_process.py); false
+    instead of in a new `dbt` process per invocation (headwater_core/dbt/in_process.py); false
     runs dagster-dbt's subprocess unchanged.
     """
 
@@ -45,10 +46,9 @@ class HeadwaterDbtCli(DbtCliResource):
         return version.parse(importlib.metadata.version("dbt-core"))
 
     def cli(self, args, **kwargs):
-        if not self.in_process:
-            return super().cli(args, **kwargs)
-        with in_process_invocations():
-            return super().cli(args, **kwargs)
+        if self.in_process:
+            return cli_in_process(self, args, **kwargs)
+        return super().cli(args, **kwargs)
 
 
 def dbt_cli_resource() -> DbtCliResource:
@@ -69,25 +69,41 @@ def run_dbt(
     """
     # dbt unit tests check SQL logic, not data: the test suite runs them, production runs skip them.
     args = [*args, "--exclude-resource-type", "unit_test"]
+    events, failure = _invoke(context, dbt, warehouse, args)
+    with warehouse.connect(read_only=True) as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                event = _with_table_stats(context, con, event, window)
+            yield event
+    if failure is not None:
+        raise failure
+
+
+def _invoke(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
+) -> tuple[list[Any], DagsterDbtCliRuntimeError | None]:
+    """dbt's events for `args`, and dbt's failure if it failed, once dbt has finished."""
     # Each invocation gets its own target folder (so concurrent runs never share one), removed
     # once its events are read; dagster-dbt copies the project's partial-parse file into it.
     TARGET_DIR.mkdir(parents=True, exist_ok=True)
     target = Path(tempfile.mkdtemp(prefix="run-", dir=TARGET_DIR))
     parse_state = _partial_parse_state(warehouse, args, getattr(dbt, "in_process", False))
+    events: list[Any] = []
     failure: DagsterDbtCliRuntimeError | None = None
     try:
         if parse_state is not None and parse_state.exists():
             shutil.copyfile(parse_state, target / PARTIAL_PARSE_FILE)
-        events: list[Any] = []
-        # dbt's profile reads the warehouse file from the variable the resource also reads.
-        with environ({"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}):
+        # dbt's profile reads the warehouse file from the variable the resource also reads;
+        # dagster-dbt copies the environment for dbt in `cli`, so the lock keeps another
+        # thread's warehouse out of it.
+        with DBT_LOCK, environ({"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}):
             invocation = dbt.cli(args, context=context, target_path=target)
-            try:
-                events.extend(invocation.stream())
-            except DagsterDbtCliRuntimeError as error:
-                # dbt failed (a test, a model): what did run is still reported, with its row
-                # counts and its checks, before the step fails with dbt's message.
-                failure = error
+        try:
+            events.extend(invocation.stream())
+        except DagsterDbtCliRuntimeError as error:
+            # dbt failed (a test, a model): what did run is still reported, with its row
+            # counts and its checks, before the step fails with dbt's message.
+            failure = error
         if parse_state is not None and (target / PARTIAL_PARSE_FILE).exists():
             # os.replace is atomic: concurrent runs leave one whole file, never a torn one.
             staged = target / f"{PARTIAL_PARSE_FILE}.keep"
@@ -95,24 +111,28 @@ def run_dbt(
             os.replace(staged, parse_state)
     finally:
         shutil.rmtree(target, ignore_errors=True)
-    with warehouse.connect(read_only=True) as con:
-        for event in events:
-            if isinstance(event, dg.Output):
-                key = context.asset_key_for_output(event.output_name)
-                table = ".".join(key.path)
-                date_column = None
-                if window:
-                    props = context.assets_def.metadata_by_key.get(key, {})
-                    date_column = props.get("headwater/partition_column")
-                try:
-                    stats = table_stats(con, table, date_column, window)
-                except Exception as e:  # an ephemeral model or a missing relation has no stats
-                    context.log.debug(f"no stats for {table}: {e}")
-                    stats = {}
-                event = event.with_metadata({**event.metadata, **stats})
-            yield event
-    if failure is not None:
-        raise failure
+    return events, failure
+
+
+def _with_table_stats(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    output: dg.Output,
+    window: tuple[str, str] | None,
+) -> dg.Output:
+    """A model's output with its table's row count and preview (per partition with a window)."""
+    key = context.asset_key_for_output(output.output_name)
+    table = ".".join(key.path)
+    date_column = None
+    if window:
+        props = context.assets_def.metadata_by_key.get(key, {})
+        date_column = props.get("headwater/partition_column")
+    try:
+        stats = table_stats(con, table, date_column, window)
+    except Exception as e:  # an ephemeral model or a missing relation has no stats
+        context.log.debug(f"no stats for {table}: {e}")
+        stats = {}
+    return output.with_metadata({**output.metadata, **stats})
 
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -127,7 +147,7 @@ def _partial_parse_state(warehouse: Warehouse, args: list[str], in_process: bool
     against the resource's file. Each warehouse file gets its own state, refreshed by every run
     that parsed. In a subprocess, a run with `--vars` (the daily window) changes dbt's vars hash,
     so it parses in full and its state is of no use to the next window; in process, the parse
-    never has vars (data_platform/dbt_in_process.py).
+    never has vars (headwater_core/dbt/in_process.py).
     """
     if "--vars" in args and not in_process:
         return None
