@@ -11,11 +11,11 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from headwater_core.dbt.project import DBT_PROJECT, ensure_manifest
 from headwater_core.dbt.resource import run_dbt
 from headwater_core.dbt.translator import HeadwaterDbtTranslator
-from headwater_core.names import DUCKDB_POOL
+from headwater_core.names import DUCKDB_POOL, FEATURES
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import features_condition
 
-FEATURES_SELECTION = "path:models/features"
+FEATURES_SELECTION = f"path:models/{FEATURES}"
 
 
 class FeaturesTranslator(HeadwaterDbtTranslator):
@@ -31,7 +31,7 @@ def build_feature_assets() -> list[dg.AssetsDefinition]:
         manifest=ensure_manifest(),
         project=DBT_PROJECT,
         select=FEATURES_SELECTION,
-        name="features",
+        name=FEATURES,
         dagster_dbt_translator=FeaturesTranslator(),
         pool=DUCKDB_POOL,
     )

@@ -81,6 +81,28 @@ class DecileBaseline:
         return out
 
 
+def metrics_on_test_window(spec: ModelSpec, table, frame, booster) -> dict[str, float]:
+    """A model's metrics on the test window of a training set (`frame`: its feature frame)."""
+    from ml_assets.models.train import LABEL_COLUMN, predict, split_of
+
+    test = split_of(table) == "test"
+    label = table.column(LABEL_COLUMN).to_numpy()
+    return metrics_for(spec, label[test], predict(booster, frame[test]))
+
+
+def baseline_metrics(spec: ModelSpec, table, frame) -> dict[str, float]:
+    """The decile baseline's metrics on the test window of a training set, fitted on its train
+    window."""
+    from ml_assets.models.train import LABEL_COLUMN, split_of
+
+    split = split_of(table)
+    label = table.column(LABEL_COLUMN).to_numpy()
+    feature = frame[spec.baseline_feature].astype("float64").to_numpy()
+    train, test = split == "train", split == "test"
+    baseline = DecileBaseline.fit(feature[train], label[train])
+    return metrics_for(spec, label[test], baseline.predict(feature[test]))
+
+
 @dataclass(frozen=True)
 class Decision:
     """Whether the challenger replaces the champion, and why, in words a reviewer can check."""

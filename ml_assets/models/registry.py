@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from ml_assets.models.tracking import CHAMPION, MlflowTracking
+from headwater_core.names import CHAMPION, TAG_PREVIOUS_CHAMPION
+from ml_assets.models.tracking import MlflowTracking
 
 
 def record(tracking: MlflowTracking, model_name: str, version: str, tags: dict[str, str]) -> None:
@@ -24,7 +25,7 @@ def move_champion(
         {
             f"headwater.{action}_at": datetime.now(UTC).isoformat(timespec="seconds"),
             f"headwater.{action}_reason": reason,
-            "headwater.previous_champion": previous.version if previous else "",
+            TAG_PREVIOUS_CHAMPION: previous.version if previous else "",
         },
     )
     return previous.version if previous else None

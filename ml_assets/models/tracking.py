@@ -1,4 +1,5 @@
-"""The platform's MLflow resource: tracking and registry, local by default.
+"""The platform's MLflow resource (tracking and registry, local by default) and the boosters
+loaded back from it.
 
 `tracking_uri` empty means $MLFLOW_TRACKING_URI, else the embedded store: SQLite at
 `<state>/mlflow/mlflow.db` with artifacts in `<state>/mlflow/artifacts`. mlflow itself is
@@ -14,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 
 from headwater_core.config import state_dir
-from headwater_core.names import CHALLENGER, CHAMPION  # noqa: F401  (re-exported)
+
+# CHALLENGER and CHAMPION are re-exported: callers name the aliases with the resource.
+from headwater_core.names import CHALLENGER, CHAMPION, TAG_HOLDOUT_ARTIFACT  # noqa: F401
 
 # Rows MLflow reads to describe a logged dataset's columns (see `training_dataset`).
 SCHEMA_SAMPLE_ROWS = 1_000
@@ -116,3 +119,30 @@ def training_dataset(frame, *, source: str, name: str, targets: str, digest: str
     # `schema` is a cached property: filling its cache means it is never computed from `frame`.
     dataset.__dict__["schema"] = infer_signature(frame.head(SCHEMA_SAMPLE_ROWS)).inputs
     return dataset
+
+
+def load_booster(tracking: MlflowTracking, model_name: str, version: str):
+    """The LightGBM booster a registered version serves with."""
+    import mlflow
+
+    tracking.client()
+    return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+
+
+def load_judged(tracking: MlflowTracking, model_name: str, version: VersionRef):
+    """The booster the gate judges for a version: its held-out twin when the served model was
+    refit on the test window (judging the refit there would grade it on rows it has seen)."""
+    artifact = version.tags.get(TAG_HOLDOUT_ARTIFACT)
+    if not artifact:
+        return load_booster(tracking, model_name, version.version)
+    import tempfile
+
+    import lightgbm as lgb
+    import mlflow
+
+    tracking.client()
+    with tempfile.TemporaryDirectory() as folder:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=artifact, dst_path=folder
+        )
+        return lgb.Booster(model_file=local)

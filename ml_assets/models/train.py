@@ -7,7 +7,8 @@ needs no separate encoder).
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from ml_assets.models.spec import ModelSpec, SplitSpec
 
 SPLIT_COLUMN = "_split"
 LABEL_COLUMN = "_label"
+EVENT_DATE_COLUMN = "_event_date"
+SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class Windows:
     def as_dict(self) -> dict[str, str]:
         return {
             f"{name}_{edge}": (value.isoformat() if value else "")
-            for name in ("train", "validation", "test")
+            for name in SPLITS
             for edge, value in zip(("start", "end"), getattr(self, name))
         }
 
@@ -58,7 +61,7 @@ def training_set_sql(spec: ModelSpec) -> str:
         label = f"({label} and coalesce(l.{spec.label.known_at} <= $cutoff, true))"
     return f"""
         select {keys}, f.{spec.event_time} as _event_time,
-               cast(f.{spec.event_time} as date) as _event_date,
+               cast(f.{spec.event_time} as date) as {EVENT_DATE_COLUMN},
                {features}, cast({label} as double) as {LABEL_COLUMN}
         from {spec.feature_set} f
         join {spec.label.table} l on {join}
@@ -70,9 +73,9 @@ def training_set_sql(spec: ModelSpec) -> str:
 
 def assign_splits(table: pa.Table, windows: Windows) -> pa.Table:
     """Add the split column; rows outside every window are dropped."""
-    days = table.column("_event_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    days = event_days(table).astype("datetime64[D]")
     split = np.full(len(days), "", dtype=object)
-    for name in ("train", "validation", "test"):
+    for name in SPLITS:
         start, end = getattr(windows, name)
         inside = days < np.datetime64(end)
         if start is not None:
@@ -134,7 +137,7 @@ def train(spec: ModelSpec, table: pa.Table, frame=None) -> Trained:
     copy of the fraud training set is ~1 GB)."""
     import lightgbm as lgb
 
-    split = table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
+    split = split_of(table)
     label = table.column(LABEL_COLUMN).to_numpy()
     frame = to_frame(table, spec) if frame is None else frame
     train_rows, valid_rows = split == "train", split == "validation"
@@ -205,6 +208,54 @@ def refit(spec: ModelSpec, table: pa.Table, rounds: int, frame=None) -> Trained:
     )
 
 
+@dataclass
+class Fitted:
+    """A spec's models fitted on one training set: the held-out model (`trained`: fitted on the
+    train window, early-stopped on the validation window) and the model that serves (`served`:
+    `trained` itself, or its refit on every window), with the feature frame and split they were
+    fitted from."""
+
+    trained: Trained
+    served: Trained
+    frame: object
+    split: np.ndarray
+
+    @property
+    def refitted(self) -> bool:
+        return self.served is not self.trained
+
+    @cached_property
+    def served_rows(self) -> np.ndarray:
+        """The rows the served model was fitted on."""
+        return np.ones(len(self.split), dtype=bool) if self.refitted else self.split == "train"
+
+    @cached_property
+    def served_frame(self):
+        """The served model's rows of `frame`."""
+        # No copy of every row when every row was fitted (a boolean index always copies).
+        return self.frame if self.refitted else self.frame[self.served_rows]
+
+
+def fit(spec: ModelSpec, table: pa.Table) -> Fitted:
+    """The held-out model and, when the spec asks for it, its refit on every window (`refit`);
+    the feature frame is built once and shared by both."""
+    frame = to_frame(table, spec)
+    trained = train(spec, table, frame)
+    # The model that serves: the same recipe refit on every matured day (see `refit`).
+    served = refit(spec, table, trained.best_iteration, frame) if spec.split.refit else trained
+    return Fitted(trained, served, frame, split_of(table))
+
+
+def split_of(table: pa.Table) -> np.ndarray:
+    """The training set's split column as an array of "train", "validation" and "test"."""
+    return table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
+
+
+def event_days(table: pa.Table) -> np.ndarray:
+    """The training set's event dates (datetime64[D])."""
+    return table.column(EVENT_DATE_COLUMN).to_numpy(zero_copy_only=False)
+
+
 def _importance(booster) -> dict[str, float]:
     """Each feature's share of the model's total gain."""
     gains = booster.feature_importance(importance_type="gain")
@@ -216,7 +267,3 @@ def predict(booster, frame) -> np.ndarray:
     return np.asarray(
         booster.predict(frame, num_iteration=getattr(booster, "best_iteration", None))
     )
-
-
-def cutoff_of(value: datetime | date) -> datetime:
-    return value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())

@@ -400,9 +400,8 @@ def _compare(loop: Loop, spec, since: date, first_version: str = "1") -> dict:
     """What retraining bought: on the matured days since `since` that a retrained champion
     scored, the realised metrics of the scores as served against the first champion's scores of
     the same rows."""
-    from ml_assets.models.assets import load_booster
     from ml_assets.models.evaluate import metrics_for
-    from ml_assets.models.tracking import MlflowTracking
+    from ml_assets.models.tracking import MlflowTracking, load_booster
     from ml_assets.models.train import predict, to_frame
 
     label = spec.label

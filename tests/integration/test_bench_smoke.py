@@ -134,6 +134,6 @@ def check_results(results: dict) -> None:
 
 def test_floor_reference_sample_matches_the_model_asset():
     from bench.floor import REFERENCE_ROWS
-    from ml_assets.models.assets import REFERENCE_ROWS as ASSET_REFERENCE_ROWS
+    from ml_assets.models.reference import REFERENCE_ROWS as ASSET_REFERENCE_ROWS
 
     assert REFERENCE_ROWS == ASSET_REFERENCE_ROWS

@@ -25,7 +25,6 @@ from headwater.headless import materialize_range
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.names import GATE_CHECK
 from headwater_core.resources import LandingZone, Warehouse
-from ml_assets import assets
 from ml_assets.automation.conditions import DRIFT_CHECK, PERFORMANCE_CHECK
 from ml_assets.definitions import defs as ml_defs
 from ml_assets.models.artifacts import ModelArtifacts
@@ -33,6 +32,7 @@ from ml_assets.models.registry import history, rollback
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
+from ml_assets.scores import scoring as assets
 from tests.conftest import copy_project
 
 WORLD = GeneratorConfig(seed=11, start_date=date(2025, 1, 1), days=100, transactions=40_000)

@@ -1,0 +1,78 @@
+"""A model's training set, built: the feature set's rows whose label has matured by the cut-off,
+split by time and written as Parquet.
+
+The cut-off is the newest event in the feature set; each row carries its label as known then. No
+Dagster import: the training-set asset and the benchmark floor call the same two functions,
+`matured_rows` (on a DuckDB connection) and then `build_training_set`.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from ml_assets.models.spec import ModelSpec
+from ml_assets.models.train import (
+    EVENT_DATE_COLUMN,
+    LABEL_COLUMN,
+    SPLIT_COLUMN,
+    SPLITS,
+    Windows,
+    assign_splits,
+    split_windows,
+    training_set_sql,
+    write_training_set,
+)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A training set written to `path`, with what the training-set asset reports about it."""
+
+    table: pa.Table
+    path: Path
+    cutoff: datetime
+    windows: Windows
+    data_version: str
+    """sha256 of the Parquet file (first 16 hex digits)"""
+    rows: dict[str, int]
+    """rows per split: train, validation, test"""
+    label_mean: float
+
+
+def matured_rows(con, spec: ModelSpec) -> tuple[datetime, pa.Table]:
+    """The cut-off and the feature set's rows whose label has matured by it, read on a DuckDB
+    connection."""
+    ((cutoff,),) = con.sql(f"select max({spec.event_time}) from {spec.feature_set}").fetchall()
+    if cutoff is None:
+        raise ValueError(f"{spec.feature_set} is empty: nothing to train {spec.name} on")
+    sql = training_set_sql(spec).replace("$cutoff", "$1")
+    return cutoff, con.sql(sql, params=[cutoff]).to_arrow_table()
+
+
+def build_training_set(
+    spec: ModelSpec, cutoff: datetime, rows: pa.Table, path: Path
+) -> TrainingSet:
+    """Split the matured rows by time (windows counted back from the newest matured day) and
+    write them to `path`."""
+    if rows.num_rows == 0:
+        raise ValueError(
+            f"{spec.name}: no row of {spec.feature_set} has a matured label by {cutoff}"
+        )
+    last_day = max(rows.column(EVENT_DATE_COLUMN).to_pylist())
+    windows = split_windows(last_day, spec.split)
+    table = assign_splits(rows, windows)
+    version = write_training_set(table, path)
+    counts = {s: 0 for s in SPLITS}
+    for s in table.column(SPLIT_COLUMN).to_pylist():
+        counts[s] += 1
+    return TrainingSet(
+        table=table,
+        path=path,
+        cutoff=cutoff,
+        windows=windows,
+        data_version=version,
+        rows=counts,
+        label_mean=float(table.column(LABEL_COLUMN).to_numpy().mean()),
+    )
