@@ -23,11 +23,10 @@ from fraud_demo.generator import GeneratorConfig, generate
 from headwater.cli import EMBEDDED_INSTANCE_CONFIG
 from headwater.headless import materialize_range
 from headwater_core.dbt.resource import dbt_cli_resource
-from headwater_core.names import GATE_CHECK
+from headwater_core.names import DRIFT_CHECK, GATE_CHECK, PERFORMANCE_CHECK
 from headwater_core.resources import LandingZone, Warehouse
-from ml_assets import assets
-from ml_assets.automation.conditions import DRIFT_CHECK, PERFORMANCE_CHECK
 from ml_assets.definitions import defs as ml_defs
+from ml_assets.models import assets
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.registry import history, rollback
 from ml_assets.models.spec import load_specs
