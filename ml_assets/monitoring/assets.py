@@ -73,6 +73,60 @@ def _columns_table(result: DriftResult, importance: dict[str, float]) -> str:
     )
 
 
+def _drift_metadata(
+    measured: measure.DriftMeasurement,
+    importance: dict[str, float],
+    version: str,
+    report_link: str,
+    report_path: Path,
+) -> dict:
+    """The drift asset's metadata: the check's share, Evidently's counts, every column's score,
+    the scoring version and the report."""
+    result = measured.result
+    return {
+        "drifted_importance_share": measured.share,
+        "drift_share": result.drift_share,
+        "drifted_features": result.drifted_features,
+        "prediction_drift_score": result.prediction.score,
+        "prediction_drifted": result.prediction.drifted,
+        **{f"drift_score/{f.column}": f.score for f in result.features},
+        "model_version": version,
+        "scored_rows": result.current_rows_total,
+        "compared_rows": result.current_rows,
+        "reference_rows": result.reference_rows,
+        "sampled": result.sampled,
+        "report": dg.MetadataValue.url(report_link),
+        "report_path": dg.MetadataValue.path(str(report_path)),
+        "columns": dg.MetadataValue.md(_columns_table(result, importance)),
+    }
+
+
+def _drift_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
+    rule = spec.monitoring.drift
+    return dg.AssetCheckSpec(
+        DRIFT_CHECK,
+        asset=key,
+        description=(
+            "Drifted features carry less than "
+            f"{rule.warn_share:.0%} of the model's importance (WARN at or above "
+            f"it, ERROR at or above {rule.error_share:.0%}: the model retrains)."
+        ),
+    )
+
+
+def _performance_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
+    rule = spec.monitoring.performance
+    return dg.AssetCheckSpec(
+        PERFORMANCE_CHECK,
+        asset=key,
+        description=(
+            f"{rule.metric} no more than {rule.warn_decay:.0%} worse than on the version's "
+            f"test window (WARN beyond, ERROR beyond {rule.error_decay:.0%}: the model "
+            "retrains)."
+        ),
+    )
+
+
 def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     common = {
         "group_name": MONITORING,
@@ -91,7 +145,7 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     name = spec.name
     k = keys_of(name)
     feature_key = dg.AssetKey(table_key(spec.feature_set))
-    rule = spec.monitoring
+    sample_rows = spec.monitoring.drift.sample_rows
 
     @dg.asset(
         key=k["drift"],
@@ -99,22 +153,12 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         description=(
             f"Drift of `{name}`'s scored day: Evidently's per-column tests on the model's "
             f"features and on its score, against a sample of the training window of the version "
-            f"that scored the day. Days are sampled to {rule.drift.sample_rows:,} rows a side. "
+            f"that scored the day. Days are sampled to {sample_rows:,} rows a side. "
             f"The HTML report is linked in the metadata."
         ),
         kinds={"python", "evidently", "duckdb"},
         automation_condition=drift_condition(feature_key),
-        check_specs=[
-            dg.AssetCheckSpec(
-                DRIFT_CHECK,
-                asset=k["drift"],
-                description=(
-                    "Drifted features carry less than "
-                    f"{rule.drift.warn_share:.0%} of the model's importance (WARN at or above "
-                    f"it, ERROR at or above {rule.drift.error_share:.0%}: the model retrains)."
-                ),
-            )
-        ],
+        check_specs=[_drift_check_spec(spec, k["drift"])],
         **common,
     )
     def drift(
@@ -148,26 +192,12 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         measured = measure.measure_drift(
             spec, reference, measure.scored_frame(rows, spec), importance, html, report_json
         )
-        result, share = measured.result, measured.share
         with warehouse.connect() as con:
-            measure.write_drift(con, name, day, version.version, result, importance)
+            measure.write_drift(con, name, day, version.version, measured.result, importance)
         yield dg.MaterializeResult(
-            metadata={
-                "drifted_importance_share": share,
-                "drift_share": result.drift_share,
-                "drifted_features": result.drifted_features,
-                "prediction_drift_score": result.prediction.score,
-                "prediction_drifted": result.prediction.drifted,
-                **{f"drift_score/{f.column}": f.score for f in result.features},
-                "model_version": version.version,
-                "scored_rows": result.current_rows_total,
-                "compared_rows": result.current_rows,
-                "reference_rows": result.reference_rows,
-                "sampled": result.sampled,
-                "report": dg.MetadataValue.url(reports.link(html)),
-                "report_path": dg.MetadataValue.path(str(html)),
-                "columns": dg.MetadataValue.md(_columns_table(result, importance)),
-            }
+            metadata=_drift_metadata(
+                measured, importance, version.version, reports.link(html), html
+            )
         )
         yield dg.AssetCheckResult(
             check_name=DRIFT_CHECK,
@@ -175,8 +205,8 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             severity=_severity(measured.verdict),
             description=measured.verdict.reason,
             metadata={
-                "drifted_importance_share": share,
-                "drift_share": result.drift_share,
+                "drifted_importance_share": measured.share,
+                "drift_share": measured.result.drift_share,
                 "day": day,
                 "model_version": version.version,
             },
@@ -200,17 +230,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             "Asked for by the `model_monitor` sensor."
         ),
         kinds={"python", "duckdb"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                PERFORMANCE_CHECK,
-                asset=k["performance"],
-                description=(
-                    f"{rule.metric} no more than {rule.warn_decay:.0%} worse than on the version's "
-                    f"test window (WARN beyond, ERROR beyond {rule.error_decay:.0%}: the model "
-                    "retrains)."
-                ),
-            )
-        ],
+        check_specs=[_performance_check_spec(spec, k["performance"])],
         **common,
     )
     def performance(
