@@ -329,7 +329,7 @@ def part_tick(config: dict) -> dict:
 
     from data_platform.definitions import defs as data_defs
     from headwater.headless import all_materializable_assets
-    from ml_assets.automation.conditions import monitor_tick
+    from ml_assets.automation.monitor import monitor_tick
     from ml_assets.definitions import defs as ml_defs
     from ml_assets.models.spec import load_specs
 

@@ -9,11 +9,9 @@ import dagster as dg
 
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.resources import Warehouse
-from ml_assets.automation.conditions import (
-    build_automation_sensor,
-    build_jobs,
-    build_monitor_sensor,
-)
+from ml_assets.automation.conditions import build_automation_sensor
+from ml_assets.automation.jobs import build_jobs
+from ml_assets.automation.monitor import build_monitor_sensor
 from ml_assets.features.assets import build_feature_assets
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.assets import build_model_assets

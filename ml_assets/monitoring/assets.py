@@ -7,23 +7,35 @@
                                    version that scored it; check `performance_not_decayed`
 
 Both also append to DuckDB (`monitoring.drift`, `monitoring.performance`), so the history can be
-queried as well as plotted. The bodies are thin: the logic is in `drift` and `monitoring`.
+queried as well as plotted. The bodies are thin: the steps are plain functions in `measure`, over
+`drift` (Evidently) and `judge` (the verdicts).
 """
 
 import json
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from headwater_core.config import reports_dir, reports_url
-from headwater_core.names import DUCKDB_POOL, REFERENCE_ARTIFACT, table_key
+from headwater_core.names import (
+    DRIFT_CHECK,
+    DUCKDB_POOL,
+    MONITORING,
+    PERFORMANCE_CHECK,
+    TAG_FEATURE_IMPORTANCE,
+    TAG_TEST_METRICS,
+    TAG_TRAINED_THROUGH,
+    table_key,
+)
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import Warehouse
-from ml_assets.automation.conditions import DRIFT_CHECK, PERFORMANCE_CHECK, drift_condition, keys_of
+from ml_assets.automation.conditions import drift_condition
+from ml_assets.automation.keys import keys_of
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
+from ml_assets.monitoring import measure
+from ml_assets.monitoring.drift import DriftResult
 from ml_assets.monitoring.judge import Verdict
 
 
@@ -44,57 +56,96 @@ class MonitoringReports(dg.ConfigurableResource):
         return f"{base}/{file.resolve().relative_to(self.folder().resolve()).as_posix()}"
 
 
-def _day_after(value) -> datetime:
-    day = value.date() if isinstance(value, datetime) else value
-    return datetime.combine(day + timedelta(days=1), datetime.min.time())
-
-
 def _severity(verdict: Verdict) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if verdict.level == "error" else dg.AssetCheckSeverity.WARN
 
 
-def _replace_rows(con, table: str, columns: str, model: str, day: str, rows: list[tuple]) -> None:
-    """Replace one model's day in a monitoring table (re-running a day is idempotent)."""
-    con.execute("create schema if not exists monitoring")
-    con.execute(f"create table if not exists monitoring.{table} ({columns})")
-    con.execute("begin transaction")
-    con.execute(f"delete from monitoring.{table} where model = $1 and day = $2", [model, day])
-    if rows:
-        marks = ", ".join("?" * len(rows[0]))
-        con.executemany(f"insert into monitoring.{table} values ({marks})", rows)
-    con.execute("commit")
+def _columns_table(result: DriftResult, importance: dict[str, float]) -> str:
+    """Every compared column's test, score and verdict, as a markdown table."""
+    table = "\n".join(
+        f"| {f.column} | {importance.get(f.column, 0.0):.3f} | {f.method} | {f.score:.4f} | "
+        f"{f.threshold:.4f} | {'**drifted**' if f.drifted else 'no'} |"
+        for f in (*result.features, result.prediction)
+    )
+    return (
+        "| column | importance | test | score | threshold | drifted |\n"
+        "|---|---:|---|---:|---:|---|\n" + table
+    )
 
 
-def _reference(spec: ModelSpec, tracking: MlflowTracking, artifacts: ModelArtifacts, version):
-    """The version's drift reference, downloaded once into the model's artifact folder."""
-    import pandas as pd
+def _drift_metadata(
+    measured: measure.DriftMeasurement,
+    importance: dict[str, float],
+    version: str,
+    report_link: str,
+    report_path: Path,
+) -> dict:
+    """The drift asset's metadata: the check's share, Evidently's counts, every column's score,
+    the scoring version and the report."""
+    result = measured.result
+    return {
+        "drifted_importance_share": measured.share,
+        "drift_share": result.drift_share,
+        "drifted_features": result.drifted_features,
+        "prediction_drift_score": result.prediction.score,
+        "prediction_drifted": result.prediction.drifted,
+        **{f"drift_score/{f.column}": f.score for f in result.features},
+        "model_version": version,
+        "scored_rows": result.current_rows_total,
+        "compared_rows": result.current_rows,
+        "reference_rows": result.reference_rows,
+        "sampled": result.sampled,
+        "report": dg.MetadataValue.url(report_link),
+        "report_path": dg.MetadataValue.path(str(report_path)),
+        "columns": dg.MetadataValue.md(_columns_table(result, importance)),
+    }
 
-    cached = artifacts.folder(spec.name) / f"reference_v{version.version}.parquet"
-    if not cached.exists():
-        import mlflow
 
-        tracking.client()
-        downloaded = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id,
-            artifact_path=REFERENCE_ARTIFACT,
-            dst_path=str(cached.parent / f".download_v{version.version}"),
-        )
-        Path(downloaded).replace(cached)
-    return pd.read_parquet(cached)
+def _drift_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
+    rule = spec.monitoring.drift
+    return dg.AssetCheckSpec(
+        DRIFT_CHECK,
+        asset=key,
+        description=(
+            "Drifted features carry less than "
+            f"{rule.warn_share:.0%} of the model's importance (WARN at or above "
+            f"it, ERROR at or above {rule.error_share:.0%}: the model retrains)."
+        ),
+    )
+
+
+def _performance_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
+    rule = spec.monitoring.performance
+    return dg.AssetCheckSpec(
+        PERFORMANCE_CHECK,
+        asset=key,
+        description=(
+            f"{rule.metric} no more than {rule.warn_decay:.0%} worse than on the version's "
+            f"test window (WARN beyond, ERROR beyond {rule.error_decay:.0%}: the model "
+            "retrains)."
+        ),
+    )
 
 
 def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
-    name = spec.name
-    k = keys_of(name)
-    feature_key = dg.AssetKey(table_key(spec.feature_set))
-    rule = spec.monitoring
     common = {
-        "group_name": "monitoring",
+        "group_name": MONITORING,
         "owners": [spec.owner],
         "partitions_def": DAILY_PARTITIONS,
         "pool": DUCKDB_POOL,
         "metadata": {"model_spec": dg.MetadataValue.path(spec.source)},
     }
+    performance_assets = []
+    if spec.monitoring.performance is not None:
+        performance_assets.append(_performance_asset(spec, common))
+    return [_drift_asset(spec, common), *performance_assets]
+
+
+def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
+    name = spec.name
+    k = keys_of(name)
+    feature_key = dg.AssetKey(table_key(spec.feature_set))
+    sample_rows = spec.monitoring.drift.sample_rows
 
     @dg.asset(
         key=k["drift"],
@@ -102,22 +153,12 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         description=(
             f"Drift of `{name}`'s scored day: Evidently's per-column tests on the model's "
             f"features and on its score, against a sample of the training window of the version "
-            f"that scored the day. Days are sampled to {rule.drift.sample_rows:,} rows a side. "
+            f"that scored the day. Days are sampled to {sample_rows:,} rows a side. "
             f"The HTML report is linked in the metadata."
         ),
         kinds={"python", "evidently", "duckdb"},
         automation_condition=drift_condition(feature_key),
-        check_specs=[
-            dg.AssetCheckSpec(
-                DRIFT_CHECK,
-                asset=k["drift"],
-                description=(
-                    "Drifted features carry less than "
-                    f"{rule.drift.warn_share:.0%} of the model's importance (WARN at or above "
-                    f"it, ERROR at or above {rule.drift.error_share:.0%}: the model retrains)."
-                ),
-            )
-        ],
+        check_specs=[_drift_check_spec(spec, k["drift"])],
         **common,
     )
     def drift(
@@ -127,20 +168,9 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         artifacts: ModelArtifacts,
         reports: MonitoringReports,
     ):
-        from ml_assets.models.train import to_frame
-        from ml_assets.monitoring.drift import compute_drift
-        from ml_assets.monitoring.judge import importance_share, judge_drift
-
         day = context.partition_key
-        keys = ", ".join(spec.keys)
-        columns = ", ".join(f"f.{c}" for c in spec.features)
         with warehouse.connect(read_only=True) as con:
-            rows = con.sql(
-                f"select {columns}, s.score, s.model_version from scores.{name} s "
-                f"join {spec.feature_set} f using ({keys}) "
-                "where cast(s.event_time as date) = $1",
-                params=[day],
-            ).to_arrow_table()
+            rows = measure.read_scored_day(con, spec, day)
         if rows.num_rows == 0:
             # Nothing scored that day (a weekly model's off days, or scores not written yet).
             yield dg.MaterializeResult(metadata={"scored_rows": 0})
@@ -150,85 +180,39 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
                 description=f"nothing scored on {day}: no drift to measure",
             )
             return
-        versions = sorted(set(rows.column("model_version").to_pylist()))
-        version = mlflow_tracking.version_of(spec.registered_model_name, versions[-1])
-        reference = _reference(spec, mlflow_tracking, artifacts, version)
-        current = to_frame(rows, spec).assign(score=rows.column("score").to_numpy())
+        version = mlflow_tracking.version_of(
+            spec.registered_model_name, measure.scoring_version(rows)
+        )
+        reference = measure.load_reference(
+            artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
+        )
+        importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
         folder = reports.folder() / name / "drift"
         html, report_json = folder / f"{day}.html", folder / f"{day}.json"
-        result = compute_drift(
-            reference,
-            current,
-            features=spec.features,
-            categorical=spec.categorical,
-            max_rows=rule.drift.sample_rows,
-            seed=int(spec.lightgbm.get("seed", 0)),
-            html_path=html,
-            json_path=report_json,
+        measured = measure.measure_drift(
+            spec, reference, measure.scored_frame(rows, spec), importance, html, report_json
         )
-        drifted = [f.column for f in result.features if f.drifted]
-        importance = json.loads(version.tags.get("headwater.feature_importance", "{}"))
-        share = importance_share(drifted, importance, spec.features)
-        verdict = judge_drift(rule.drift, share, drifted, len(result.features))
-        computed_at = datetime.now(UTC).replace(tzinfo=None)
         with warehouse.connect() as con:
-            _replace_rows(
-                con,
-                "drift",
-                "model varchar, day date, model_version varchar, column_name varchar, "
-                "is_prediction boolean, method varchar, score double, threshold double, "
-                "drifted boolean, importance double, computed_at timestamp",
-                name,
-                day,
-                [
-                    (name, day, version.version, f.column, f is result.prediction, f.method)
-                    + (f.score, f.threshold, f.drifted, importance.get(f.column), computed_at)
-                    for f in (*result.features, result.prediction)
-                ],
-            )
-        table = "\n".join(
-            f"| {f.column} | {importance.get(f.column, 0.0):.3f} | {f.method} | {f.score:.4f} | "
-            f"{f.threshold:.4f} | {'**drifted**' if f.drifted else 'no'} |"
-            for f in (*result.features, result.prediction)
-        )
+            measure.write_drift(con, name, day, version.version, measured.result, importance)
         yield dg.MaterializeResult(
-            metadata={
-                "drifted_importance_share": share,
-                "drift_share": result.drift_share,
-                "drifted_features": result.drifted_features,
-                "prediction_drift_score": result.prediction.score,
-                "prediction_drifted": result.prediction.drifted,
-                **{f"drift_score/{f.column}": f.score for f in result.features},
-                "model_version": version.version,
-                "scored_rows": result.current_rows_total,
-                "compared_rows": result.current_rows,
-                "reference_rows": result.reference_rows,
-                "sampled": result.sampled,
-                "report": dg.MetadataValue.url(reports.link(html)),
-                "report_path": dg.MetadataValue.path(str(html)),
-                "columns": dg.MetadataValue.md(
-                    "| column | importance | test | score | threshold | drifted |\n"
-                    "|---|---:|---|---:|---:|---|\n" + table
-                ),
-            }
+            metadata=_drift_metadata(
+                measured, importance, version.version, reports.link(html), html
+            )
         )
         yield dg.AssetCheckResult(
             check_name=DRIFT_CHECK,
-            passed=verdict.passed,
-            severity=_severity(verdict),
-            description=verdict.reason,
+            passed=measured.verdict.passed,
+            severity=_severity(measured.verdict),
+            description=measured.verdict.reason,
             metadata={
-                "drifted_importance_share": share,
-                "drift_share": result.drift_share,
+                "drifted_importance_share": measured.share,
+                "drift_share": measured.result.drift_share,
                 "day": day,
                 "model_version": version.version,
             },
         )
 
-    performance_assets = []
-    if rule.performance is not None:
-        performance_assets.append(_performance_asset(spec, common))
-    return [drift, *performance_assets]
+    return drift
 
 
 def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
@@ -246,17 +230,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             "Asked for by the `model_monitor` sensor."
         ),
         kinds={"python", "duckdb"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                PERFORMANCE_CHECK,
-                asset=k["performance"],
-                description=(
-                    f"{rule.metric} no more than {rule.warn_decay:.0%} worse than on the version's "
-                    f"test window (WARN beyond, ERROR beyond {rule.error_decay:.0%}: the model "
-                    "retrains)."
-                ),
-            )
-        ],
+        check_specs=[_performance_check_spec(spec, k["performance"])],
         **common,
     )
     def performance(
@@ -264,91 +238,34 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         warehouse: Warehouse,
         mlflow_tracking: MlflowTracking,
     ):
-        from ml_assets.monitoring.judge import judge_performance, realised_metrics
-
         day = context.partition_key
-        keys = ", ".join(spec.keys)
-        value = f"l.{label.column}"
-        if label.known_at:
-            # as known when the label matured: a later report does not count
-            value = f"({value} and coalesce(l.{label.known_at} <= l.{label.matures_at}, true))"
-        joined = f"from scores.{name} s join {label.table} l using ({keys})"
         with warehouse.connect(read_only=True) as con:
-            rows = con.sql(
-                f"select s.score, s.model_version, cast({value} as double) as label, "
-                f"l.{label.matures_at} as matures_at {joined} "
-                "where cast(s.event_time as date) = $1",
-                params=[day],
-            ).to_arrow_table()
-            ((data_until,),) = con.sql(
-                f"select max({spec.event_time}) from {spec.feature_set}"
-            ).fetchall()
-            if rows.num_rows == 0:
-                raise dg.Failure(f"{name}: nothing scored on {day}, so no performance to measure")
-            matures_at = max(rows.column("matures_at").to_pylist())
-            # The newest event's day has landed whole: data reaches midnight after it.
-            data_until = _day_after(data_until) if data_until is not None else None
-            if data_until is None or matures_at > data_until:
-                raise dg.Failure(
-                    f"{name}: the labels of {day} mature at {matures_at}, but "
-                    f"{spec.feature_set} holds data up to {data_until}; materialise this day "
-                    "after that"
-                )
-            version_number = sorted(set(rows.column("model_version").to_pylist()))[-1]
-            # The check judges the trailing window (this day and the days before it that the
-            # same version scored and whose labels have matured): one day is too few positives.
-            first_day = (date.fromisoformat(day) - timedelta(days=rule.window_days - 1)).isoformat()
-            window = con.sql(
-                f"select s.score, cast({value} as double) as label {joined} "
-                "where cast(s.event_time as date) between $1 and $2 and s.model_version = $3 "
-                f"and l.{label.matures_at} <= $4",
-                params=[first_day, day, version_number, data_until],
-            ).to_arrow_table()
-        y = rows.column("label").to_numpy()
-        p = rows.column("score").to_numpy()
-        version = mlflow_tracking.version_of(spec.registered_model_name, version_number)
-        test_metrics = json.loads(version.tags.get("headwater.test_metrics", "{}"))
-        metrics = realised_metrics(spec, y, p)
-        window_y = window.column("label").to_numpy()
-        window_metrics = realised_metrics(spec, window_y, window.column("score").to_numpy())
-        window_positives = int(window_y.sum()) if spec.objective == "binary" else None
-        positives = int(y.sum()) if spec.objective == "binary" else None
-        reference = float(test_metrics.get(rule.metric, float("nan")))
-        seen = day <= version.tags.get("headwater.trained_through", "")
-        verdict = judge_performance(
-            rule,
-            reference,
-            window_metrics[rule.metric],
-            len(window_y),
-            window_positives,
-            seen_in_training=seen,
-        )
-        computed_at = datetime.now(UTC).replace(tzinfo=None)
+            try:
+                scored = measure.read_performance_day(con, spec, day)
+            except measure.NotMeasurable as e:
+                raise dg.Failure(str(e)) from e
+        version = mlflow_tracking.version_of(spec.registered_model_name, scored.version)
+        test_metrics = json.loads(version.tags.get(TAG_TEST_METRICS, "{}"))
+        trained_through = version.tags.get(TAG_TRAINED_THROUGH, "")
+        measured = measure.measure_performance(spec, day, scored, test_metrics, trained_through)
         with warehouse.connect() as con:
-            _replace_rows(
-                con,
-                "performance",
-                "model varchar, day date, model_version varchar, metric varchar, value double, "
-                "test_window_value double, computed_at timestamp",
-                name,
-                day,
-                [
-                    (name, day, version.version, m, v, test_metrics.get(m), computed_at)
-                    for m, v in metrics.items()
-                ],
+            measure.write_performance(
+                con, name, day, version.version, measured.metrics, test_metrics
             )
+        verdict = measured.verdict
         context.log.info(f"{name} {day}: {verdict.reason}")
+        window = f"trailing_{rule.window_days}d"
         yield dg.MaterializeResult(
             metadata={
-                **{m: float(v) for m, v in metrics.items()},
-                f"test_window_{rule.metric}": reference,
-                f"trailing_{rule.window_days}d_{rule.metric}": float(window_metrics[rule.metric]),
-                f"trailing_{rule.window_days}d_rows": len(window_y),
+                **{m: float(v) for m, v in measured.metrics.items()},
+                f"test_window_{rule.metric}": measured.reference,
+                f"{window}_{rule.metric}": float(measured.window_metrics[rule.metric]),
+                f"{window}_rows": measured.window_rows,
                 "model_version": version.version,
-                "seen_in_training": seen,
-                "rows": len(y),
-                **({"positives": positives} if positives is not None else {}),
-                "labels_matured_at": str(matures_at),
+                "seen_in_training": measured.seen_in_training,
+                "rows": scored.rows.num_rows,
+                **({"positives": measured.positives} if measured.positives is not None else {}),
+                "labels_matured_at": str(scored.matures_at),
             }
         )
         yield dg.AssetCheckResult(

@@ -251,7 +251,7 @@ class Loop:
 
     # monitor sensor
     def tick_monitor(self) -> list[str]:
-        from ml_assets.automation.conditions import monitor_tick
+        from ml_assets.automation.monitor import monitor_tick
 
         requests, log, self.monitor_cursor = monitor_tick(
             self.specs, self.instance, self.monitor_cursor
@@ -356,7 +356,7 @@ def _latest_partition_metadata(instance, key: dg.AssetKey, partition: str) -> di
 
 
 def _drift_check(instance, key: dg.AssetKey) -> str:
-    from ml_assets.automation.conditions import DRIFT_CHECK
+    from headwater_core.names import DRIFT_CHECK
 
     history = instance.event_log_storage.get_asset_check_execution_history(
         dg.AssetCheckKey(key, DRIFT_CHECK), limit=1
@@ -370,7 +370,7 @@ def _drift_check(instance, key: dg.AssetKey) -> str:
 
 
 def _report_day(loop: Loop, spec, day: str, actions: list[str]) -> DayReport:
-    from ml_assets.automation.conditions import keys_of
+    from ml_assets.automation.keys import keys_of
     from ml_assets.models.tracking import CHAMPION, MlflowTracking
 
     k = keys_of(spec.name)
@@ -470,7 +470,7 @@ def simulate(
             raise RuntimeError(f"the history backfill failed: {first.failure}")
         # The sensors and automation start from here: what the backfill did is not news (its
         # matured days trained the first champion: their performance would not be realised).
-        from ml_assets.automation.conditions import monitor_tick
+        from ml_assets.automation.monitor import monitor_tick
 
         loop.tick_landing()
         _, _, loop.monitor_cursor = monitor_tick(loop.specs, loop.instance, {})

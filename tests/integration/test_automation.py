@@ -15,15 +15,13 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
 from dagster._core.test_utils import freeze_time
 from dagster._daemon.freshness import FreshnessDaemon
 
+from headwater_core.names import DRIFT_CHECK, PERFORMANCE_CHECK, REASON_TAG
 from headwater_core.resources import Warehouse
-from ml_assets.automation.conditions import (
-    DRIFT_CHECK,
+from ml_assets.automation.conditions import SCORES_BACKFILL_DAYS
+from ml_assets.automation.keys import keys_of
+from ml_assets.automation.monitor import (
     MAX_PERFORMANCE_RUNS_PER_TICK,
-    PERFORMANCE_CHECK,
     PERFORMANCE_LOOKBACK_DAYS,
-    REASON_TAG,
-    SCORES_BACKFILL_DAYS,
-    keys_of,
     monitor_tick,
 )
 from ml_assets.models.artifacts import ModelArtifacts

@@ -23,16 +23,15 @@ from fraud_demo.generator import GeneratorConfig, generate
 from headwater.cli import EMBEDDED_INSTANCE_CONFIG
 from headwater.headless import materialize_range
 from headwater_core.dbt.resource import dbt_cli_resource
-from headwater_core.names import GATE_CHECK
+from headwater_core.names import DRIFT_CHECK, GATE_CHECK, PERFORMANCE_CHECK
 from headwater_core.resources import LandingZone, Warehouse
-from ml_assets.automation.conditions import DRIFT_CHECK, PERFORMANCE_CHECK
 from ml_assets.definitions import defs as ml_defs
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.registry import history, rollback
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
-from ml_assets.scores import scoring as assets
+from ml_assets.scores import scoring
 from tests.conftest import copy_project
 
 WORLD = GeneratorConfig(seed=11, start_date=date(2025, 1, 1), days=100, transactions=40_000)
@@ -236,7 +235,7 @@ def test_scoring_a_day_again_replaces_that_day(world, monkeypatch):
     )
     day_before = _query(world, day)
     assert len(day_before) > 7 * 3
-    monkeypatch.setattr(assets, "SCORE_BATCH_ROWS", 7)
+    monkeypatch.setattr(scoring, "SCORE_BATCH_ROWS", 7)
     result = _materialize(world, "scores/fraud_classifier", partition_key="2025-03-03")
     assert result.success
     assert (
