@@ -53,7 +53,6 @@ class Loop:
         self.specs = [s for s in load_specs() if s.name == model]
         self.champion = dg.AssetKey(names.model_keys(model)["champion"])
         self.landing_sensor = data_defs.get_sensor_def("landing_sensor")
-        self.jobs = {j.name: j for j in ml_defs.jobs}
         self.landing_cursor: str | None = None
         self.automation_cursor = None
         self.monitor_cursor: dict = {}
