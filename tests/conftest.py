@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fraud_demo.generator import GeneratorConfig, generate
-from headwater.cli import EMBEDDED_INSTANCE_CONFIG
+from headwater.environment import EMBEDDED_INSTANCE_CONFIG
 from headwater_core.dbt.project import ensure_manifest
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.resources import LandingZone, Warehouse

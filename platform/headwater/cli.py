@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from headwater_core.config import PROJECT_ROOT, state_dir
-
-EMBEDDED_INSTANCE_CONFIG = PROJECT_ROOT / "dagster_instance" / "embedded.yaml"
-WORKSPACE = PROJECT_ROOT / "workspace.yaml"
+from headwater.environment import (
+    EMBEDDED_INSTANCE_CONFIG as EMBEDDED_INSTANCE_CONFIG,  # re-exported for scripts and tests
+)
+from headwater.environment import WORKSPACE, configure_environment
+from headwater_core.config import state_dir
+from headwater_core.names import TAG_GATE, TAG_GATE_REASON
 
 # The demo: 150 days up to yesterday (UTC), so that daily partitions, freshness and automation
 # look live; `headwater dev` and the demo feed job then land each new day (generator/feed.py).
@@ -40,25 +41,6 @@ WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 DEMO_DAYS = 150
 DEMO_TRANSACTIONS = 333_300  # 2,222 a day
 REPORTS_PORT = 3001
-
-# Signals `headwater dev` passes on to `dagster dev`: Ctrl-C, a plain kill, a closed terminal.
-FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-
-
-def configure_environment(home: Path | None = None) -> Path:
-    """Set the state folder's variables for this process and its children; returns the folder."""
-    home = Path(home or state_dir()).resolve()
-    os.environ["HEADWATER_HOME"] = str(home)
-    os.environ.setdefault("HEADWATER_DUCKDB_PATH", str(home / "warehouse.duckdb"))
-    os.environ.setdefault("HEADWATER_LANDING_DIR", str(home / "landing"))
-    embedded_home = home / "dagster_home"
-    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(embedded_home)))
-    if dagster_home == embedded_home:
-        # The embedded instance always runs the committed config; a DAGSTER_HOME set by the
-        # user is theirs to configure.
-        dagster_home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(EMBEDDED_INSTANCE_CONFIG, dagster_home / "dagster.yaml")
-    return home
 
 
 def _demo_config(args: argparse.Namespace):
@@ -103,6 +85,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    from headwater.forwarding import run_forwarding_signals
     from headwater.report_server import reports_dir, start_report_server
     from headwater_core.dbt.project import ensure_manifest
 
@@ -126,7 +109,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        return _run_forwarding_signals(
+        return run_forwarding_signals(
             [str(dagster), "dev", "-w", str(WORKSPACE), "-h", args.host, "-p", str(args.port)]
         )
     finally:
@@ -152,48 +135,6 @@ def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
         )
 
 
-def _run_forwarding_signals(command: list[str]) -> int:
-    """Run `command` and return its exit code, passing our stop signals on to it.
-
-    `dagster dev` used to replace this process (execv), so Ctrl-C or a kill reached it
-    directly. Now this process stays to serve the reports, so the child runs in a process group
-    of its own and gets each signal exactly once, from here, sent to its whole group as the
-    terminal would (a second SIGINT during its shutdown would cut its cleanup short and leave
-    its webserver and daemon behind).
-    """
-    import signal
-    import subprocess
-
-    child: subprocess.Popen | None = None
-    early: list[int] = []  # received before the child existed
-
-    def forward(signum: int, _frame) -> None:
-        if child is None:
-            early.append(signum)
-        else:
-            _signal_group(child, signum)
-
-    forwarded = [getattr(signal, name) for name in FORWARDED_SIGNALS]
-    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
-    try:
-        child = subprocess.Popen(command, process_group=0)
-        for signum in early:
-            _signal_group(child, signum)
-        code = child.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    # A child killed by a signal exits like a shell reports it.
-    return 128 - code if code < 0 else code
-
-
-def _signal_group(child, signum: int) -> None:
-    try:
-        os.killpg(child.pid, signum)
-    except ProcessLookupError:  # already gone
-        pass
-
-
 def cmd_materialize(args: argparse.Namespace) -> int:
     from headwater.headless import materialize_range, print_summary
 
@@ -209,7 +150,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from headwater.simulation import run_from_arguments
+    from headwater.simulation.cli import run_from_arguments
 
     return run_from_arguments(args)
 
@@ -221,23 +162,39 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     configure_environment()
     tracking = MlflowTracking()
-    print(f"MLflow: {tracking.resolved_uri()}")
+    uri = tracking.resolved_uri()
+    print(f"MLflow: {uri}")
     for spec in load_specs():
         if args.name and spec.name != args.name:
             continue
-        print(f"\n{spec.registered_model_name}\n")
-        print("| version | aliases | gate | reason |\n|---|---|---|---|")
+        name = spec.registered_model_name
         try:
-            rows = history(tracking, spec.registered_model_name)
-        except Exception as e:  # not registered yet
-            print(f"| - | - | - | not trained yet ({type(e).__name__}) |")
-            continue
-        for row in rows:
-            print(
-                f"| {row['version']} | {row['aliases']} | {row.get('headwater.gate', '')} | "
-                f"{row.get('headwater.gate_reason', '')} |"
-            )
+            rows = [
+                f"| {row['version']} | {row['aliases']} | {row.get(TAG_GATE, '')} | "
+                f"{row.get(TAG_GATE_REASON, '')} |"
+                for row in history(tracking, name)
+            ]
+        except Exception as e:
+            if not _not_registered(e):
+                raise SystemExit(
+                    f"headwater models: cannot read {name} from MLflow at {uri}: {e}"
+                ) from e
+            rows = [f"| - | - | - | not trained yet ({type(e).__name__}) |"]
+        print(f"\n{name}\n")
+        print("| version | aliases | gate | reason |\n|---|---|---|---|")
+        for line in rows:
+            print(line)
     return 0
+
+
+def _not_registered(error: Exception) -> bool:
+    """Whether `error` is MLflow's answer for a registered model that does not exist."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    return isinstance(error, MlflowException) and error.error_code == ErrorCode.Name(
+        RESOURCE_DOES_NOT_EXIST
+    )
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -281,10 +238,7 @@ def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="headwater", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_dev(sub) -> None:
     dev = sub.add_parser("dev", help="serve the Dagster UI and daemon on the embedded instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
@@ -297,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_demo_options(dev)
     dev.set_defaults(func=cmd_dev)
 
+
+def _add_data_commands(sub) -> None:
+    """`generate` and `materialize`."""
     gen = sub.add_parser("generate", help="write demo landing files")
     _add_demo_options(gen)
     gen.add_argument("--quiet", action="store_true")
@@ -309,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_demo_options(mat)
     mat.set_defaults(func=cmd_materialize)
 
+
+def _add_model_commands(sub) -> None:
+    """`models` and `rollback`."""
     models = sub.add_parser("models", help="registered model versions and gate decisions")
     models.add_argument("name", nargs="?", help="one model spec name (default: all)")
     models.set_defaults(func=cmd_models)
@@ -319,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     back.add_argument("--reason", required=True, help="recorded on the model version")
     back.set_defaults(func=cmd_rollback)
 
+
+def _add_stack(sub) -> None:
     stack = sub.add_parser(
         "stack",
         help="the production profile natively: PostgreSQL instance, MLflow server, code "
@@ -341,16 +303,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     stack.set_defaults(func=cmd_stack)
 
+
+def _add_simulate(sub) -> None:
+    from headwater.simulation.cli import add_arguments
+
     sim = sub.add_parser(
         "simulate",
         help="play N days through the real automation (drift, retraining, promotion)",
     )
-    from headwater.simulation import add_arguments
-
     add_arguments(sim)
     sim.set_defaults(func=cmd_simulate)
 
-    args = parser.parse_args(argv)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `headwater` command's parser: each subcommand's `func` runs it."""
+    parser = argparse.ArgumentParser(prog="headwater", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_dev(sub)
+    _add_data_commands(sub)
+    _add_model_commands(sub)
+    _add_stack(sub)
+    _add_simulate(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

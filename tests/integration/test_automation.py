@@ -11,10 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
-from dagster._core.test_utils import freeze_time
-from dagster._daemon.freshness import FreshnessDaemon
 
+from headwater.simulation.dagster_internals import evaluate_freshness, frozen_clock
 from headwater_core.names import DRIFT_CHECK, PERFORMANCE_CHECK, REASON_TAG
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import SCORES_BACKFILL_DAYS
@@ -57,19 +55,15 @@ class Graph:
         self.cursor = None
 
     def materialized(self, keys, at: datetime) -> None:
-        with freeze_time(at):
+        with frozen_clock(at):
             for key in keys:
                 self.instance.report_runless_asset_event(dg.AssetMaterialization(key))
 
     def tick(self, at: datetime) -> set[dg.AssetKey]:
         """Freshness evaluated as the daemon does, then one automation tick: what it asks for of
         the training chain (scores and drift of the newest day follow a new champion too)."""
-        with freeze_time(at):
-            view = AssetGraphView.for_test(self.defs, self.instance)
-            daemon = FreshnessDaemon()
-            for node in view.asset_graph.asset_nodes:
-                if node.freshness_policy is not None:
-                    _run(daemon._evaluate_asset(view, node))
+        with frozen_clock(at):
+            evaluate_freshness(self.defs, self.instance)
             result = dg.evaluate_automation_conditions(
                 defs=self.defs, instance=self.instance, evaluation_time=at, cursor=self.cursor
             )
@@ -84,12 +78,6 @@ class Graph:
 
 def spec_tables(spec) -> list[str]:
     return sorted({spec.feature_set, spec.label.table})
-
-
-def _run(coroutine):
-    import asyncio
-
-    return asyncio.run(coroutine)
 
 
 @pytest.fixture
@@ -156,7 +144,7 @@ def test_a_first_champion_scores_the_recent_history_and_then_each_new_day_once(t
     assert {p for key, p in graph.requested if key == K["drift"]} == {
         (date(2025, 3, 3) - timedelta(days=i)).isoformat() for i in range(7)
     }, "drift of the last week's scored days follows"
-    with freeze_time(T0 + timedelta(minutes=6)):  # that run succeeded
+    with frozen_clock(T0 + timedelta(minutes=6)):  # that run succeeded
         for key, partition in graph.requested:
             graph.instance.report_runless_asset_event(
                 dg.AssetMaterialization(key, partition=partition)
@@ -180,7 +168,7 @@ def test_a_first_champion_scores_the_recent_history_and_then_each_new_day_once(t
 
 
 def _check_result(instance, asset: str, check: str, passed: bool, severity, at: datetime) -> None:
-    with freeze_time(at):
+    with frozen_clock(at):
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(
                 asset_key=K[asset],
@@ -259,7 +247,7 @@ def test_performance_is_asked_for_once_the_days_labels_have_matured(trained):
     instance = graph.instance
 
     def scored(day: str, at: datetime) -> None:
-        with freeze_time(at):
+        with frozen_clock(at):
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(K["scores"], partition=day, metadata={"label_lag_days": 7})
             )
@@ -285,7 +273,7 @@ def test_performance_is_asked_for_once_the_days_labels_have_matured(trained):
 def test_a_backfilled_history_is_not_measured_by_the_sensor(trained):
     graph = trained(FRAUD)
     days = [(date(2024, 1, 1) + timedelta(days=i)).isoformat() for i in range(120)]
-    with freeze_time(T0):
+    with frozen_clock(T0):
         for day in days:  # a range run records one materialisation per day
             graph.instance.report_runless_asset_event(
                 dg.AssetMaterialization(K["scores"], partition=day, metadata={"label_lag_days": 61})
@@ -319,7 +307,7 @@ def test_features_follow_a_mart_whose_early_days_never_existed(instance):
         """A feature set."""
 
     defs = dg.Definitions(assets=[mart, dim, feature])
-    with freeze_time(T0):
+    with frozen_clock(T0):
         cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
         # A first start: the snapshot dimension lands before any day of the fact.
         instance.report_runless_asset_event(dg.AssetMaterialization(dim.key))
