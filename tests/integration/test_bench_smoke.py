@@ -130,10 +130,3 @@ def check_results(results: dict) -> None:
     ticks = parts["tick"]["ticks"]
     assert set(ticks) == {"landing_sensor", "automation", "model_monitor"}
     assert parts["tick"]["own_history"] is None
-
-
-def test_floor_reference_sample_matches_the_model_asset():
-    from bench.floor import REFERENCE_ROWS
-    from ml_assets.models.reference import REFERENCE_ROWS as ASSET_REFERENCE_ROWS
-
-    assert REFERENCE_ROWS == ASSET_REFERENCE_ROWS
