@@ -27,6 +27,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from headwater_core.names import LANDING_SENSOR, TRIGGER_TAG
+
 # The runs' console output would bury everything; the event log in the instance keeps it all.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -198,7 +200,7 @@ def drift_runs(days: dict[str, str]) -> list[dict]:
                     resources=resources,
                     selection=dg.AssetSelection.assets(key),
                     partition_key=day,
-                    tags={"headwater/trigger": "bench"},
+                    tags={TRIGGER_TAG: "bench"},
                     run_config=QUIET,
                     raise_on_error=False,
                 ),
@@ -343,7 +345,7 @@ def part_tick(config: dict) -> dict:
     )
     instance = dg.DagsterInstance.get()
     specs = load_specs()
-    landing_sensor = data_defs.get_sensor_def("landing_sensor")
+    landing_sensor = data_defs.get_sensor_def(LANDING_SENSOR)
     figures: dict[str, dict] = {}
 
     def landing(cursor):

@@ -23,6 +23,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from headwater_core.names import AUTOMATION_SENSOR
 from ml_assets.automation.keys import keys_of
 from ml_assets.models.spec import ModelSpec
 
@@ -131,7 +132,7 @@ def retrain_condition(spec: ModelSpec) -> AC:
 def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     """The sensor that evaluates every asset's automation condition in the ML location."""
     return dg.AutomationConditionSensorDefinition(
-        "ml_automation",
+        AUTOMATION_SENSOR,
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,

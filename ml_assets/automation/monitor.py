@@ -16,7 +16,9 @@ import dagster as dg
 
 from headwater_core.names import (
     DRIFT_CHECK,
+    MONITOR_SENSOR,
     PERFORMANCE_CHECK,
+    PERFORMANCE_REASON_TAG,
     REASON_TAG,
     RETRAIN_TAG,
     performance_job,
@@ -29,7 +31,6 @@ MAX_PERFORMANCE_RUNS_PER_TICK = 7
 PERFORMANCE_LOOKBACK_DAYS = 7
 
 # Why a performance run was asked for (a retrain's reason goes under names.REASON_TAG).
-PERFORMANCE_REASON_TAG = "headwater/reason"
 
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -211,7 +212,7 @@ def build_monitor_sensor(
     """The `model_monitor` sensor: `monitor_tick` once a minute, its cursor kept by Dagster."""
 
     @dg.sensor(
-        name="model_monitor",
+        name=MONITOR_SENSOR,
         jobs=list(jobs),
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,

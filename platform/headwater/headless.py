@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from headwater_core.config import environ
+from headwater_core.names import TRIGGER_TAG
 from headwater_core.partitions import DAILY_PARTITIONS
 
 
@@ -102,7 +103,7 @@ def _materialize(keys, instance, resources, selection, run_config) -> dg.Execute
         tags={
             "dagster/asset_partition_range_start": keys[0],
             "dagster/asset_partition_range_end": keys[-1],
-            "headwater/trigger": "headless",
+            TRIGGER_TAG: "headless",
         },
         run_config=run_config,
         raise_on_error=False,

@@ -88,6 +88,19 @@ def performance_job(name: str) -> str:
 
 RETRAIN_TAG = "headwater/retrain"
 REASON_TAG = "headwater/retrain_reason"
+# why the monitor sensor asked for a day's performance
+PERFORMANCE_REASON_TAG = "headwater/reason"
+# who launched a run: landing_sensor, headless, simulation, bench
+TRIGGER_TAG = "headwater/trigger"
+
+# -- sensors -------------------------------------------------------------------------------------
+LANDING_SENSOR = "landing_sensor"
+AUTOMATION_SENSOR = "ml_automation"
+MONITOR_SENSOR = "model_monitor"
+
+# -- dbt metadata ------------------------------------------------------------------------------
+# a daily model's date column, from `meta.headwater.partition_column`: row counts per partition
+PARTITION_COLUMN_METADATA = "headwater/partition_column"
 
 # -- MLflow ------------------------------------------------------------------------------------
 CHALLENGER = "challenger"

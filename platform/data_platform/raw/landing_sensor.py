@@ -15,10 +15,11 @@ import dagster as dg
 
 from data_platform.raw.contract import SourceContract
 from data_platform.raw.landing_scan import LandingScan, digest, scan_landing
+from headwater_core.names import LANDING_SENSOR, TRIGGER_TAG
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import LandingZone
 
-TRIGGER_TAGS = {"headwater/trigger": "landing_sensor"}
+TRIGGER_TAGS = {TRIGGER_TAG: LANDING_SENSOR}
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def build_landing_sensor(
     targets = sensor_targets(contracts, all_assets, daily_keys, unpartitioned_warehouse_keys)
 
     @dg.sensor(
-        name="landing_sensor",
+        name=LANDING_SENSOR,
         description=(
             "Watches the landing folder and requests a run for each new or changed file: "
             "its raw partition and the warehouse models built from it."

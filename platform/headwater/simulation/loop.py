@@ -9,12 +9,11 @@ import dagster as dg
 from headwater.simulation import explain
 from headwater.simulation.dagster_internals import evaluate_freshness
 from headwater_core import names
+from headwater_core.names import LANDING_SENSOR, PERFORMANCE_REASON_TAG, TRIGGER_TAG
 
 # The runs' console output would bury the table; everything is still in the instance's event log.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Tags of the runs the simulation executes, and the reason a performance run carries.
-TRIGGER_TAG = "headwater/trigger"
-PERFORMANCE_REASON_TAG = "headwater/reason"
 
 
 class Loop:
@@ -52,7 +51,7 @@ class Loop:
         self.instance = dg.DagsterInstance.get()
         self.specs = [s for s in load_specs() if s.name == model]
         self.champion = dg.AssetKey(names.model_keys(model)["champion"])
-        self.landing_sensor = data_defs.get_sensor_def("landing_sensor")
+        self.landing_sensor = data_defs.get_sensor_def(LANDING_SENSOR)
         self.landing_cursor: str | None = None
         self.automation_cursor = None
         self.monitor_cursor: dict = {}

@@ -25,6 +25,7 @@ from headwater_core.config import environ
 from headwater_core.dbt.in_process import DBT_LOCK, cli_in_process
 from headwater_core.dbt.project import DBT_PROJECT, TARGET_DIR, dbt_executable
 from headwater_core.metadata import table_stats
+from headwater_core.names import PARTITION_COLUMN_METADATA
 from headwater_core.resources import Warehouse
 
 
@@ -126,7 +127,7 @@ def _with_table_stats(
     date_column = None
     if window:
         props = context.assets_def.metadata_by_key.get(key, {})
-        date_column = props.get("headwater/partition_column")
+        date_column = props.get(PARTITION_COLUMN_METADATA)
     try:
         stats = table_stats(con, table, date_column, window)
     except Exception as e:  # an ephemeral model or a missing relation has no stats

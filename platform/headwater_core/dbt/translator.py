@@ -15,7 +15,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from headwater_core.freshness import freshness_policy
-from headwater_core.names import dbt_key
+from headwater_core.names import PARTITION_COLUMN_METADATA, dbt_key
 
 
 def dbt_layer(dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -56,7 +56,7 @@ class HeadwaterDbtTranslator(DagsterDbtTranslator):
         # (`meta.headwater.partition_column`); row counts per partition read it.
         headwater = dbt_resource_props.get("meta", {}).get("headwater", {})
         if "partition_column" in headwater:
-            metadata["headwater/partition_column"] = headwater["partition_column"]
+            metadata[PARTITION_COLUMN_METADATA] = headwater["partition_column"]
         return metadata
 
 
