@@ -62,7 +62,8 @@ def score_window(con, spec: ModelSpec, booster, version: str, window: tuple[str,
         score_sum += float(score.sum())
     con.execute("commit")
     con.unregister(_BATCH_VIEW)
-    (total,) = con.execute(f"select count(*) from {table}").fetchone()
+    # fetched to the end: a half-read result would block the caller's next use of `con`
+    ((total,),) = con.execute(f"select count(*) from {table}").fetchall()
     return Scored(
         rows=rows,
         total=total,
