@@ -4,9 +4,9 @@ A word in backticks is taken for a path when it has a file extension of the repo
 (.py, .yml, .yaml, .sql, .md, .toml) or starts with one of its top-level folders. URLs, globs,
 placeholders (`<name>`), absolute paths and asset keys (`raw/transactions`, no extension and no
 top-level folder) are not paths. A path names a file or folder from the repository root; one
-that does not start with a top-level folder may also be relative to a package root (`platform/`)
-or to the dbt project (`macros/...`), and a bare file name (`ingest.py`) must name some file in
-the tree.
+that does not start with a top-level folder may also be relative to the folder holding the
+packages (`headwater_core/config.py`), to a package (`raw/contract.py`) or to the dbt project
+(`macros/...`); a bare file name (`ingest.py`) must name some file in the tree.
 """
 
 import os
@@ -30,8 +30,6 @@ TOP_LEVEL = (
     ".ci/",
     ".github/",
 )
-# Where a path that does not start with a top-level folder may be relative to.
-BASES = (ROOT, ROOT / "platform", ROOT / "dbt_project")
 NOT_SOURCE = {".git", ".venv", ".tools", "__pycache__", "target", "logs", "dbt_packages"}
 
 # Remove once ARCHITECTURE.md is rewritten for the new layout.
@@ -65,12 +63,18 @@ def file_names() -> set[str]:
     return names
 
 
+def bases() -> list[Path]:
+    """Where a path that does not start with a top-level folder may be relative to."""
+    packages = [p for p in (ROOT / "platform").iterdir() if (p / "__init__.py").exists()]
+    return [ROOT, ROOT / "platform", ROOT / "dbt_project", ROOT / "ml_assets", *packages]
+
+
 def exists(path: str, names: set[str]) -> bool:
     if "/" not in path.rstrip("/"):
         return path.rstrip("/") in names or (ROOT / path).exists()
     if path.startswith(TOP_LEVEL):
         return (ROOT / path).exists()
-    return any((base / path).exists() for base in BASES)
+    return any((base / path).exists() for base in bases())
 
 
 def test_paths_are_recognised():
@@ -90,6 +94,7 @@ def test_paths_are_recognised():
     names = file_names()
     assert exists("dev.py", names) and exists("macros/partition_window.sql", names)
     assert exists("headwater_core/config.py", names) and exists("docs/", names)
+    assert exists("raw/contract.py", names) and exists("models/spec.py", names)
     assert not exists("platform/nowhere.py", names) and not exists("nowhere.py", names)
 
 
