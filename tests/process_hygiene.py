@@ -203,13 +203,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     sessions of any test's processes are noted."""
     state = item.config.stash[_KEY]
     try:
-        return (yield)
+        result = yield
     finally:
         spawns = _watch(state, None)
         if state.spawned:
             _note_sessions(state)
-        if spawns:
-            pytest.fail(_unit_failure(spawns), pytrace=False)
+    if spawns:
+        pytest.fail(_unit_failure(spawns), pytrace=False)
+    return result
 
 
 @pytest.hookimpl(optionalhook=True)
