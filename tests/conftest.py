@@ -1,18 +1,21 @@
 """Shared fixtures: real landing files from the generator, real DuckDB files, real Dagster
-instances in temporary DAGSTER_HOMEs, and the real dbt project."""
+instances in temporary DAGSTER_HOMEs, and the real dbt project.
 
+Tiers: a test under tests/unit is marked `unit` (no subprocess, no dbt parse: seconds), one under
+tests/integration `integration`; `slow` and `bench` are marked by hand. The dbt manifest is
+parsed once per session for the integration tests only (tests/integration/conftest.py).
+"""
+
+import itertools
+import re
 from datetime import date
 from pathlib import Path
 
-import dagster as dg
 import pytest
-import yaml
 
 from fraud_demo.generator import GeneratorConfig, generate
-from headwater.environment import EMBEDDED_INSTANCE_CONFIG
-from headwater_core.dbt.project import ensure_manifest
-from headwater_core.dbt.resource import dbt_cli_resource
-from headwater_core.resources import LandingZone, Warehouse
+
+pytest_plugins = ["tests.process_hygiene"]
 
 # A small demo world: enough rows for every model and test to mean something, fast to build.
 DEMO = GeneratorConfig(seed=7, start_date=date(2025, 1, 1), days=8, transactions=4_000)
@@ -21,6 +24,50 @@ DEMO_LAST_DAY = "2025-01-08"
 
 
 ROOT = Path(__file__).resolve().parents[1]
+TIERS = {"unit": ROOT / "tests" / "unit", "integration": ROOT / "tests" / "integration"}
+
+
+MARKED_BY_HAND = ("slow", "bench")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test gets the marker of its tier's folder, so `-m unit` or `-m integration` selects
+    a tier alone."""
+    for item in items:
+        for marker, folder in TIERS.items():
+            if item.path.is_relative_to(folder):
+                item.add_marker(marker)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A tier's folder that `-m` cannot select from is not even imported: collecting the
+    integration tests loads both code locations, which parses dbt if the project changed."""
+    for tier, folder in TIERS.items():
+        if collection_path == folder and not _may_select(config.getoption("markexpr"), tier):
+            return True
+    return None
+
+
+def _may_select(markexpr: str, tier: str) -> bool:
+    """Whether `-m markexpr` can match a test of `tier`, whatever its hand-set markers."""
+    names = set(re.findall(r"[A-Za-z_]\w*", markexpr)) - {"and", "or", "not"}
+    if not markexpr or not names <= {*TIERS, *MARKED_BY_HAND}:
+        return True
+    try:
+        from _pytest.mark.expression import Expression  # how pytest itself reads -m
+    except ImportError:
+        return True
+    expression = Expression.compile(markexpr)
+    for extra in itertools.chain.from_iterable(
+        itertools.combinations(MARKED_BY_HAND, n) for n in range(len(MARKED_BY_HAND) + 1)
+    ):
+        if expression.evaluate(_has_marker({tier, *extra})):
+            return True
+    return False
+
+
+def _has_marker(markers: set[str]):
+    return lambda name, **kwargs: name in markers and not kwargs
 
 
 def free_port() -> int:
@@ -30,24 +77,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def session_processes(sid: int) -> dict[int, str]:
-    """The live processes of session `sid` (Linux /proc), with their command lines.
-
-    A server started with `start_new_session=True` leads a session of its own, and nothing
-    under it starts another, so this is everything it started."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:  # exited meanwhile
-            continue
-        state, _ppid, _pgrp, session = text[text.rindex(")") + 2 :].split()[:4]
-        if int(session) == sid and state != "Z":
-            found[int(stat.parent.name)] = cmdline.replace(b"\0", b" ").decode()
-    return found
 
 
 def copy_project(dest: Path) -> Path:
@@ -64,12 +93,6 @@ def copy_project(dest: Path) -> Path:
             ignore=shutil.ignore_patterns("target", "logs", "__pycache__", ".user.yml"),
         )
     return dest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def dbt_manifest() -> Path:
-    """The dbt manifest, parsed once per session if the project changed."""
-    return ensure_manifest()
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +117,11 @@ def landing(demo_landing, tmp_path) -> Path:
 def instance(tmp_path):
     """A real Dagster instance (SQLite storage) in a temporary DAGSTER_HOME, configured like the
     embedded one the platform ships (run queue, DuckDB pool)."""
+    import dagster as dg
+    import yaml
+
+    from headwater.environment import EMBEDDED_INSTANCE_CONFIG
+
     home = tmp_path / "dagster_home"
     home.mkdir()
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
@@ -102,12 +130,17 @@ def instance(tmp_path):
 
 
 @pytest.fixture
-def warehouse(tmp_path) -> Warehouse:
+def warehouse(tmp_path):
+    from headwater_core.resources import Warehouse
+
     return Warehouse(path=str(tmp_path / "warehouse.duckdb"))
 
 
 @pytest.fixture
 def resources(warehouse, landing) -> dict:
+    from headwater_core.dbt.resource import dbt_cli_resource
+    from headwater_core.resources import LandingZone
+
     return {
         "warehouse": warehouse,
         "landing": LandingZone(path=str(landing)),

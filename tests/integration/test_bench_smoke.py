@@ -14,6 +14,7 @@ import pytest
 
 from bench.procmem import descendants
 from bench.report import figures
+from tests.processes import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,16 +49,22 @@ def test_descendants_follow_parent_links():
 def test_bench_runs_every_part_at_tiny_scale(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
-    done = subprocess.run(
+    # Its own session: the parts and the servers it starts go with it if it fails or hangs.
+    harness = subprocess.Popen(
         [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=1500,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "| figure | value | target | status |" in done.stdout
+    try:
+        stdout, stderr = harness.communicate(timeout=1500)
+    finally:
+        stop_process_group(harness, timeout=30)
+    assert harness.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert "| figure | value | target | status |" in stdout
     check_results(json.loads(out.read_text()))
 
 

@@ -4,14 +4,14 @@ process behind when stopped."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import free_port, session_processes
+from tests.conftest import free_port
+from tests.processes import session_processes, stop_process_group
 
 BIN = Path(sys.executable).parent
 
@@ -38,20 +38,21 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(e.decode().split("=", 1) for e in raw.split(b"\0") if b"=" in e)
 
 
+# How long the code servers may take to stop once `headwater dev` has exited. The landing
+# sensor's first run is often still going at SIGTERM: a code server stops only once the runs it
+# launched have (their workers get the same SIGTERM), then gives calls still in flight up to
+# Dagster's grace period, 60 s (DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD), and 5 s more.
+CODE_SERVER_STOP_SECONDS = 75
+
+
 def _stop(server: subprocess.Popen) -> dict[int, str]:
     """SIGTERM to `headwater dev` alone, as `kill` would send it: it must pass it on to
     `dagster dev` (a process group of its own) and wait for it. Returns what was still running
-    30 s after it exited, killed so that no test after this one inherits it."""
-    os.kill(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=90)
-        deadline = time.monotonic() + 30
-        while session_processes(server.pid) and time.monotonic() < deadline:
-            time.sleep(1)
-        return session_processes(server.pid)
-    finally:
-        for pid in session_processes(server.pid):
-            os.kill(pid, signal.SIGKILL)
+    `CODE_SERVER_STOP_SECONDS` after it exited, killed so that no test after this one inherits
+    it."""
+    return stop_process_group(
+        server, timeout=90, leader_only=True, rest_timeout=CODE_SERVER_STOP_SECONDS
+    )
 
 
 def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):

@@ -8,7 +8,6 @@ would collide on the warehouse file with `Could not set lock on file`.
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from fraud_demo.generator import GeneratorConfig, generate
 from headwater.cli import EMBEDDED_INSTANCE_CONFIG, WORKSPACE
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.resources import LandingZone, Warehouse
+from tests.processes import stop_process_group
 
 BIN = Path(sys.executable).parent
 DAYS = 30
@@ -126,8 +126,7 @@ def test_thirty_partitions_at_once_finish_without_a_lock_error(tmp_path):
         )
         runs = _wait_for_runs(instance, DAYS, timeout=1_200)
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
+        stop_process_group(daemon, timeout=60)
 
     failed = [r for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
     lock_errors = [

@@ -15,7 +15,6 @@ simulation, so the model trains on 35 days. Each run makes its own two databases
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,8 @@ import pytest
 
 from fraud_demo.generator import GeneratorConfig, generate
 from headwater.stack import PRODUCTION_WORKSPACE
-from tests.conftest import free_port, session_processes
+from tests.conftest import free_port
+from tests.processes import session_processes, stop_process_group
 
 BIN = Path(sys.executable).parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -306,14 +306,9 @@ def test_production_stack_on_postgres(tmp_path, databases):
         # Ticks are written as they happen: read them while the daemon still runs.
         ticks = _query(db, "select tick_body from job_ticks where type = 'SENSOR'")
     finally:
-        # One SIGTERM to `headwater stack`, as `kill` or a service manager sends it.
-        os.kill(stack.pid, signal.SIGTERM)
-        try:
-            stack.wait(timeout=120)
-        finally:
-            left = session_processes(stack.pid)
-            for pid in left:
-                os.kill(pid, signal.SIGKILL)
+        # One SIGTERM to `headwater stack`, as `kill` or a service manager sends it; what is
+        # still running once it exited is killed and reported.
+        left = stop_process_group(stack, timeout=120, leader_only=True, rest_timeout=0)
     phases["stopped"] = time.monotonic() - started
     print("production stack test, seconds since start:", phases)
     assert stack.returncode == 0, logs()

@@ -3,7 +3,7 @@
 A change to keys, groups, deps or checks shows up as a diff of tests/snapshots/asset_graph.json
 in review. After an intended change, refresh it with:
 
-    HEADWATER_UPDATE_SNAPSHOTS=1 python3 dev.py test tests/unit/test_asset_graph.py
+    HEADWATER_UPDATE_SNAPSHOTS=1 python3 dev.py test tests/integration/test_asset_graph.py
 """
 
 import json
