@@ -1,4 +1,8 @@
-"""Metadata for people: the previews and row counts the Dagster UI shows on an asset."""
+"""Metadata for people: the previews and row counts the Dagster UI shows on an asset.
+
+No Dagster import (the benchmark floor uses the same previews): values are plain, and Dagster code
+wraps a markdown preview in `dg.MetadataValue.md`.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ def markdown_preview(columns: list[str], rows: list[tuple], limit: int = 5) -> s
 def table_stats(
     con: Any, table: str, date_column: str | None = None, window: tuple[str, str] | None = None
 ) -> dict[str, Any]:
-    """Row count (and the partition's row count) plus a preview of a warehouse table."""
+    """Row count (and the partition's row count) plus a preview of a warehouse table, under
+    `preview` as a markdown string."""
     (rows,) = con.execute(f"select count(*) from {table}").fetchone()
     # The `dagster/` keys are the ones the UI shows as row counts and plots over time.
     metadata: dict[str, Any] = {"dagster/row_count": rows, "dagster/table_name": table}
@@ -29,7 +34,5 @@ def table_stats(
         metadata["dagster/partition_row_count"] = in_window
     result = con.execute(f"select * from {table}{where} limit 5")
     columns = [d[0] for d in result.description]
-    import dagster as dg
-
-    metadata["preview"] = dg.MetadataValue.md(markdown_preview(columns, result.fetchall()))
+    metadata["preview"] = markdown_preview(columns, result.fetchall())
     return metadata

@@ -33,7 +33,6 @@ TOP_LEVEL = (
 NOT_SOURCE = {".git", ".venv", ".tools", "__pycache__", "target", "logs", "dbt_packages"}
 
 # Remove once ARCHITECTURE.md is rewritten for the new layout.
-UNTIL_THE_REWRITE = pytest.mark.xfail(strict=False, reason="until ARCHITECTURE.md is rewritten")
 
 
 def named_paths(text: str) -> list[str]:
@@ -98,7 +97,6 @@ def test_paths_are_recognised():
     assert not exists("platform/nowhere.py", names) and not exists("nowhere.py", names)
 
 
-@UNTIL_THE_REWRITE
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_named_path_exists(doc):
     paths = named_paths((ROOT / doc).read_text())

@@ -9,15 +9,12 @@ of each is printed (`pytest -s` or `-rA` shows it).
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("platform", "ml_assets")
 MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 400
 
 # Remove once platform/ and ml_assets/ are split to size.
-UNTIL_THE_SPLIT = pytest.mark.xfail(strict=False, reason="until the house split lands")
 
 
 def modules() -> list[Path]:
@@ -51,7 +48,6 @@ def test_the_folders_hold_code():
     assert len(modules()) > 20
 
 
-@UNTIL_THE_SPLIT
 def test_no_function_is_over_80_lines():
     over = _report(
         "function",
@@ -61,7 +57,6 @@ def test_no_function_is_over_80_lines():
     assert not over, f"{len(over)} function(s) over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(over)
 
 
-@UNTIL_THE_SPLIT
 def test_no_module_is_over_400_lines():
     over = _report("module", module_sizes(), MAX_MODULE_LINES)
     assert not over, f"{len(over)} module(s) over {MAX_MODULE_LINES} lines:\n" + "\n".join(over)

@@ -10,8 +10,9 @@ import pyarrow.compute as pc
 
 from fraud_demo.generator import catalog
 from fraud_demo.generator.config import Stream, rng_for
+from fraud_demo.generator.export import cents_to_decimal
 from fraud_demo.generator.population import DAY
-from fraud_demo.generator.transactions import Payments, cents_to_decimal
+from fraud_demo.generator.transactions import Payments
 from fraud_demo.generator.world import World
 
 CHARGEBACK_SCHEMA = pa.schema(

@@ -43,8 +43,9 @@ from tqdm import tqdm
 from fraud_demo.generator.chargebacks import PendingChargebacks, new_chargebacks
 from fraud_demo.generator.config import GeneratorConfig, Stream, rng_for
 from fraud_demo.generator.corruption import corrupt_transactions
+from fraud_demo.generator.export import transactions_table
 from fraud_demo.generator.population import customers_table, merchants_table, snapshot_end
-from fraud_demo.generator.transactions import simulate_payments, transactions_table
+from fraud_demo.generator.transactions import simulate_payments
 from fraud_demo.generator.world import World, build_world
 from fraud_demo.generator.writer import landing_path, write_table
 

@@ -7,11 +7,8 @@ Each function draws a whole day at once from that day's own random streams (see
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from fraud_demo.generator import catalog
 from fraud_demo.generator.config import Stream, rng_for
@@ -157,17 +154,7 @@ def fraud_payments(
     testing = position < n_testing[case]
     rows = len(case)
 
-    # When: minutes apart, starting at night for many cases, all within the day.
-    gap = np.minimum(rng.exponential(per_case("gap_seconds")[case]), 3600).astype(np.int64)
-    gap[position == 0] = 0
-    elapsed = np.cumsum(gap)
-    offset = elapsed - elapsed[first_row][case]
-    duration = offset[first_row + length - 1]
-    night_start = rng.integers(0, catalog.NIGHT_END_HOUR * 3600, size=n_cases)
-    day_start_second = rng.integers(catalog.NIGHT_END_HOUR * 3600, DAY, size=n_cases)
-    at_night = rng.random(n_cases) < per_case("night_probability")
-    start = np.minimum(np.where(at_night, night_start, day_start_second), DAY - 1 - duration)
-    second = start[case] + offset
+    second = _burst_seconds(rng, per_case, case, position, first_row, length)
 
     # Where and how: one place per case (home or away), the pattern's channels and categories.
     home = customers.home_region[victim]
@@ -181,15 +168,8 @@ def fraud_payments(
     region = case_region[case]
     merchant = pick_merchants(world.fraud_shops, rng.random(rows), category, channel, region)
 
-    # How much: well above the cardholder's usual, except the tiny card tests.
     usual = customers.typical_amount[victim][case] * _category_column("amount_factor")[category]
-    amount = usual * per_case("amount_multiplier")[case] * rng.lognormal(0.0, 0.5, size=rows)
-    amount = np.where(testing, rng.uniform(0.5, 3.0, size=rows), amount)
-    cents = to_cents(amount)
-    # A thief without the PIN stays under the contactless limit.
-    under_limit = rng.integers(1_500, catalog.CONTACTLESS_LIMIT_CENTS + 1, size=rows)
-    over_limit = (channel == catalog.CONTACTLESS) & (cents > catalog.CONTACTLESS_LIMIT_CENTS)
-    cents = np.where(over_limit, under_limit, cents)
+    cents = _fraud_cents(rng, usual * per_case("amount_multiplier")[case], testing, channel)
 
     # Whether and when the cardholder disputes: one delay per case, as the whole burst is
     # disputed together; small card tests often go unnoticed.
@@ -209,6 +189,35 @@ def fraud_payments(
         reason_code=per_case("reason_code")[case],
         report_delay=np.where(reported, delay[case], 0),
     )
+
+
+def _burst_seconds(rng, per_case, case, position, first_row, length) -> np.ndarray:
+    """When each payment of the bursts happens: minutes apart, starting at night for many cases,
+    all within the day (seconds since the day's start)."""
+    n_cases = len(length)
+    gap = np.minimum(rng.exponential(per_case("gap_seconds")[case]), 3600).astype(np.int64)
+    gap[position == 0] = 0
+    elapsed = np.cumsum(gap)
+    offset = elapsed - elapsed[first_row][case]
+    duration = offset[first_row + length - 1]
+    night_start = rng.integers(0, catalog.NIGHT_END_HOUR * 3600, size=n_cases)
+    day_start_second = rng.integers(catalog.NIGHT_END_HOUR * 3600, DAY, size=n_cases)
+    at_night = rng.random(n_cases) < per_case("night_probability")
+    start = np.minimum(np.where(at_night, night_start, day_start_second), DAY - 1 - duration)
+    return start[case] + offset
+
+
+def _fraud_cents(rng, typical: np.ndarray, testing: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """How much: well above the cardholder's usual (`typical` times the pattern's multiplier),
+    except the tiny card tests."""
+    rows = len(typical)
+    amount = typical * rng.lognormal(0.0, 0.5, size=rows)
+    amount = np.where(testing, rng.uniform(0.5, 3.0, size=rows), amount)
+    cents = to_cents(amount)
+    # A thief without the PIN stays under the contactless limit.
+    under_limit = rng.integers(1_500, catalog.CONTACTLESS_LIMIT_CENTS + 1, size=rows)
+    over_limit = (channel == catalog.CONTACTLESS) & (cents > catalog.CONTACTLESS_LIMIT_CENTS)
+    return np.where(over_limit, under_limit, cents)
 
 
 def shift_to_crypto(rng: np.random.Generator, world: World, legit: Payments) -> Payments:
@@ -271,40 +280,6 @@ def crypto_fraud(
         reason_code=np.zeros(rows, dtype=np.int64),  # fraud_card_not_present
         report_delay=np.where(reported, delay[case], 0),
     )
-
-
-def transactions_table(world: World, day_index: int, payments: Payments) -> pa.Table:
-    """The processor's export of one day's payments, in the column order of the contract."""
-    day_start = np.int64(world.config.day_start(day_index))
-    return pa.table(
-        {
-            "transaction_id": transaction_ids(world.config.date_of(day_index), len(payments)),
-            "customer_id": world.customers.ids.take(payments.customer),
-            "merchant_id": world.merchants.ids.take(payments.merchant),
-            "amount": cents_to_decimal(payments.amount_cents),
-            "currency": pa.repeat("EUR", len(payments)),
-            "channel": pa.array(catalog.CHANNELS).take(payments.channel),
-            "region_code": pa.array(catalog.REGIONS).take(payments.region),
-            "transacted_at": pa.array(day_start + payments.second, type=pa.timestamp("s")),
-        }
-    )
-
-
-def transaction_ids(day: date, n: int) -> pa.StringArray:
-    """Ids "t" + YYYYMMDD + an 8-digit sequence number: unique across days, stable across runs."""
-    numbers = pa.array(np.arange(n, dtype=np.int64)).cast(pa.string())
-    return pc.binary_join_element_wise(f"t{day:%Y%m%d}", pc.utf8_lpad(numbers, 8, "0"), "")
-
-
-def cents_to_decimal(cents: np.ndarray) -> pa.Array:
-    """Whole cents as an exact decimal(12, 2) array.
-
-    Arrow stores a decimal128 as a 16-byte little-endian integer of the unscaled value, so
-    non-negative cents are the low 8 bytes and zeros the high 8: no float ever rounds.
-    """
-    words = np.zeros((len(cents), 2), dtype="<i8")
-    words[:, 0] = cents
-    return pa.Array.from_buffers(pa.decimal128(12, 2), len(cents), [None, pa.py_buffer(words)])
 
 
 def report_delays(

@@ -130,6 +130,7 @@ def _with_table_stats(
         date_column = props.get(PARTITION_COLUMN_METADATA)
     try:
         stats = table_stats(con, table, date_column, window)
+        stats["preview"] = dg.MetadataValue.md(stats["preview"])
     except Exception as e:  # an ephemeral model or a missing relation has no stats
         context.log.debug(f"no stats for {table}: {e}")
         stats = {}
