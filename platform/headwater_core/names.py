@@ -21,8 +21,9 @@ MODELS = "models"
 SCORES = "scores"
 MONITORING = "monitoring"
 
-# Every step that writes the warehouse DuckDB file runs in this Dagster pool; the instance limits
-# it to one step at a time, because DuckDB allows one writing process per file.
+# Every step that writes the warehouse DuckDB file runs in this Dagster pool; the instance config
+# (dagster_instance/embedded.yaml, deploy/dagster.yaml) limits it to one step at a time, because
+# DuckDB allows one writing process per file.
 DUCKDB_POOL = "duckdb_warehouse"
 
 OWNER_DATA_PLATFORM = "team:data-platform"
