@@ -48,15 +48,6 @@ def _at_most(value: float | None, limit: float) -> bool | None:
     return None if value is None else value <= limit
 
 
-def _get(results: dict, *path, default=None):
-    value = results
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
-            return default
-        value = value[key]
-    return value
-
-
 def figures(results: dict) -> list[Figure]:
     """Every figure of a harness run, in table order; parts not run are left out."""
     parts = results.get("parts", {})
