@@ -23,8 +23,9 @@ def _row(
     amount: str = "10.00",
     channel: str = "online",
     customer: str = "c1",
+    at: str | None = None,
 ) -> str:
-    return f"{tid},{customer},m1,{amount},EUR,{channel},R01,{day} 10:00:00"
+    return f"{tid},{customer},m1,{amount},EUR,{channel},R01,{at or day + ' 10:00:00'}"
 
 
 def _write(landing: Path, day: str, lines: list[str], header: str = HEADER) -> Path:
@@ -224,3 +225,53 @@ def test_finding_landing_files(tmp_path):
     (tmp_path / "transactions" / "transactions_2025-01-02.parquet").write_bytes(b"x")
     with pytest.raises(LandingFileError, match="a second file for transactions on 2025-01-02"):
         find_landing_files(TXN, tmp_path)
+
+
+# --- rows a parse loses, offsets, decimals that do not fit ------------------------------------
+
+
+def _with_stray_quote(path: Path, line_no: int, quoted: bool) -> None:
+    """Rewrite a real landing CSV with one unterminated quote on `line_no` (header = line 1):
+    opening its last field. `quoted=False` writes it first without any quotes, as many tools
+    export CSV."""
+    lines = path.read_text().splitlines()
+    if not quoted:
+        lines = [line.replace('"', "") for line in lines]
+    fields = lines[line_no - 1].split(",")
+    fields[-1] = '"' + fields[-1]
+    lines[line_no - 1] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["unquoted-export", "quoted-export"])
+def test_a_stray_quote_that_swallows_lines_fails_the_file(con, landing, quoted):
+    path = landing / "transactions" / "transactions_2025-01-02.csv"
+    data_lines = len(path.read_text().splitlines()) - 1
+    assert data_lines > 400
+    load_file(con, TXN, path, "2025-01-02", "run-1")
+    before = _rows(con, "select * from raw.transactions order by transaction_id")
+    assert len(before) == data_lines
+
+    _with_stray_quote(path, 200, quoted)
+    with pytest.raises(LandingFileError) as error:
+        load_file(con, TXN, path, "2025-01-02", "run-2")
+    message = str(error.value)
+    assert str(path) in message and "line 200" in message and "quote" in message
+    # nothing of the day was replaced, and the fault is in the quarantine
+    assert _rows(con, "select * from raw.transactions order by transaction_id") == before
+    assert _rows(con, "select reason, run_id from raw.quarantine where source_row is null") == [
+        (message, "run-2")
+    ]
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_every_real_csv_reconciles_with_its_lines(con, landing, ending):
+    """The reconciliation counts what the reader counts: CRLF endings and a blank last line
+    are not lost rows."""
+    files = sorted(landing.rglob("*.csv"))
+    assert {p.parent.name for p in files} == {"transactions", "chargebacks", "merchants"}
+    for path in files:
+        path.write_text(ending.join(path.read_text().splitlines()) + ending + ending)
+        contract = CONTRACTS[path.parent.name]
+        result = load_file(con, contract, path, path.stem.split("_")[-1])
+        assert result.rows_read == len(path.read_text().splitlines()) - 2, path
