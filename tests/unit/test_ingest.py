@@ -23,8 +23,9 @@ def _row(
     amount: str = "10.00",
     channel: str = "online",
     customer: str = "c1",
+    at: str | None = None,
 ) -> str:
-    return f"{tid},{customer},m1,{amount},EUR,{channel},R01,{day} 10:00:00"
+    return f"{tid},{customer},m1,{amount},EUR,{channel},R01,{at or day + ' 10:00:00'}"
 
 
 def _write(landing: Path, day: str, lines: list[str], header: str = HEADER) -> Path:
@@ -224,3 +225,115 @@ def test_finding_landing_files(tmp_path):
     (tmp_path / "transactions" / "transactions_2025-01-02.parquet").write_bytes(b"x")
     with pytest.raises(LandingFileError, match="a second file for transactions on 2025-01-02"):
         find_landing_files(TXN, tmp_path)
+
+
+# --- rows a parse loses, offsets, decimals that do not fit ------------------------------------
+
+
+def _with_stray_quote(path: Path, line_no: int, quoted: bool) -> None:
+    """Rewrite a real landing CSV with one unterminated quote on `line_no` (header = line 1):
+    opening its last field. `quoted=False` writes it first without any quotes, as many tools
+    export CSV."""
+    lines = path.read_text().splitlines()
+    if not quoted:
+        lines = [line.replace('"', "") for line in lines]
+    fields = lines[line_no - 1].split(",")
+    fields[-1] = '"' + fields[-1]
+    lines[line_no - 1] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["unquoted-export", "quoted-export"])
+def test_a_stray_quote_that_swallows_lines_fails_the_file(con, landing, quoted):
+    path = landing / "transactions" / "transactions_2025-01-02.csv"
+    data_lines = len(path.read_text().splitlines()) - 1
+    assert data_lines > 400
+    load_file(con, TXN, path, "2025-01-02", "run-1")
+    before = _rows(con, "select * from raw.transactions order by transaction_id")
+    assert len(before) == data_lines
+
+    _with_stray_quote(path, 200, quoted)
+    with pytest.raises(LandingFileError) as error:
+        load_file(con, TXN, path, "2025-01-02", "run-2")
+    message = str(error.value)
+    assert str(path) in message and "line 200" in message and "quote" in message
+    # nothing of the day was replaced, and the fault is in the quarantine
+    assert _rows(con, "select * from raw.transactions order by transaction_id") == before
+    assert _rows(con, "select reason, run_id from raw.quarantine where source_row is null") == [
+        (message, "run-2")
+    ]
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_every_real_csv_reconciles_with_its_lines(con, landing, ending):
+    """The reconciliation counts what the reader counts: CRLF endings and a blank last line
+    are not lost rows."""
+    files = sorted(landing.rglob("*.csv"))
+    assert {p.parent.name for p in files} == {"transactions", "chargebacks", "merchants"}
+    for path in files:
+        path.write_text(ending.join(path.read_text().splitlines()) + ending + ending)
+        contract = CONTRACTS[path.parent.name]
+        result = load_file(con, contract, path, path.stem.split("_")[-1])
+        assert result.rows_read == len(path.read_text().splitlines()) - 2, path
+
+
+def test_a_timestamp_with_an_offset_is_converted_to_utc(con, tmp_path):
+    path = _write(
+        tmp_path,
+        "2025-01-03",
+        [
+            _row("t1", at="2025-01-03T23:30:00-02:00"),  # line 2: 01:30 UTC on the 4th
+            _row("t2", at="2025-01-03T12:00:00+02:00"),  # line 3: 10:00 UTC
+            _row("t3", at="2025-01-03 12:00:00"),  # line 4: naive, taken as UTC
+            _row("t4", at="2025-01-03T01:00:00+02:00"),  # line 5: 23:00 UTC on the 2nd
+            _row("t5", at="2025-01-03T10:00:00Z"),  # line 6
+        ],
+    )
+    # the session's time zone plays no part: naive stays naive, offsets go to UTC
+    con.execute("set TimeZone = 'Asia/Tokyo'")
+    result = load_file(con, TXN, path, "2025-01-03")
+    assert (result.rows_loaded, result.rows_rejected) == (3, 2)
+    assert _rows(
+        con, "select transaction_id, transacted_at::varchar from raw.transactions order by 1"
+    ) == [
+        ("t2", "2025-01-03 10:00:00"),
+        ("t3", "2025-01-03 12:00:00"),
+        ("t5", "2025-01-03 10:00:00"),
+    ]
+    assert _rows(
+        con, "select source_row, column_name, reason, value from raw.quarantine order by 1"
+    ) == [
+        (2, "transacted_at", "outside partition 2025-01-03", "2025-01-03T23:30:00-02:00"),
+        (5, "transacted_at", "outside partition 2025-01-03", "2025-01-03T01:00:00+02:00"),
+    ]
+    assert _rows(con, "select current_setting('TimeZone')") == [("Asia/Tokyo",)]
+
+
+def test_an_amount_finer_than_the_declared_scale_is_quarantined_not_rounded(con, tmp_path):
+    path = _write(
+        tmp_path,
+        "2025-01-02",
+        [
+            _row("t1", amount="0.004"),  # line 2
+            _row("t2", amount="12.345"),  # line 3
+            _row("t3", amount="12.340"),  # line 4: trailing zeros are fine
+            _row("t4", amount="7"),  # line 5
+            _row("t5", amount="-3.1"),  # line 6
+            _row("t6", amount="1.2345e1"),  # line 7: 12.345 again
+            _row("t7", amount="0.0000000000000000001"),  # line 8: finer than any wide decimal
+        ],
+    )
+    result = load_file(con, TXN, path, "2025-01-02")
+    assert (result.rows_loaded, result.rows_rejected) == (3, 4)
+    assert _rows(
+        con, "select transaction_id, amount::varchar from raw.transactions order by 1"
+    ) == [("t3", "12.34"), ("t4", "7.00"), ("t5", "-3.10")]
+    reason = "more decimal places than decimal(12, 2)"
+    assert _rows(
+        con, "select source_row, column_name, reason, value from raw.quarantine order by 1"
+    ) == [
+        (2, "amount", reason, "0.004"),
+        (3, "amount", reason, "12.345"),
+        (7, "amount", reason, "1.2345e1"),
+        (8, "amount", reason, "0.0000000000000000001"),
+    ]

@@ -15,7 +15,8 @@ changes nothing that was loaded before. Finding the files is `landing`'s. No Dag
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,7 +31,7 @@ from data_platform.raw.quarantine import (
     replace_quarantined_rows,
 )
 from data_platform.raw.staging import stage_file
-from data_platform.raw.violations import quote, violations_sql
+from data_platform.raw.violations import quote, typed, violations_sql
 from headwater_core.names import QUARANTINE_TABLE
 
 
@@ -103,11 +104,38 @@ def load_file(
     """
     date.fromisoformat(partition_key)  # a malformed key is a bug upstream: fail loudly
     ensure_raw_table(con, contract)
+    with _utc_session(con):
+        try:
+            rows_read = stage_file(con, path, contract)
+        except LandingFileError as e:
+            quarantine_file_fault(con, contract, path, partition_key, str(e), run_id)
+            raise
+        _check_and_replace(con, contract, path, partition_key, run_id)
+    return _load_result(con, contract, path, partition_key, rows_read)
+
+
+@contextmanager
+def _utc_session(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The session's TimeZone set to UTC for a load, then given back: a landed timestamp is
+    read as TIMESTAMPTZ, so a naive one keeps its wall time (UTC) and one with an offset or a
+    zone is converted to UTC (`violations.typed`)."""
+    (zone,) = con.execute("select current_setting('TimeZone')").fetchone()
+    con.execute("set session TimeZone = 'UTC'")
     try:
-        rows_read = stage_file(con, path, contract)
-    except LandingFileError as e:
-        quarantine_file_fault(con, contract, path, partition_key, str(e), run_id)
-        raise
+        yield
+    finally:
+        con.execute(f"set session TimeZone = {quote(zone)}")
+
+
+def _check_and_replace(
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    path: Path,
+    partition_key: str,
+    run_id: str,
+) -> None:
+    """The staged file's violations found, then its partition and quarantine rows replaced in
+    one transaction."""
 
     partition_date = None if contract.snapshot else partition_key
     con.execute(
@@ -123,7 +151,6 @@ def load_file(
     except Exception:
         con.execute("rollback")
         raise
-    return _load_result(con, contract, path, partition_key, rows_read)
 
 
 def _replace_partition(
@@ -132,7 +159,7 @@ def _replace_partition(
     """The partition's rows (a snapshot's: the table's) replaced by the staged rows that broke
     no rule, cast to their declared types, with their lineage columns."""
     columns = ", ".join(f'"{c.name}"' for c in contract.columns)
-    typed = ", ".join(f'cast("{c.name}" as {c.data_type})' for c in contract.columns)
+    values = ", ".join(typed(f'"{c.name}"', c.data_type, cast="cast") for c in contract.columns)
     if contract.snapshot:
         replace_where = "true"
         partition_value = "null"
@@ -144,7 +171,7 @@ def _replace_partition(
         f"""
         insert into {contract.qualified_name}
             ({columns}, _source_file, _source_row, _partition_date, _loaded_at)
-        select {typed}, ?, _source_row, {partition_value}, current_timestamp
+        select {values}, ?, _source_row, {partition_value}, current_timestamp
         from _staged
         anti join _violations v on v.source_row = _staged._source_row
         """,

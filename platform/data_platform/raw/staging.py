@@ -3,8 +3,13 @@
 Every column is staged as VARCHAR, with the file's line number (CSV) or row number (Parquet) in
 `_source_row`, so a value that breaks its declared type is reported with its row instead of
 failing the read. Lines DuckDB cannot split go to `_csv_errors`. What fails the whole file
-(missing, empty, unreadable, wrong columns) raises `LandingFileError` naming it. No Dagster
-import here.
+(missing, empty, unreadable, wrong columns, rows lost by the parse) raises `LandingFileError`
+naming it. No Dagster import here.
+
+The rows read are reconciled with the file: a CSV record is one line, so the rows staged plus
+the lines rejected must equal the file's data lines (an unterminated quote makes the reader run
+past its line and swallow the lines after it); a Parquet file's rows must equal the count its
+footer and its row groups declare.
 """
 
 from __future__ import annotations
@@ -109,6 +114,56 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceC
     )
 
 
+def _data_lines(path: Path) -> int:
+    """The CSV's lines after the header, not counting empty ones (the reader skips them)."""
+    with path.open("rb") as f:
+        next(f, None)
+        return sum(1 for line in f if line.strip(b"\r\n"))
+
+
+def _first_unbalanced_quote(path: Path) -> int | None:
+    """The number of the first line with an odd number of quotes: a record on one line opens
+    and closes each quoted field, and writes a quote inside one as two."""
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            if line.count(b'"') % 2:
+                return number
+    return None
+
+
+def _reconcile_csv(path: Path, records: int) -> None:
+    lines = _data_lines(path)
+    if records == lines:
+        return
+    where = _first_unbalanced_quote(path)
+    cause = (
+        f"line {where} opens a quote it does not close, so the CSV reader ran past the end of "
+        "the line"
+        if where is not None
+        else "the CSV reader did not read one record per line"
+    )
+    raise LandingFileError(
+        f"{path}: {cause}: {records} records read from {lines} data lines; "
+        "nothing of the file was loaded (a record must be one line)"
+    )
+
+
+def _reconcile_parquet(con: duckdb.DuckDBPyConnection, path: Path, rows: int) -> None:
+    (in_footer,) = con.execute(
+        "select num_rows from parquet_file_metadata(?)", [str(path)]
+    ).fetchone()
+    (in_row_groups,) = con.execute(
+        "select coalesce(sum(row_group_num_rows), 0) from "
+        "(select distinct row_group_id, row_group_num_rows from parquet_metadata(?))",
+        [str(path)],
+    ).fetchone()
+    if not rows == in_footer == in_row_groups:
+        raise LandingFileError(
+            f"{path}: {rows} rows read but the file declares {in_footer} "
+            f"({in_row_groups} in its row groups); nothing of the file was loaded"
+        )
+
+
 def stage_file(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContract) -> int:
     """Stage a landing file as text in the temp table `_staged`; returns the rows read."""
     if not path.exists():
@@ -122,10 +177,14 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContr
             _stage_csv(con, path, contract)
         else:
             raise LandingFileError(f"{path}: unsupported file type {path.suffix!r}")
+        (staged,) = con.execute("select count(*) from _staged").fetchone()
+        (broken,) = con.execute("select count(*) from _csv_errors").fetchone()
+        if path.suffix == ".csv":
+            _reconcile_csv(path, staged + broken)
+        else:
+            _reconcile_parquet(con, path, staged)
     except duckdb.Error as e:
         raise LandingFileError(f"{path}: could not be read ({e})") from e
-    (staged,) = con.execute("select count(*) from _staged").fetchone()
-    (broken,) = con.execute("select count(*) from _csv_errors").fetchone()
     if staged + broken == 0 and not contract.allow_empty:
         raise LandingFileError(
             f"{path}: has a header but no rows; an empty {contract.table} delivery is not valid"

@@ -4,16 +4,51 @@ Each rule the contract declares (`not_null`, the column's `data_type`, `accepted
 `unique` within the file and against other loaded partitions, the partition's date) becomes a
 query over the staged rows (`_staged`), and the lines DuckDB could not split (`_csv_errors`)
 join them as violations of their own. No Dagster import here.
+
+A value is never changed quietly on its way in: a timestamp with a UTC offset or a time zone is
+converted to UTC (a naive one is UTC already), and a decimal with more fractional digits than
+its declared scale breaks the contract instead of being rounded.
 """
 
 from __future__ import annotations
 
+import re
+
 from data_platform.raw.contract import ColumnContract, SourceContract
+
+_DECIMAL = re.compile(r"(?:decimal|numeric)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)")
+_TIMESTAMP_TYPES = ("timestamp", "datetime")
 
 
 def quote(value: str) -> str:
     """`value` as a SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def typed(column: str, data_type: str, cast: str = "try_cast") -> str:
+    """SQL for the text `column` as `data_type` (`cast` = `try_cast`: null where it is not one).
+
+    A timestamp is read as TIMESTAMPTZ and given as its UTC time, so an offset or a zone in the
+    text is applied instead of dropped. This needs the session's TimeZone to be UTC, so that a
+    naive timestamp keeps its wall time (`ingest.load_file` sets it for the load)."""
+    if data_type in _TIMESTAMP_TYPES:
+        return f"timezone('UTC', {cast}({column} as timestamptz))"
+    return f"{cast}({column} as {data_type})"
+
+
+def _finer_than_scale(col: str, data_type: str) -> str | None:
+    """SQL true where a value that casts to the declared decimal had more fractional digits
+    than its scale (the cast would round it); trailing zeros do not count."""
+    match = _DECIMAL.fullmatch(data_type)
+    if not match:
+        return None
+    scale = int(match.group(2))
+    wide = f"decimal(38, {max(scale, 18)})"
+    return (
+        f"try_cast({col} as {data_type}) is not null and ("
+        f"length(rtrim(regexp_extract(trim({col}), '\\.(\\d+)$', 1), '0')) > {scale} "
+        f"or try_cast({col} as {wide}) <> try_cast({col} as {data_type}))"
+    )
 
 
 def _column_checks(
@@ -30,8 +65,12 @@ def _column_checks(
     if c.data_type != "varchar":
         checks.append(
             f"select _source_row, {name}, {quote('not a valid ' + c.data_type)}, {col} "
-            f"from _staged where trim({col}) <> '' and try_cast({col} as {c.data_type}) is null"
+            f"from _staged where trim({col}) <> '' and {typed(col, c.data_type)} is null"
         )
+    finer = _finer_than_scale(col, c.data_type)
+    if finer:
+        reason = quote("more decimal places than " + c.data_type)
+        checks.append(f"select _source_row, {name}, {reason}, {col} from _staged where {finer}")
     if c.accepted_values:
         allowed = ", ".join(quote(v) for v in c.accepted_values)
         reason = quote(f"not one of {list(c.accepted_values)}")
@@ -51,7 +90,7 @@ def _column_checks(
                 f"select s._source_row, {name}, "
                 f"'duplicate of a row already loaded from ' || any_value(t._source_file), "
                 f"s.{col} from _staged s join {contract.qualified_name} t "
-                f"on t.{col} = try_cast(s.{col} as {c.data_type}) "
+                f"on t.{col} = {typed('s.' + col, c.data_type)} "
                 f"where t._partition_date <> date {quote(partition_date)} "
                 f"group by s._source_row, s.{col}"
             )
@@ -67,12 +106,12 @@ def violations_sql(contract: SourceContract, partition_date: str | None) -> str:
     """
     checks = [q for c in contract.columns for q in _column_checks(contract, c, partition_date)]
     if contract.partition_column and partition_date is not None:
-        col = f'"{contract.partition_column}"'
+        at = typed(f'"{contract.partition_column}"', "timestamp")
         checks.append(
             f"select _source_row, {quote(contract.partition_column)}, "
-            f"{quote('outside partition ' + partition_date)}, {col} from _staged "
-            f"where try_cast({col} as timestamp) is not null "
-            f"and cast(try_cast({col} as timestamp) as date) <> date {quote(partition_date)}"
+            f'{quote("outside partition " + partition_date)}, "{contract.partition_column}" '
+            f"from _staged where {at} is not null "
+            f"and cast({at} as date) <> date {quote(partition_date)}"
         )
     checks.append(
         "select line, column_name, error_type || ': ' || error_message, csv_line from _csv_errors"
