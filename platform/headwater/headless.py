@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from headwater.run_launcher import recover_dead_runs
 from headwater_core.config import environ
 from headwater_core.names import TRIGGER_TAG
 from headwater_core.partitions import DAILY_PARTITIONS
@@ -64,6 +65,9 @@ def materialize_range(
     """
     keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
     instance = instance or dg.DagsterInstance.get()
+    # A killed earlier run may hold the DuckDB pool's slot, and no daemon may be running to
+    # give it back: this run would wait for it for ever.
+    recover_dead_runs(instance)
     with environ({ONE_PLANNED_EVENT_PER_ASSET: "true"}):
         result = _materialize(keys, instance, resources, selection, run_config)
     return RangeResult(
