@@ -27,6 +27,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from headwater.dagster_internals import worker_health
+
 # The clock of /proc/stat's boot time is in whole seconds.
 _START_TIME_SLACK_SECONDS = 2.0
 _ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -40,17 +42,13 @@ class LocalRunLauncher(dg.DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun):
-        from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
-
         worker = run_worker(self._instance, run.run_id)
         if worker is None:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "no process recorded yet")
+            return worker_health(True, "no process recorded yet")
         pid, since = worker
         if process_alive(pid, since):
-            return CheckRunHealthResult(WorkerStatus.RUNNING, f"process {pid} is alive")
-        return CheckRunHealthResult(
-            WorkerStatus.FAILED, f"the run's process {pid} is gone (killed or crashed)"
-        )
+            return worker_health(True, f"process {pid} is alive")
+        return worker_health(False, f"the run's process {pid} is gone (killed or crashed)")
 
 
 def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
-from headwater.simulation.dagster_internals import evaluate_freshness, frozen_clock
+from headwater.dagster_internals import evaluate_freshness, frozen_clock
 from headwater_core.names import DRIFT_CHECK, PERFORMANCE_CHECK, REASON_TAG
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import SCORES_BACKFILL_DAYS

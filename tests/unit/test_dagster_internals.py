@@ -1,12 +1,12 @@
 """The one module allowed Dagster internals still finds them in the Dagster it was written for."""
 
-from headwater.simulation import dagster_internals
+from headwater import dagster_internals
 
 
 def test_the_installed_dagster_is_the_one_the_internals_adapter_was_written_for():
     problems = dagster_internals.compatibility_problems()
     assert not problems, "\n".join(
-        ["platform/headwater/simulation/dagster_internals.py needs a review:", *problems]
+        ["platform/headwater/dagster_internals.py needs a review:", *problems]
     )
 
 

@@ -8,15 +8,15 @@ import time
 import dagster as dg
 import yaml
 
+from headwater.dagster_internals import worker_health
 from headwater.environment import EMBEDDED_INSTANCE_CONFIG
 from headwater.run_launcher import LocalRunLauncher, process_alive
 
 
-def test_the_internals_run_monitoring_is_written_in_exist():
-    from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
-
-    assert {"RUNNING", "FAILED"} <= set(WorkerStatus.__members__)
-    assert CheckRunHealthResult(WorkerStatus.FAILED, "gone").msg == "gone"
+def test_the_health_answers_run_monitoring_reads():
+    running, failed = worker_health(True, "alive"), worker_health(False, "gone")
+    assert (running.status.name, failed.status.name) == ("RUNNING", "FAILED")
+    assert failed.msg == "gone"
 
 
 def test_a_live_process_is_alive_only_if_it_existed_when_the_run_recorded_it():

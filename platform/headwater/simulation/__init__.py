@@ -19,6 +19,7 @@ dbt reads HEADWATER_LABEL_MATURITY_DAYS), so labels mature inside a month-long s
     report.py             a day's row, what retraining bought, the table and the JSON
     run.py                `simulate`: the history backfill, then day after day
     cli.py                `headwater simulate`'s options
-    dagster_internals.py  the only Dagster internals used (a frozen clock, the freshness
-                          daemon's evaluation), pinned to one Dagster version
+
+Dagster's clock is frozen and freshness evaluated through `headwater.dagster_internals`, the one
+module that uses Dagster internals, pinned to one Dagster version.
 """

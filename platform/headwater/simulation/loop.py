@@ -6,8 +6,8 @@ from datetime import datetime
 
 import dagster as dg
 
+from headwater.dagster_internals import evaluate_freshness
 from headwater.simulation import explain
-from headwater.simulation.dagster_internals import evaluate_freshness
 from headwater_core import names
 from headwater_core.names import LANDING_SENSOR, PERFORMANCE_REASON_TAG, TRIGGER_TAG
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from headwater.dagster_internals import frozen_clock
 from headwater.simulation.config import MAX_TICKS_PER_DAY, TICK_TIME, SimulationConfig
-from headwater.simulation.dagster_internals import frozen_clock
 from headwater.simulation.loop import QUIET, Loop
 from headwater.simulation.report import (
     HEADER,

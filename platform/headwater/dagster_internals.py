@@ -1,5 +1,6 @@
 """The only Dagster internals (`dagster._...`) the project uses, for what Dagster has no public
-API for: playing simulated time through the real automation in one process.
+API for: playing simulated time through the real automation in one process, and telling run
+monitoring that a run's process is gone.
 
 - A frozen clock (`dagster._core.test_utils.freeze_time`). Dagster stamps every event (a run's
   materialisations and check results, a reported event, a freshness state change) with its own
@@ -11,6 +12,9 @@ API for: playing simulated time through the real automation in one process.
 - Freshness evaluation as the freshness daemon does it (`FreshnessDaemon._evaluate_asset` on an
   `AssetGraphView.for_test` of the definitions): it records the freshness state changes that
   `AutomationCondition.freshness_failed()` reads. Dagster 1.13 runs it only inside its daemon.
+- The answer a run launcher gives run monitoring about a run's worker (`CheckRunHealthResult`,
+  `WorkerStatus`, from `dagster._core.launcher`): the public `DefaultRunLauncher` can be
+  subclassed, but the type its health check returns is not exported (`run_launcher.py`).
 
 Written for Dagster `DAGSTER_VERSION`, the version uv.lock pins.
 tests/unit/test_dagster_internals.py fails, naming what changed, when another version is
@@ -34,6 +38,8 @@ INTERNALS = (
     ("dagster._core.test_utils", "freeze_time"),
     ("dagster._daemon.freshness", "FreshnessDaemon._evaluate_asset"),
     ("dagster._core.asset_graph_view.asset_graph_view", "AssetGraphView.for_test"),
+    ("dagster._core.launcher", "CheckRunHealthResult"),
+    ("dagster._core.launcher", "WorkerStatus"),
 )
 
 
@@ -88,3 +94,10 @@ def evaluate_freshness(defs: dg.Definitions, instance: dg.DagsterInstance) -> No
             await daemon._evaluate_asset(view, node)  # noqa: SLF001 - the daemon's own code
 
     asyncio.run(evaluate_all())
+
+
+def worker_health(alive: bool, message: str):
+    """What a run launcher's `check_run_worker_health` returns: the worker running, or failed."""
+    from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+
+    return CheckRunHealthResult(WorkerStatus.RUNNING if alive else WorkerStatus.FAILED, message)
