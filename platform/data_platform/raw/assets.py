@@ -85,16 +85,19 @@ def _load_metadata(results: list[LoadResult], con, contract: SourceContract) -> 
         "rows_rejected": rejected,
         "rejected_share": rejected / rows_read if rows_read else 0.0,
         "source_files": dg.MetadataValue.md("\n".join(f"- `{r.source_file}`" for r in results)),
-        "files_kept_out": dg.MetadataValue.md(
-            "\n".join(f"- `{r.source_file}`" for r in results if r.rows_loaded == 0) or "none"
-        ),
         "preview": dg.MetadataValue.md(
             markdown_preview([d[0] for d in preview.description], preview.fetchall())
         ),
         "dagster/row_count": total,
         "dagster/table_name": contract.qualified_name,
     }
-    if not contract.snapshot:
+    # Over the threshold, a file's day kept the rows it had (`_load_day`).
+    kept = [r.source_file for r in results if r.rejected_share > contract.max_rejected_share]
+    if kept:
+        metadata["kept_previous_rows"] = dg.MetadataValue.md(
+            "Not loaded, the day kept the rows it had:\n" + "\n".join(f"- `{f}`" for f in kept)
+        )
+    elif not contract.snapshot:
         metadata["dagster/partition_row_count"] = loaded
     if reasons:
         metadata["rejections"] = dg.MetadataValue.md(
