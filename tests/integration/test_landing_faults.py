@@ -91,18 +91,18 @@ def test_a_day_of_bad_rows_keeps_the_rows_it_had(instance, resources, warehouse,
 
 
 def test_two_files_for_one_day_fail_that_day_alone(instance, resources, warehouse, landing):
-    first, middle, last = _days(landing)[:3]
-    second = middle.with_suffix(".parquet")
-    second.write_bytes(b"PAR1 a second delivery of the day")
+    first, middle, last = sorted((landing / "transactions").iterdir())[:3]  # three days
+    second = middle.with_suffix(".csv" if middle.suffix == ".parquet" else ".parquet")
+    second.write_bytes(b"a second delivery of the day")
     os.utime(second, (AN_HOUR_AGO, AN_HOUR_AGO))
 
     result = _materialize(instance, resources, _day(first), _day(last))
     assert not result.success
+    # the other days of the range loaded
+    assert set(_rows_by_day(warehouse)) == {_day(first), _day(last)}
     cls_name, message = _error(result)
     assert cls_name == LandingFileError.__name__
     assert str(middle) in message and str(second) in message
-    # the other days of the range loaded
-    assert set(_rows_by_day(warehouse)) == {_day(first), _day(last)}
     ((partition_key, reason),) = _query(
         warehouse, "select partition_key, reason from raw.quarantine where source_row is null"
     )
