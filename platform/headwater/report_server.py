@@ -3,13 +3,15 @@
 Browsers refuse to open file:// links from an http:// page, so a report's path in asset
 metadata is not one click away; a URL under `HEADWATER_REPORTS_URL` is. `headwater dev` starts
 this server beside `dagster dev` and passes the URL on in the environment. It is the standard
-library's file server: read-only, one folder, no directory escapes (`..` is resolved inside the
-folder), meant for a developer's machine and bound to the UI's host.
+library's file server, narrowed: read-only, one folder, files only (a directory is a 404, never a
+listing), no escapes (`..` is resolved inside the folder, and a symbolic link that leads out of it
+is a 404), meant for a developer's machine and bound to the UI's host.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +22,22 @@ __all__ = ["reports_dir", "report_url", "start_report_server"]
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    """A file handler that does not write a line per request to `headwater dev`'s terminal."""
+    """A file handler for the reports folder's files only, that does not write a line per
+    request to `headwater dev`'s terminal."""
+
+    def send_head(self):
+        # `translate_path` resolves `..` inside the folder but follows symbolic links; the
+        # real path must still be a file under the folder's real path.
+        folder = os.path.realpath(self.directory)
+        path = os.path.realpath(self.translate_path(self.path))
+        if os.path.commonpath([folder, path]) != folder or not os.path.isfile(path):
+            self.send_error(404, "File not found")
+            return None
+        return super().send_head()
+
+    def list_directory(self, path):  # never reached through send_head; refused all the same
+        self.send_error(404, "File not found")
+        return None
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         pass

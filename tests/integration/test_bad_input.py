@@ -1,5 +1,6 @@
-"""A malformed delivery through the real raw asset: good rows land, bad rows are quarantined
-with file, row, column and reason, the check fails and stops the run, loaded data survives."""
+"""A malformed delivery through the real raw asset: bad rows are quarantined with file, row,
+column and reason; within the threshold the good rows land, over it the check fails, stops the
+run and the day keeps what it had; loaded data survives."""
 
 import csv
 
@@ -61,7 +62,8 @@ def test_a_malformed_file_lands_good_rows_quarantines_bad_and_fails_the_check(
     assert not evaluation.passed
     assert evaluation.metadata["rejected_share"].value > 0.01
 
-    assert _query(warehouse, "select count(*) from raw.transactions") == [(rows - 30,)]
+    # over the threshold the delivery replaces nothing: the day keeps the rows it had (none)
+    assert _query(warehouse, "select count(*) from raw.transactions") == [(0,)]
     quarantined = _query(
         warehouse,
         "select source_file, source_row, column_name, reason, value from raw.quarantine "
@@ -73,6 +75,7 @@ def test_a_malformed_file_lands_good_rows_quarantines_bad_and_fails_the_check(
     }
     mat = instance.get_latest_materialization_event(TRANSACTIONS).asset_materialization
     assert mat.metadata["rows_rejected"].value == 30
+    assert mat.metadata["rows_loaded"].value == 0 and rows > 30
     assert "amount: not a valid decimal(12, 2)" in mat.metadata["rejections"].value
 
 

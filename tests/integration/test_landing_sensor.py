@@ -1,5 +1,6 @@
 """The landing sensor against a real instance and real landing files."""
 
+import os
 import time
 
 import dagster as dg
@@ -20,7 +21,14 @@ def _tick(instance, landing, cursor):
     return requests, context.cursor, result
 
 
+def _age(path, seconds: float) -> None:
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+
+
 def test_snapshots_first_then_one_run_per_new_or_changed_day(instance, landing):
+    for path in landing.rglob("*.*"):  # delivered an hour ago: settled
+        _age(path, 3600)
     requests, cursor, _ = _tick(instance, landing, None)
     # fresh instance: only the snapshot run, which builds the unpartitioned warehouse
     assert len(requests) == 1
@@ -54,8 +62,12 @@ def test_snapshots_first_then_one_run_per_new_or_changed_day(instance, landing):
 
     # a re-delivered day asks for exactly that day again
     redelivered = sorted((landing / "transactions").iterdir())[2]
-    time.sleep(0.01)
     redelivered.touch()
+    # modified just now, it may still be written: a later tick asks for it
+    requests, cursor, result = _tick(instance, landing, cursor)
+    assert requests == [] and "may still be written" in result.skip_message
+    assert str(redelivered) in result.skip_message
+    _age(redelivered, 60)  # unchanged for a minute
     requests, cursor, _ = _tick(instance, landing, cursor)
     day = redelivered.stem.split("_")[-1]
     assert [(r.partition_key_range.start, r.partition_key_range.end) for r in requests] == [

@@ -3,9 +3,15 @@
 Daily tables (transactions, chargebacks) load one landing file per day partition; snapshot
 tables (customers, merchants) load their newest file and replace the table. Each asset carries a
 blocking check on the share of rejected rows, so a bad delivery stops its run before it reaches
-the warehouse, while its good rows are loaded and its bad rows wait in `raw.quarantine`.
+the warehouse: its bad rows wait in `raw.quarantine`, and its good rows replace the day only if
+the share is within the contract's threshold; otherwise the day keeps the rows it had.
+
+A day that cannot be loaded at all (two files, a link out of the landing folder, a file still
+being written) is recorded in the quarantine and fails the run, after the other days loaded.
 """
 
+import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +19,14 @@ import dagster as dg
 import duckdb
 
 from data_platform.raw.contract import SourceContract, load_contracts
-from data_platform.raw.ingest import LoadResult, load_file
-from data_platform.raw.landing import files_to_load
+from data_platform.raw.ingest import LoadResult, ensure_raw_table, load_file
+from data_platform.raw.landing import (
+    LandingFault,
+    LandingFileError,
+    plan_load,
+    wait_until_settled,
+)
+from data_platform.raw.quarantine import quarantine_file_fault, replace_quarantined_rows
 from headwater_core.config import DBT_PROJECT_DIR
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
@@ -79,7 +91,13 @@ def _load_metadata(results: list[LoadResult], con, contract: SourceContract) -> 
         "dagster/row_count": total,
         "dagster/table_name": contract.qualified_name,
     }
-    if not contract.snapshot:
+    # Over the threshold, a file's day kept the rows it had (`_load_day`).
+    kept = [r.source_file for r in results if r.rejected_share > contract.max_rejected_share]
+    if kept:
+        metadata["kept_previous_rows"] = dg.MetadataValue.md(
+            "Not loaded, the day kept the rows it had:\n" + "\n".join(f"- `{f}`" for f in kept)
+        )
+    elif not contract.snapshot:
         metadata["dagster/partition_row_count"] = loaded
     if reasons:
         metadata["rejections"] = dg.MetadataValue.md(
@@ -98,7 +116,8 @@ def _rejected_share_check(key: dg.AssetKey, threshold: float) -> dg.AssetCheckSp
         blocking=True,
         description=(
             f"Fails when more than {threshold:.1%} of the rows of a delivery break the "
-            "contract (the rows that passed are loaded; the rest are in quarantine)."
+            "contract: the broken rows are in quarantine, and the day (a snapshot: the table) "
+            "keeps the rows it had."
         ),
     )
 
@@ -120,8 +139,73 @@ def _rejected_share_result(results: list[LoadResult], threshold: float) -> dg.As
             f"{worst.rows_rejected} of {worst.rows_read} rows of "
             f"{worst.source_file} rejected ({worst.rejected_share:.2%}, "
             f"threshold {threshold:.1%})"
+            + ("" if worst.rejected_share <= threshold else "; its day kept the rows it had")
         ),
     )
+
+
+class _HeldCommit:
+    """The connection `load_file` writes through, holding back the commit of its load.
+
+    `load_file` deletes the day's rows, inserts the new ones and replaces the day's quarantine
+    rows in one transaction it commits itself. Through this wrapper that commit waits for
+    `finish`, so the raw asset decides, with the load's result in hand, whether the day is
+    replaced (DuckDB has no savepoints, and a transaction cannot be opened around another).
+    Every other statement goes to the connection as it is."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.pending = False
+
+    def execute(self, statement, *args, **kwargs):
+        verb = statement.strip().lower() if isinstance(statement, str) else ""
+        if verb == "commit":
+            self.pending = True
+            return self._con
+        if self.pending and verb.startswith("begin"):
+            self.finish(commit=True)  # a later transaction of its own: the load's is final
+        return self._con.execute(statement, *args, **kwargs)
+
+    def commit(self):
+        return self.execute("commit")
+
+    def finish(self, commit: bool) -> None:
+        if self.pending:
+            self.pending = False
+            self._con.execute("commit" if commit else "rollback")
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+
+def _load_day(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    partition_key: str,
+    path: Path,
+) -> LoadResult:
+    """Load one file; over the rejected-share threshold, the day keeps its rows (the result
+    says 0 loaded) and only its quarantine rows are replaced."""
+    held = _HeldCommit(con)
+    try:
+        result = load_file(held, contract, path, partition_key, context.run_id)
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            held.finish(commit=True)  # what load_file meant to keep (a file fault's record)
+        raise
+    if result.rejected_share <= contract.max_rejected_share:
+        held.finish(commit=True)
+        return result
+    held.finish(commit=False)
+    con.execute("begin transaction")
+    try:
+        replace_quarantined_rows(con, contract, path, partition_key, context.run_id)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return dataclasses.replace(result, rows_loaded=0)
 
 
 def _load_all(
@@ -132,15 +216,32 @@ def _load_all(
 ) -> list[LoadResult]:
     results = []
     for partition_key, path in files:
-        result = load_file(con, contract, path, partition_key, context.run_id)
+        result = _load_day(context, con, contract, partition_key, path)
         # One log line per file with rejections; the clean ones are in one summary
         # line (a log line is an event-log write, ~10 ms, a lot over a year of days).
         if result.rows_rejected:
+            kept = "" if result.rows_loaded else f"; {partition_key} kept the rows it had"
             context.log.warning(
-                f"{path.name}: {result.rows_loaded} rows loaded, {result.rows_rejected} rejected"
+                f"{path.name}: {result.rows_loaded} rows loaded, "
+                f"{result.rows_rejected} rejected{kept}"
             )
         results.append(result)
     return results
+
+
+def _record_faults(
+    context: dg.AssetExecutionContext,
+    con: duckdb.DuckDBPyConnection,
+    contract: SourceContract,
+    faults: list[LandingFault],
+) -> None:
+    """Each faulty day in the quarantine (no source row; the reason names its files)."""
+    ensure_raw_table(con, contract)
+    for fault in faults:
+        context.log.error(fault.message)
+        quarantine_file_fault(
+            con, contract, fault.path, fault.partition_key, fault.message, context.run_id
+        )
 
 
 def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
@@ -176,10 +277,17 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone
     ) -> Iterator[dg.MaterializeResult]:
         keys = context.partition_keys if partitioned else ()
-        files = files_to_load(contract, landing.resolved_path(), keys)
+        plan = plan_load(contract, landing.resolved_path(), keys)
+        files, unsettled = wait_until_settled(plan.files, contract.settle_seconds)
+        faults = plan.faults + unsettled
         with warehouse.connect() as con:
+            _record_faults(context, con, contract, faults)
             results = _load_all(context, con, contract, files)
-            metadata = _load_metadata(results, con, contract)
+            if not faults:
+                metadata = _load_metadata(results, con, contract)
+        if faults:
+            # the other days are loaded; the run fails naming the faulty days' files
+            raise LandingFileError("; ".join(f.message for f in faults))
         context.log.info(
             f"{len(results)} file(s): {metadata['rows_loaded']} rows loaded, "
             f"{metadata['rows_rejected']} rejected"

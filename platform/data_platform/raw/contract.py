@@ -60,6 +60,9 @@ class SourceContract:
     allow_empty: bool = False
     """Whether a file with a header and no rows is a valid delivery (a quiet day)."""
     max_rejected_share: float = 0.01
+    settle_seconds: float = 5.0
+    """How long a landing file must be unchanged (size and mtime) before it is loaded: a file
+    still being written is left for a later sensor tick, and refused by the raw asset."""
     description: str = ""
     freshness: dict[str, float] | None = None
     """`{warn_after_hours, fail_after_hours}`: how stale the raw table may get."""
@@ -141,6 +144,7 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                     snapshot=bool(headwater.get("snapshot", False)),
                     allow_empty=bool(headwater.get("allow_empty", False)),
                     max_rejected_share=float(headwater.get("max_rejected_share", 0.01)),
+                    settle_seconds=float(headwater.get("settle_seconds", 5.0)),
                     freshness=headwater.get("freshness"),
                     description=" ".join(str(table.get("description", "")).split()),
                 )

@@ -3,27 +3,41 @@
 The sensor's cursor records, per raw table, a stamp (modification time and size) of every file
 it has asked a run for: a daily table's files by day, a snapshot table's newest file. A scan
 compares the folder with that record and groups the new daily files into ranges of consecutive
-days, shared by the tables that have files for exactly those days. Plain functions, no Dagster
-import: the sensor turns a scan into run requests.
+days, shared by the tables that have files for exactly those days. A file modified within its
+contract's settle interval may still be written: it is left for a later tick, not recorded. A
+day that is a fault (two files, a link out of the landing folder) gets a run of its own, which
+fails naming the files and records the fault in the quarantine, and holds up no other day.
+Plain functions, no Dagster import: the sensor turns a scan into run requests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 from data_platform.raw.contract import SourceContract
-from data_platform.raw.landing import LandingFileError, find_landing_files
+from data_platform.raw.landing import (
+    LandingFault,
+    LandingFiles,
+    file_stamp,
+    list_landing_files,
+    settling,
+)
+
+__all__ = ["LandingScan", "consecutive_ranges", "digest", "file_stamp", "scan_landing"]
 
 
-def file_stamp(path: Path) -> str:
-    """What the cursor records of a file: it changed if this changed."""
-    stat = path.stat()
-    return f"{stat.st_mtime_ns}:{stat.st_size}"
+def _fault_stamp(fault: LandingFault, landing_dir: Path, contract: SourceContract) -> str:
+    """A faulty day's stamp: the stamps of all its files, so removing one is a change."""
+    folder, _, name = contract.landing_pattern.rpartition("/")
+    pattern = name.replace("{date}", fault.partition_key)
+    paths = sorted((landing_dir / folder).glob(pattern))
+    return "fault:" + digest(",".join(f"{p.name}={file_stamp(p)}" for p in paths))
 
 
 def consecutive_ranges(keys: list[str]) -> list[tuple[str, str]]:
@@ -56,26 +70,41 @@ class LandingScan:
     """Why files were left out: a folder that cannot be read, a day outside the partitions."""
     waiting: int = 0
     """New daily files held back until the warehouse's first build (not recorded as seen)."""
+    settling: list[str] = field(default_factory=list)
+    """Files modified within their settle interval, left for a later tick (not recorded)."""
+    now: float = field(default_factory=time.time)
 
     def cursor(self) -> str:
         return json.dumps(self.seen, sort_keys=True)
 
-    def files(self, contract: SourceContract, landing_dir: Path) -> dict[str, Path] | None:
-        """The table's landing files, or None (and the reason in `skipped`) if ambiguous."""
-        try:
-            return find_landing_files(contract, landing_dir)
-        except LandingFileError as e:
-            self.skipped.append(str(e))
-            return None
+    def files(self, contract: SourceContract, landing_dir: Path) -> LandingFiles:
+        """The table's landing files and faulty days; a fault is named in `skipped` too."""
+        found = list_landing_files(contract, landing_dir)
+        self.skipped.extend(f.message for f in found.faults.values())
+        return found
+
+    def settled(self, contract: SourceContract, path: Path) -> bool:
+        """Whether `path` is unchanged for its settle interval; if not, noted in `settling`."""
+        if settling(path, contract.settle_seconds, self.now):
+            self.settling.append(f"{path} (changed within {contract.settle_seconds:g} s)")
+            return False
+        return True
 
 
 def _scan_snapshot(scan: LandingScan, contract: SourceContract, landing_dir: Path) -> None:
-    files = scan.files(contract, landing_dir)
-    if files:
-        key = max(files)
-        stamp = f"{key}:{file_stamp(files[key])}"
-        if scan.seen.get(contract.table, {}).get("newest") != stamp:
-            scan.snapshot_changes.append((contract.table, stamp))
+    found = scan.files(contract, landing_dir)
+    days = found.files.keys() | found.faults.keys()
+    if not days:
+        return
+    key = max(days)
+    if key in found.faults:
+        stamp = f"{key}:{_fault_stamp(found.faults[key], landing_dir, contract)}"
+    elif scan.settled(contract, found.files[key]):
+        stamp = f"{key}:{file_stamp(found.files[key])}"
+    else:
+        return
+    if scan.seen.get(contract.table, {}).get("newest") != stamp:
+        scan.snapshot_changes.append((contract.table, stamp))
 
 
 def _new_daily_keys(
@@ -84,15 +113,21 @@ def _new_daily_keys(
     landing_dir: Path,
     warehouse_built: bool,
     in_partitions: Callable[[str], bool],
-) -> list[str]:
-    """The table's days with a new or changed file, recorded as seen."""
-    files = scan.files(contract, landing_dir)
-    if files is None:
-        return []
+) -> tuple[list[str], list[str]]:
+    """The table's days with a new or changed file, and its new faulty days, recorded as seen."""
+    found = scan.files(contract, landing_dir)
     table_seen = scan.seen.setdefault(contract.table, {})
     new_keys: list[str] = []
-    for partition_key, path in sorted(files.items()):
-        stamp = file_stamp(path)
+    fault_keys: list[str] = []
+    days = {**found.files, **{k: f.path for k, f in found.faults.items()}}
+    for partition_key, path in sorted(days.items()):
+        fault = found.faults.get(partition_key)
+        if fault is not None:
+            stamp = _fault_stamp(fault, landing_dir, contract)
+        elif scan.settled(contract, path):
+            stamp = file_stamp(path)
+        else:
+            continue
         if table_seen.get(partition_key) == stamp:
             continue
         if not in_partitions(partition_key):
@@ -103,9 +138,9 @@ def _new_daily_keys(
             # warehouse's first build.
             scan.waiting += 1
             continue
-        new_keys.append(partition_key)
+        (fault_keys if fault else new_keys).append(partition_key)
         table_seen[partition_key] = stamp
-    return new_keys
+    return new_keys, fault_keys
 
 
 def _scan_daily(
@@ -115,12 +150,17 @@ def _scan_daily(
     warehouse_built: bool,
     in_partitions: Callable[[str], bool],
 ) -> None:
-    new_keys = _new_daily_keys(scan, contract, landing_dir, warehouse_built, in_partitions)
+    new_keys, fault_keys = _new_daily_keys(
+        scan, contract, landing_dir, warehouse_built, in_partitions
+    )
     table_seen = scan.seen.get(contract.table, {})
     # Consecutive days go in one run (the daily assets load a range in one run and one
-    # dbt invocation), so a first start with 90 days of files is one run, not 180.
-    for first, last in consecutive_ranges(new_keys):
-        stamps = ",".join(table_seen[k] for k in new_keys if first <= k <= last)
+    # dbt invocation), so a first start with 90 days of files is one run, not 180. A faulty
+    # day is a run of its own: its failure holds up no other day.
+    ranges = consecutive_ranges(new_keys) + [(k, k) for k in fault_keys]
+    for first, last in ranges:
+        keys = fault_keys if first in fault_keys else new_keys
+        stamps = ",".join(table_seen[k] for k in keys if first <= k <= last)
         scan.daily_ranges.setdefault((first, last), []).append((contract.table, stamps))
 
 
@@ -130,12 +170,15 @@ def scan_landing(
     landing_dir: Path,
     warehouse_built: bool,
     in_partitions: Callable[[str], bool],
+    now: float | None = None,
 ) -> LandingScan:
-    """What changed in `landing_dir` since the sensor's `cursor`.
+    """What changed in `landing_dir` since the sensor's `cursor`, at `now` (the clock's time).
 
     Daily files wait while `warehouse_built` is false, because the daily facts select from the
     unpartitioned warehouse; `in_partitions` says whether a day is a daily partition."""
     scan = LandingScan(seen=json.loads(cursor) if cursor else {})
+    if now is not None:
+        scan.now = now
     for contract in contracts:
         if contract.snapshot:
             _scan_snapshot(scan, contract, landing_dir)

@@ -4,8 +4,9 @@ It only lists files and reads the Dagster instance; it never opens DuckDB, whose
 lock a sensor must not compete for. A daily file asks for its raw partition and the daily
 warehouse models built from it; a new snapshot file asks for its raw table and the unpartitioned
 warehouse models. Daily runs wait until the unpartitioned warehouse (staging views, dimensions)
-has been built once, because the daily facts select from it. What counts as new is
-`landing_scan`'s; this module turns a scan into run requests.
+has been built once, because the daily facts select from it. A file modified within its
+contract's settle interval waits for a later tick. What counts as new is `landing_scan`'s; this
+module turns a scan into run requests.
 """
 
 from collections.abc import Sequence
@@ -93,7 +94,13 @@ def run_requests(scan: LandingScan, targets: SensorTargets) -> list[dg.RunReques
 def skip_reason(scan: LandingScan) -> str:
     if scan.waiting:
         return f"{scan.waiting} daily files wait for the warehouse's first build (snapshot run)"
-    return "; ".join(scan.skipped) if scan.skipped else "no new landing files"
+    reasons = list(scan.skipped)
+    if scan.settling:
+        reasons.append(
+            f"{len(scan.settling)} file(s) may still be written, asked for once settled: "
+            + ", ".join(scan.settling)
+        )
+    return "; ".join(reasons) if reasons else "no new landing files"
 
 
 def build_landing_sensor(
@@ -132,6 +139,8 @@ def build_landing_sensor(
             return dg.SkipReason(skip_reason(scan))
         for message in scan.skipped:
             context.log.warning(message)
+        for message in scan.settling:
+            context.log.info(f"may still be written, asked for on a later tick: {message}")
         context.update_cursor(scan.cursor())
         return requests
 
