@@ -10,8 +10,6 @@ A day that cannot be loaded at all (two files, a link out of the landing folder,
 being written) is recorded in the quarantine and fails the run, after the other days loaded.
 """
 
-import contextlib
-import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from data_platform.raw.landing import (
     plan_load,
     wait_until_settled,
 )
-from data_platform.raw.quarantine import quarantine_file_fault, replace_quarantined_rows
+from data_platform.raw.quarantine import quarantine_file_fault
 from headwater_core.config import DBT_PROJECT_DIR
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
@@ -144,40 +142,6 @@ def _rejected_share_result(results: list[LoadResult], threshold: float) -> dg.As
     )
 
 
-class _HeldCommit:
-    """The connection `load_file` writes through, holding back the commit of its load.
-
-    `load_file` deletes the day's rows, inserts the new ones and replaces the day's quarantine
-    rows in one transaction it commits itself. Through this wrapper that commit waits for
-    `finish`, so the raw asset decides, with the load's result in hand, whether the day is
-    replaced (DuckDB has no savepoints, and a transaction cannot be opened around another).
-    Every other statement goes to the connection as it is."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self._con = con
-        self.pending = False
-
-    def execute(self, statement, *args, **kwargs):
-        verb = statement.strip().lower() if isinstance(statement, str) else ""
-        if verb == "commit":
-            self.pending = True
-            return self._con
-        if self.pending and verb.startswith("begin"):
-            self.finish(commit=True)  # a later transaction of its own: the load's is final
-        return self._con.execute(statement, *args, **kwargs)
-
-    def commit(self):
-        return self.execute("commit")
-
-    def finish(self, commit: bool) -> None:
-        if self.pending:
-            self.pending = False
-            self._con.execute("commit" if commit else "rollback")
-
-    def __getattr__(self, name: str):
-        return getattr(self._con, name)
-
-
 def _load_day(
     context: dg.AssetExecutionContext,
     con: duckdb.DuckDBPyConnection,
@@ -187,25 +151,9 @@ def _load_day(
 ) -> LoadResult:
     """Load one file; over the rejected-share threshold, the day keeps its rows (the result
     says 0 loaded) and only its quarantine rows are replaced."""
-    held = _HeldCommit(con)
-    try:
-        result = load_file(held, contract, path, partition_key, context.run_id)
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            held.finish(commit=True)  # what load_file meant to keep (a file fault's record)
-        raise
-    if result.rejected_share <= contract.max_rejected_share:
-        held.finish(commit=True)
-        return result
-    held.finish(commit=False)
-    con.execute("begin transaction")
-    try:
-        replace_quarantined_rows(con, contract, path, partition_key, context.run_id)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    return dataclasses.replace(result, rows_loaded=0)
+    return load_file(
+        con, contract, path, partition_key, context.run_id, contract.max_rejected_share
+    )
 
 
 def _load_all(

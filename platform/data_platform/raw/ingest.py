@@ -15,6 +15,7 @@ changes nothing that was loaded before. Finding the files is `landing`'s. No Dag
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -96,11 +97,14 @@ def load_file(
     path: Path,
     partition_key: str,
     run_id: str = "",
+    max_rejected_share: float | None = None,
 ) -> LoadResult:
     """Load one landing file as the whole of its partition (or, for snapshots, of its table).
 
     Raises `LandingFileError` for a file that cannot be loaded at all; the file-level fault is
-    recorded in the quarantine and the loaded data is left as it was.
+    recorded in the quarantine and the loaded data is left as it was. When more than
+    `max_rejected_share` of the file's rows break the contract, only its quarantine rows are
+    replaced: the partition keeps the rows it had, and the result says 0 loaded.
     """
     date.fromisoformat(partition_key)  # a malformed key is a bug upstream: fail loudly
     ensure_raw_table(con, contract)
@@ -110,8 +114,11 @@ def load_file(
         except LandingFileError as e:
             quarantine_file_fault(con, contract, path, partition_key, str(e), run_id)
             raise
-        _check_and_replace(con, contract, path, partition_key, run_id)
-    return _load_result(con, contract, path, partition_key, rows_read)
+        replaced = _check_and_replace(
+            con, contract, path, partition_key, run_id, rows_read, max_rejected_share
+        )
+    result = _load_result(con, contract, path, partition_key, rows_read)
+    return result if replaced else dataclasses.replace(result, rows_loaded=0)
 
 
 @contextmanager
@@ -133,9 +140,11 @@ def _check_and_replace(
     path: Path,
     partition_key: str,
     run_id: str,
-) -> None:
+    rows_read: int,
+    max_rejected_share: float | None,
+) -> bool:
     """The staged file's violations found, then its partition and quarantine rows replaced in
-    one transaction."""
+    one transaction; over `max_rejected_share`, the quarantine rows alone (returns False)."""
 
     partition_date = None if contract.snapshot else partition_key
     con.execute(
@@ -143,14 +152,18 @@ def _check_and_replace(
         "select #1 as source_row, #2 as column_name, #3 as reason, #4 as value "
         f"from ({violations_sql(contract, partition_date)})"
     )
+    ((rejected,),) = con.execute("select count(distinct source_row) from _violations").fetchall()
+    replace = max_rejected_share is None or rejected <= max_rejected_share * rows_read
     con.execute("begin transaction")
     try:
-        _replace_partition(con, contract, path, partition_key)
+        if replace:
+            _replace_partition(con, contract, path, partition_key)
         replace_quarantined_rows(con, contract, path, partition_key, run_id)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
+    return replace
 
 
 def _replace_partition(
