@@ -226,6 +226,7 @@ def _check_names(spec: ModelSpec, where: str) -> None:
     pasted into queries, and anything else could smuggle SQL into them."""
     label = spec.label
     columns = {
+        "name": (spec.name,),  # the scores table is `scores.<name>`
         "features": spec.features,
         "categorical": spec.categorical,
         "keys": spec.keys,
@@ -241,7 +242,7 @@ def _check_names(spec: ModelSpec, where: str) -> None:
         for value in values:
             if not (isinstance(value, str) and IDENTIFIER.fullmatch(value)):
                 raise ValueError(
-                    f"{where}: {name} {value!r} is not a column name (letters, digits and "
+                    f"{where}: {name} {value!r} is not an identifier (letters, digits and "
                     "underscores, not starting with a digit)"
                 )
     for name, value in tables.items():

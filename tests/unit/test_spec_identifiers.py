@@ -57,6 +57,7 @@ def _set(field: str, value):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
+        ("name", "fraud_classifier; drop table t"),
         ("categorical", ["channel", "x;drop table t"]),
         ("keys", ["transaction_id", "1id"]),
         ("event_time", "transacted_at--"),
