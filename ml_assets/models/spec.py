@@ -7,6 +7,7 @@ spec into the same five assets (training set, model, evaluation, champion, score
 model is SQL plus a spec, with no Python. No Dagster import here.
 """
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,20 @@ SPECS_DIR = Path(__file__).resolve().parents[1] / "model_specs"
 HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2", "recall_at_top_k", "precision_at_top_k"}
 CLASSIFIER_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "recall_at_top_k")
 REGRESSOR_METRICS = ("rmse", "mae", "r2")
+
+# What a name a spec puts into SQL may be: a column, or a table as `schema.name` of two of them.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def ident(name: str) -> str:
+    """A column name quoted for SQL (a spec's names are checked identifiers; a keyword such as
+    `group` still needs the quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_ref(name: str) -> str:
+    """A `schema.name` table quoted for SQL."""
+    return ".".join(ident(part) for part in name.split("."))
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,7 @@ def spec_from_yml(path: Path) -> ModelSpec:
         )
     except (KeyError, TypeError) as e:
         raise ValueError(f"{where}: invalid model spec ({e})") from e
+    _check_names(spec, where)
     if spec.name != path.stem:
         raise ValueError(f"{where}: spec name {spec.name!r} must match its file name")
     if spec.objective not in ("binary", "regression"):
@@ -203,6 +219,39 @@ def spec_from_yml(path: Path) -> ModelSpec:
                 f"{where}: monitoring.performance needs 0 <= warn_decay <= error_decay"
             )
     return spec
+
+
+def _check_names(spec: ModelSpec, where: str) -> None:
+    """Every name the spec puts into SQL is an identifier, each table `schema.name`: a spec is
+    pasted into queries, and anything else could smuggle SQL into them."""
+    label = spec.label
+    columns = {
+        "name": (spec.name,),  # the scores table is `scores.<name>`
+        "features": spec.features,
+        "categorical": spec.categorical,
+        "keys": spec.keys,
+        "event_time": (spec.event_time,),
+        "score_date": (spec.score_date,),
+        "label.column": (label.column,),
+        "label.matures_at": (label.matures_at,),
+        "label.known_at": (label.known_at,) if label.known_at is not None else (),
+        "baseline_feature": (spec.baseline_feature,),
+    }
+    tables = {"feature_set": spec.feature_set, "label.table": label.table}
+    for name, values in columns.items():
+        for value in values:
+            if not (isinstance(value, str) and IDENTIFIER.fullmatch(value)):
+                raise ValueError(
+                    f"{where}: {name} {value!r} is not an identifier (letters, digits and "
+                    "underscores, not starting with a digit)"
+                )
+    for name, value in tables.items():
+        parts = value.split(".") if isinstance(value, str) else []
+        if len(parts) != 2 or not all(IDENTIFIER.fullmatch(p) for p in parts):
+            raise ValueError(
+                f"{where}: {name} {value!r} is not a table as schema.name (each part letters, "
+                "digits and underscores, not starting with a digit)"
+            )
 
 
 def load_specs(folder: Path = SPECS_DIR) -> list[ModelSpec]:

@@ -7,6 +7,9 @@ imported inside the methods, so loading the code location does not pay for it.
 """
 
 import os
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +24,56 @@ from headwater_core.names import CHALLENGER, CHAMPION, TAG_HOLDOUT_ARTIFACT  # n
 
 # Rows MLflow reads to describe a logged dataset's columns (see `training_dataset`).
 SCHEMA_SAMPLE_ROWS = 1_000
+
+# The reachability check of a tracking server: tries, seconds each may take, and the pause
+# before the second try (doubled before each next one): a few seconds in all, where MLflow's
+# own client retries a refused connection for about four minutes.
+REACHABLE_TRIES = 3
+REACHABLE_TIMEOUT_SECONDS = 3.0
+REACHABLE_BACKOFF_SECONDS = 0.5
+# How long a server that answered is taken to be up (`MlflowTracking.client`): uri -> when.
+REACHABLE_FOR_SECONDS = 60.0
+_CONFIRMED: dict[str, float] = {}
+
+
+class MlflowUnreachable(RuntimeError):
+    """The tracking server does not answer its health check."""
+
+
+def check_reachable(
+    uri: str,
+    tries: int = REACHABLE_TRIES,
+    timeout: float = REACHABLE_TIMEOUT_SECONDS,
+    backoff: float = REACHABLE_BACKOFF_SECONDS,
+) -> None:
+    """Raise MlflowUnreachable, naming `uri`, unless the tracking server answers `GET /health`
+    within `tries` tries. A store that is not a server (SQLite, a folder, Databricks) passes:
+    there is nothing to reach. A server that asks for credentials (401, 403) is reachable."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    cause = ""
+    for attempt in range(tries):
+        if attempt:
+            time.sleep(backoff * 2 ** (attempt - 1))
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                if response.status == 200:
+                    return
+                cause = f"HTTP {response.status}"
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                return
+            cause = f"HTTP {e.code}"
+        except urllib.error.URLError as e:
+            cause = str(e.reason)
+        except OSError as e:  # a timeout while reading the answer
+            cause = str(e) or type(e).__name__
+    raise MlflowUnreachable(
+        f"MLflow tracking server {uri} is unreachable: GET {url} failed {tries} times "
+        f"({cause}). Start it, or point MLFLOW_TRACKING_URI (or the mlflow_tracking "
+        "resource's tracking_uri) at one that runs."
+    )
 
 
 @dataclass(frozen=True)
@@ -50,10 +103,25 @@ class MlflowTracking(dg.ConfigurableResource):
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / 'mlflow.db'}"
 
+    def check_reachable(self) -> None:
+        """Raise MlflowUnreachable unless the tracking server answers (see `check_reachable`);
+        a step calls it before work that MLflow would only be asked to record afterwards."""
+        check_reachable(self.resolved_uri())
+
     def client(self):
+        """The MLflow client, once the server has answered its health check (in this process,
+        within the last REACHABLE_FOR_SECONDS): MLflow's own client would retry a refused
+        connection for minutes before failing.
+
+        Not checked when the resource is set up: a run that loads raw data and trains a model
+        in one process would then load nothing while MLflow is down."""
         import mlflow
 
         uri = self.resolved_uri()
+        confirmed = _CONFIRMED.get(uri)
+        if confirmed is None or time.monotonic() - confirmed > REACHABLE_FOR_SECONDS:
+            check_reachable(uri)
+            _CONFIRMED[uri] = time.monotonic()
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_assets.models.spec import ModelSpec, SplitSpec
+from ml_assets.models.spec import ModelSpec, SplitSpec, ident, table_ref
 
 SPLIT_COLUMN = "_split"
 LABEL_COLUMN = "_label"
@@ -52,22 +52,23 @@ def split_windows(last_matured_day: date, split: SplitSpec) -> Windows:
 
 def training_set_sql(spec: ModelSpec) -> str:
     """Matured rows of the feature set with their label as known at the cut-off ($cutoff)."""
-    keys = ", ".join(f"f.{k}" for k in spec.keys)
-    join = " and ".join(f"f.{k} = l.{k}" for k in spec.keys)
-    features = ", ".join(f"f.{c}" for c in spec.features if c not in spec.keys)
-    label = f"l.{spec.label.column}"
+    keys = ", ".join(f"f.{ident(k)}" for k in spec.keys)
+    join = " and ".join(f"f.{ident(k)} = l.{ident(k)}" for k in spec.keys)
+    features = ", ".join(f"f.{ident(c)}" for c in spec.features if c not in spec.keys)
+    event_time = f"f.{ident(spec.event_time)}"
+    label = f"l.{ident(spec.label.column)}"
     if spec.label.known_at:
         # a label that only became known after the cut-off is unknown, hence negative
-        label = f"({label} and coalesce(l.{spec.label.known_at} <= $cutoff, true))"
+        label = f"({label} and coalesce(l.{ident(spec.label.known_at)} <= $cutoff, true))"
     return f"""
-        select {keys}, f.{spec.event_time} as _event_time,
-               cast(f.{spec.event_time} as date) as {EVENT_DATE_COLUMN},
+        select {keys}, {event_time} as _event_time,
+               cast({event_time} as date) as {EVENT_DATE_COLUMN},
                {features}, cast({label} as double) as {LABEL_COLUMN}
-        from {spec.feature_set} f
-        join {spec.label.table} l on {join}
-        where l.{spec.label.matures_at} <= $cutoff
-          and f.{spec.event_time} <= $cutoff
-        order by f.{spec.event_time}, {keys}
+        from {table_ref(spec.feature_set)} f
+        join {table_ref(spec.label.table)} l on {join}
+        where l.{ident(spec.label.matures_at)} <= $cutoff
+          and {event_time} <= $cutoff
+        order by {event_time}, {keys}
     """
 
 

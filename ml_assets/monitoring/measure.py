@@ -25,7 +25,7 @@ from headwater_core.names import (
     REFERENCE_ARTIFACT,
     scores_table,
 )
-from ml_assets.models.spec import ModelSpec
+from ml_assets.models.spec import ModelSpec, ident, table_ref
 from ml_assets.monitoring.drift import DriftResult, compute_drift
 from ml_assets.monitoring.judge import (
     Verdict,
@@ -89,11 +89,11 @@ def _now() -> datetime:
 
 def read_scored_day(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> pa.Table:
     """The rows the model scored on `day`: their features, `score` and `model_version`."""
-    keys = ", ".join(spec.keys)
-    columns = ", ".join(f"f.{c}" for c in spec.features)
+    keys = ", ".join(ident(k) for k in spec.keys)
+    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
     return con.sql(
         f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
-        f"join {spec.feature_set} f using ({keys}) "
+        f"join {table_ref(spec.feature_set)} f using ({keys}) "
         "where cast(s.event_time as date) = $1",
         params=[day],
     ).to_arrow_table()
@@ -193,10 +193,11 @@ class PerformanceDay:
 
 def _label_value(spec: ModelSpec) -> str:
     label = spec.label
-    value = f"l.{label.column}"
+    value = f"l.{ident(label.column)}"
     if label.known_at:
         # as known when the label matured: a later report does not count
-        value = f"({value} and coalesce(l.{label.known_at} <= l.{label.matures_at}, true))"
+        known, matures = ident(label.known_at), ident(label.matures_at)
+        value = f"({value} and coalesce(l.{known} <= l.{matures}, true))"
     return value
 
 
@@ -214,14 +215,18 @@ def read_performance_day(
     newest data of the feature set."""
     name, label = spec.name, spec.label
     value = _label_value(spec)
-    joined = f"from {scores_table(name)} s join {label.table} l using ({', '.join(spec.keys)})"
+    keys = ", ".join(ident(k) for k in spec.keys)
+    joined = f"from {scores_table(name)} s join {table_ref(label.table)} l using ({keys})"
+    matures = f"l.{ident(label.matures_at)}"
     rows = con.sql(
         f"select s.score, s.model_version, cast({value} as double) as label, "
-        f"l.{label.matures_at} as matures_at {joined} "
+        f"{matures} as matures_at {joined} "
         "where cast(s.event_time as date) = $1",
         params=[day],
     ).to_arrow_table()
-    ((data_until,),) = con.sql(f"select max({spec.event_time}) from {spec.feature_set}").fetchall()
+    ((data_until,),) = con.sql(
+        f"select max({ident(spec.event_time)}) from {table_ref(spec.feature_set)}"
+    ).fetchall()
     if rows.num_rows == 0:
         raise NotMeasurable(f"{name}: nothing scored on {day}, so no performance to measure")
     matures_at = max(rows.column("matures_at").to_pylist())
@@ -241,7 +246,7 @@ def read_performance_day(
     window = con.sql(
         f"select s.score, cast({value} as double) as label {joined} "
         "where cast(s.event_time as date) between $1 and $2 and s.model_version = $3 "
-        f"and l.{label.matures_at} <= $4",
+        f"and {matures} <= $4",
         params=[first_day, day, version, data_until],
     ).to_arrow_table()
     return PerformanceDay(rows=rows, window=window, version=version, matures_at=matures_at)

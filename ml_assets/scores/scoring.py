@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import SCORES, scores_table
-from ml_assets.models.spec import ModelSpec
+from ml_assets.models.spec import ModelSpec, ident, table_ref
 
 # Rows scored at a time: memory stays bounded whatever the window (a 120-day backfill at 10M
 # transactions is 10M rows, ~3.5 GB as Arrow plus pandas in one piece).
@@ -75,14 +75,16 @@ def score_window(con, spec: ModelSpec, booster, version: str, window: tuple[str,
 
 def _read_window(con, spec: ModelSpec, window: tuple[str, str]):
     """A reader of the window's keys, event time and features, SCORE_BATCH_ROWS at a time."""
-    keys = ", ".join(spec.keys)
+    keys = ", ".join(ident(k) for k in spec.keys)
+    features = ", ".join(ident(c) for c in spec.features)
+    day = ident(spec.score_date)
     # The window is read on a second connection of the same database while `con` writes.
     return (
         con.cursor()
         .sql(
-            f"select {keys}, {spec.event_time} as event_time, {', '.join(spec.features)} "
-            f"from {spec.feature_set} where {spec.score_date} >= $1 "
-            f"and {spec.score_date} < $2 order by {keys}",
+            f"select {keys}, {ident(spec.event_time)} as event_time, {features} "
+            f"from {table_ref(spec.feature_set)} where {day} >= $1 "
+            f"and {day} < $2 order by {keys}",
             params=[window[0], window[1]],
         )
         .to_arrow_reader(SCORE_BATCH_ROWS)
@@ -128,7 +130,8 @@ def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch)
     # for a day's realised performance once the data reaches that far.
     ((lag,),) = con.execute(
         "select max(datediff('day', cast(s.event_time as date), "
-        f"l.{spec.label.matures_at})) "
-        f"from {spec.label.table} l join {_BATCH_VIEW} s using ({', '.join(spec.keys)})"
+        f"l.{ident(spec.label.matures_at)})) "
+        f"from {table_ref(spec.label.table)} l join {_BATCH_VIEW} s "
+        f"using ({', '.join(ident(k) for k in spec.keys)})"
     ).fetchall()
     return score, lag

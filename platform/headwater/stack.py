@@ -20,11 +20,19 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from headwater.stack_health import (
+    PostgresUnreachable,
+    check_postgres,
+    code_server_ok,
+    http_ok,
+    log_path,
+    log_tail,
+    wait_until,
+)
 from headwater_core.config import PROJECT_ROOT
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy"
@@ -226,45 +234,6 @@ def prepare_dagster_home(config: StackConfig) -> Path:
     return config.dagster_home
 
 
-# -- readiness -----------------------------------------------------------------------------------
-
-
-def http_ok(url: str) -> bool:
-    """Whether `url` answers 200 right now."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def code_server_ok(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether the code server answers SERVING to the standard gRPC health check, the protocol
-    `dagster api grpc-health-check` (the containers' and Helm's probe) speaks."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
-        try:
-            response = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="DagsterApi"), timeout=5
-            )
-        except grpc.RpcError:
-            return False
-    return response.status == health_pb2.HealthCheckResponse.SERVING
-
-
-def _wait_until(ready, what: str, processes: dict[str, subprocess.Popen], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        exited = {name: p.returncode for name, p in processes.items() if p.poll() is not None}
-        if exited:
-            raise RuntimeError(f"exited before {what} was ready: {exited}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready after {timeout:.0f} s")
-        time.sleep(1)
-
-
 # -- running -------------------------------------------------------------------------------------
 
 
@@ -280,7 +249,7 @@ def start(name: str, command: list[str], env: Mapping[str, str], logs: Path) -> 
     """One process of the stack, in a process group of its own (stopped as a whole), logging to
     `<logs>/<name>.log`."""
     # The child keeps its own copy of the file descriptor; ours is closed at once.
-    with (logs / f"{name.replace(':', '-')}.log").open("ab") as log:
+    with log_path(logs, name).open("ab") as log:
         return subprocess.Popen(
             command,
             env=dict(env),
@@ -322,6 +291,11 @@ def run_stack(
 ) -> int:
     """Start the stack, wait until every part answers, then run until a stop signal."""
     bin_dir = Path(sys.executable).parent
+    try:
+        check_postgres(pg)
+    except PostgresUnreachable as e:
+        print(f"headwater stack: {e}", flush=True)
+        return 1
     if create:
         for name in create_databases(pg):
             print(f"headwater stack: created database {name}", flush=True)
@@ -340,21 +314,20 @@ def run_stack(
         # both locations at once; MLflow is needed only when a run logs to it.
         for location, _ in CODE_LOCATIONS:
             port = config.code_port(location)
-            _wait_until(
+            wait_until(
                 lambda port=port: code_server_ok(port),
                 f"code server {location}",
                 processes,
                 timeout,
+                logs,
             )
         for name in ("daemon", "webserver"):
             processes[name] = start(name, commands[name], env, logs)
-        _wait_until(
-            lambda: http_ok(config.webserver_probe_url),
-            "webserver",
-            processes,
-            timeout,
-        )
-        _wait_until(lambda: http_ok(f"{config.mlflow_uri}/health"), "mlflow", processes, timeout)
+        for what, url in (
+            ("webserver", config.webserver_probe_url),
+            ("mlflow", f"{config.mlflow_uri}/health"),
+        ):
+            wait_until(lambda url=url: http_ok(url), what, processes, timeout, logs)
         print(
             f"headwater stack: ready. Dagster UI {config.webserver_url}"
             f"{' (read-only)' if config.read_only else ''}; MLflow {config.mlflow_uri}; "
@@ -365,14 +338,19 @@ def run_stack(
         while True:
             exited = {n: p.returncode for n, p in processes.items() if p.poll() is not None}
             if exited:
-                print(f"headwater stack: stopped, a process exited: {exited}", flush=True)
+                path = log_path(logs, next(iter(exited)))
+                print(
+                    f"headwater stack: stopped, a process exited: {exited}; the end of {path}:\n"
+                    + log_tail(path),
+                    flush=True,
+                )
                 code = 1
                 break
             time.sleep(1)
     except _Stop as stop:
         print(f"headwater stack: {stop}, stopping", flush=True)
     except RuntimeError as e:
-        print(f"headwater stack: {e}; logs in {logs}", flush=True)
+        print(f"headwater stack: {e}\nlogs in {logs}", flush=True)
         code = 1
     finally:
         # A second signal while stopping must not cut the cleanup short.

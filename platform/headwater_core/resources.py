@@ -3,6 +3,8 @@ read and write, and the landing folder the raw assets load from."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,15 +14,32 @@ import duckdb
 
 from headwater_core.config import default_duckdb_path, default_landing_dir
 
+# DuckDB's words when another process holds the file, and how it names that process.
+LOCK_ERROR = "Could not set lock on file"
+LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process held the warehouse file for longer than the resource waits."""
+
 
 class Warehouse(dg.ConfigurableResource):
     """The DuckDB file that holds the `raw` schema and every dbt layer.
 
     `path` empty means $HEADWATER_DUCKDB_PATH, else `<state>/warehouse.duckdb`, the same default
     dbt's profiles.yml uses, so Python and dbt always write one file.
+
+    DuckDB lets one process write the file (and none read it meanwhile): the platform's own
+    steps take turns through the `duckdb_warehouse` pool, but another process (an analyst's
+    dbt, a notebook) may hold it. `connect` then waits, retrying with backoff, for up to
+    `lock_timeout_seconds`, and fails naming the process that holds the file.
     """
 
     path: str = ""
+    lock_timeout_seconds: float = 60.0
+    """How long `connect` waits for another process's lock on the file."""
+    lock_retry_seconds: float = 0.25
+    """The first pause between tries; each next one doubles, up to 5 s."""
 
     def resolved_path(self) -> Path:
         return Path(self.path) if self.path else default_duckdb_path()
@@ -30,11 +49,52 @@ class Warehouse(dg.ConfigurableResource):
         path = self.resolved_path()
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = connect_waiting(path, read_only, self.lock_timeout_seconds, self.lock_retry_seconds)
         try:
             yield con
         finally:
             con.close()
+
+
+def connect_waiting(
+    path: Path, read_only: bool, timeout: float, first_pause: float
+) -> duckdb.DuckDBPyConnection:
+    """`duckdb.connect`, tried again with backoff while another process holds the file's lock;
+    after `timeout` seconds, WarehouseBusy naming the holder."""
+    deadline = time.monotonic() + timeout
+    pause = first_pause
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            if LOCK_ERROR not in str(e):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WarehouseBusy(busy_message(path, str(e), timeout)) from e
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
+
+
+def busy_message(path: Path, error: str, timeout: float) -> str:
+    """Who holds the file, as DuckDB names them (program and PID) and, if /proc lets us read it,
+    their command line."""
+    holder = LOCK_HOLDER.search(error)
+    if holder is None:
+        who = "another process"
+    else:
+        pid = holder["pid"]
+        who = f"PID {pid} ({holder['exe']})"
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            who += f": {cmdline.decode(errors='replace').strip()}"
+        except OSError:
+            pass
+    return (
+        f"the warehouse {path} is locked by {who}; waited {timeout:g} s for it (the warehouse "
+        "resource's lock_timeout_seconds). Stop that process or let it finish, then run again. "
+        f"DuckDB: {error}"
+    )
 
 
 class LandingZone(dg.ConfigurableResource):

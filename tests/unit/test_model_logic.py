@@ -48,8 +48,8 @@ def test_assign_splits_drops_rows_outside_every_window():
 def test_training_rows_need_a_matured_label_and_a_known_one():
     spec = next(s for s in load_specs() if s.name == "fraud_classifier")
     sql = training_set_sql(spec)
-    assert "l.label_matures_at <= $cutoff" in sql
-    assert "coalesce(l.chargeback_reported_at <= $cutoff, true)" in sql
+    assert 'l."label_matures_at" <= $cutoff' in sql
+    assert 'coalesce(l."chargeback_reported_at" <= $cutoff, true)' in sql
 
 
 def test_classifier_metrics_on_a_perfect_and_a_useless_ranking():
