@@ -67,7 +67,8 @@ def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Eva
     if champion is not None and champion.version == challenger.version:
         champion = None  # already promoted: compare with nothing but the baseline
     if champion is not None:
-        require_complete(tracking, name, champion)
+        # Judged by its twin too; one promoted before the completion marker existed is fine.
+        require_complete(tracking, name, champion, marker=False)
 
     frame = to_frame(table, spec)
     metrics: dict[str, dict[str, float] | None] = {

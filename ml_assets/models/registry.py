@@ -17,17 +17,21 @@ from ml_assets.models.tracking import MlflowTracking, VersionRef
 
 # What the gate, the champion and monitoring read from a version: registration writes them all
 # before TAG_COMPLETE, and TAG_COMPLETE before the `challenger` alias (`mlflow_run`).
-REQUIRED_TAGS = (TAG_TEST_METRICS, TAG_TRAINED_THROUGH, TAG_FEATURE_IMPORTANCE, TAG_COMPLETE)
+REQUIRED_TAGS = (TAG_TEST_METRICS, TAG_TRAINED_THROUGH, TAG_FEATURE_IMPORTANCE)
 
 
 class IncompleteVersionError(ValueError):
     """A model version whose registration did not finish: no gate or alias may use it."""
 
 
-def missing_parts(tracking: MlflowTracking, model_name: str, version: VersionRef) -> list[str]:
+def missing_parts(
+    tracking: MlflowTracking, model_name: str, version: VersionRef, *, marker: bool = True
+) -> list[str]:
     """What a version lacks of a finished registration (empty when it is complete): required
-    tags, the held-out twin of a refit model (tag and artifact) and the drift reference."""
-    missing = [tag for tag in REQUIRED_TAGS if not version.tags.get(tag)]
+    tags, the held-out twin of a refit model (tag and artifact), the drift reference and, with
+    `marker`, TAG_COMPLETE (versions registered before the marker existed have all the rest)."""
+    tags = REQUIRED_TAGS + ((TAG_COMPLETE,) if marker else ())
+    missing = [tag for tag in tags if not version.tags.get(tag)]
     client = tracking.client()
     refit = client.get_run(version.run_id).data.params.get("refit_on_all_windows") == "True"
     holdout = version.tags.get(TAG_HOLDOUT_ARTIFACT)
@@ -43,10 +47,12 @@ def missing_parts(tracking: MlflowTracking, model_name: str, version: VersionRef
     return missing
 
 
-def require_complete(tracking: MlflowTracking, model_name: str, version: VersionRef) -> None:
+def require_complete(
+    tracking: MlflowTracking, model_name: str, version: VersionRef, *, marker: bool = True
+) -> None:
     """Raise IncompleteVersionError, naming the version and what it lacks, unless its
-    registration finished."""
-    missing = missing_parts(tracking, model_name, version)
+    registration finished (`missing_parts`)."""
+    missing = missing_parts(tracking, model_name, version, marker=marker)
     if missing:
         raise IncompleteVersionError(
             f"version {version.version} of {model_name} is half-registered (missing: "
@@ -66,8 +72,13 @@ def move_champion(
     tracking: MlflowTracking, model_name: str, version: str, action: str, reason: str
 ) -> str | None:
     """Point `champion` at `version` (a completely registered one); returns the version that
-    held it before (None if none)."""
-    require_complete(tracking, model_name, tracking.version_of(model_name, version))
+    held it before (None if none).
+
+    A promotion needs the completion marker; a rollback, a deliberate move to a version that
+    served before, accepts one registered before the marker existed if nothing else is
+    missing."""
+    target = tracking.version_of(model_name, version)
+    require_complete(tracking, model_name, target, marker=action != "rolled_back")
     previous = tracking.version_by_alias(model_name, CHAMPION)
     tracking.client().set_registered_model_alias(model_name, CHAMPION, version)
     record(

@@ -26,7 +26,7 @@ from headwater_core.names import (
 from ml_assets.models.evaluate import metrics_on_test_window
 from ml_assets.models.evaluation import evaluate_challenger
 from ml_assets.models.mlflow_run import RunOrigin, log_training_run
-from ml_assets.models.registry import IncompleteVersionError, move_champion
+from ml_assets.models.registry import IncompleteVersionError, move_champion, rollback
 from ml_assets.models.spec import spec_from_yml
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.models.train import fit
@@ -210,3 +210,12 @@ def test_a_half_registered_challenger_is_refused_by_the_evaluation_and_the_champ
     with pytest.raises(IncompleteVersionError, match=missing):
         move_champion(tracking, name, logged.version, "promoted", "test")
     assert tracking.version_by_alias(name, CHAMPION) is None
+    # A deliberate rollback may go to a version registered before the completion marker existed
+    # (nothing else missing), never to one that lacks what the gate or monitoring read.
+    if missing == TAG_COMPLETE:
+        rollback(tracking, name, logged.version, "test: a version from before the marker")
+        assert tracking.version_by_alias(name, CHAMPION).version == logged.version
+    else:
+        with pytest.raises(IncompleteVersionError, match=missing):
+            rollback(tracking, name, logged.version, "test")
+        assert tracking.version_by_alias(name, CHAMPION) is None
