@@ -6,7 +6,8 @@
                                  registered as challenger
     models/<name>/evaluation     challenger vs champion vs baseline on the test window (held-out
                                  models); its blocking check is the promotion gate
-    models/<name>/champion       the `champion` alias moved to the challenger (gate passed only)
+    models/<name>/champion       the `champion` alias moved to the challenger (gate passed only);
+                                 a refusal records the champion kept
     scores/<name>                daily scores from the champion, written to DuckDB
                                  (`ml_assets.scores`)
 
@@ -294,12 +295,13 @@ def build_champion_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         deps=[keys["evaluation"]],
         description=(
             f"The `champion` alias of `{spec.registered_model_name}`, moved to the challenger "
-            "only when the evaluation's gate passed. Scores always come from the champion."
+            "only when the evaluation's gate passed (and never to a half-registered version). "
+            "Every decision is a materialisation whose data version is the champion's version: "
+            "a refused challenger records the champion kept, so scores go on from it."
         ),
         kinds={"python", "mlflow"},
         automation_condition=champion_condition(),
-        # Materialised only when the alias moves: a refused challenger leaves the champion, and
-        # everything downstream of it, as it was.
+        # Nothing is materialised only when there is no champion at all to keep.
         output_required=False,
         **_common(spec),
     )
@@ -319,6 +321,12 @@ def build_champion_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             context.log.info(
                 f"champion stays {kept}: version {challenger.version} refused ({reason})"
             )
+            if current is None:
+                return
+            # Recorded all the same: a step that yields nothing makes Dagster skip every step
+            # after it in the run, and the scores of a run whose gate refused come from the
+            # champion kept (issue 13).
+            yield _champion_result(current.version, False, current.version, reason)
             return
         if gate != "passed":
             raise ValueError(
@@ -327,13 +335,21 @@ def build_champion_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             )
         previous = move_champion(mlflow_tracking, model, challenger.version, "promoted", reason)
         context.log.info(f"champion: version {previous or 'none'} -> {challenger.version}")
-        yield dg.MaterializeResult(
-            metadata={
-                "champion_version": challenger.version,
-                "promoted": True,
-                "previous_champion_version": previous or "none",
-                "reason": reason,
-            }
-        )
+        yield _champion_result(challenger.version, True, previous, reason)
 
     return champion
+
+
+def _champion_result(
+    version: str, promoted: bool, previous: str | None, reason: str
+) -> dg.MaterializeResult:
+    """The champion's materialisation: the version holding the alias after the decision."""
+    return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "champion_version": version,
+            "promoted": promoted,
+            "previous_champion_version": previous or "none",
+            "reason": reason,
+        },
+    )

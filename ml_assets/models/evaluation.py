@@ -22,6 +22,7 @@ from ml_assets.models.evaluate import (
     decide,
     metrics_on_test_window,
 )
+from ml_assets.models.registry import require_complete
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking, load_judged
 from ml_assets.models.train import split_of, to_frame
@@ -53,14 +54,21 @@ class Evaluation:
 
 
 def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Evaluation:
-    """Judge the version holding `challenger` on the test window of the training set `table`."""
+    """Judge the version holding `challenger` on the test window of the training set `table`.
+
+    Both versions must be completely registered (`registry.require_complete`): a refit version
+    without its held-out twin would be judged on rows it trained on."""
     name = spec.registered_model_name
     challenger = tracking.version_by_alias(name, CHALLENGER)
     if challenger is None:
         raise ValueError(f"{name} has no challenger: train the model first")
+    require_complete(tracking, name, challenger)
     champion = tracking.version_by_alias(name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
         champion = None  # already promoted: compare with nothing but the baseline
+    if champion is not None:
+        # Judged by its twin too; one promoted before the completion marker existed is fine.
+        require_complete(tracking, name, champion, marker=False)
 
     frame = to_frame(table, spec)
     metrics: dict[str, dict[str, float] | None] = {

@@ -1,6 +1,6 @@
 """A training run in MLflow: params, metrics, windows, a plot, dataset lineage, the drift
-reference, the served model and its held-out twin; the new registered version is the challenger,
-tagged with what the gate, monitoring and rollback read back.
+reference, the served model and its held-out twin; the new registered version is tagged with what
+the gate, monitoring and rollback read back, marked complete, and only then made the challenger.
 
 mlflow is imported inside the functions. The Dagster run and asset a run came from arrive as a
 plain `RunOrigin`, so the logging does not depend on an execution context.
@@ -17,6 +17,7 @@ from headwater_core.names import (
     CHALLENGER,
     HOLDOUT_ARTIFACT,
     REFERENCE_ARTIFACT,
+    TAG_COMPLETE,
     TAG_FEATURE_IMPORTANCE,
     TAG_HOLDOUT_ARTIFACT,
     TAG_MODEL,
@@ -211,8 +212,13 @@ def _version_tags(
 def _register_challenger(
     tracking: MlflowTracking, spec: ModelSpec, version: str, tags: dict[str, str]
 ) -> None:
-    """Move the challenger alias to the new version and tag it."""
+    """Tag the new version, mark it complete, and only then move the challenger alias to it.
+
+    Registration is one decision: a process dying anywhere before the last step leaves the alias
+    on the previous complete version, and the half-tagged version is never judged or promoted
+    (`registry.require_complete`)."""
     client = tracking.client()
-    client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, version)
     for key, value in tags.items():
         client.set_model_version_tag(spec.registered_model_name, version, key, value)
+    client.set_model_version_tag(spec.registered_model_name, version, TAG_COMPLETE, "true")
+    client.set_registered_model_alias(spec.registered_model_name, CHALLENGER, version)

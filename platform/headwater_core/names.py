@@ -124,6 +124,8 @@ TAG_HOLDOUT_ARTIFACT = "headwater.holdout_artifact"
 TAG_MODEL = "headwater.model"
 TAG_TRAINING_DATA_VERSION = "headwater.training_data_version"
 TAG_PREVIOUS_CHAMPION = "headwater.previous_champion"
+# Set last, just before the `challenger` alias: every tag and artifact above exists.
+TAG_COMPLETE = "headwater.complete"
 
 # Artifacts stored with a model's MLflow run.
 HOLDOUT_ARTIFACT = "holdout/model.txt"

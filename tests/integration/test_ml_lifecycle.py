@@ -189,7 +189,11 @@ def test_a_model_on_shuffled_labels_is_refused_and_the_champion_stays(world):
     # materialised on its own, the champion asset still honours the gate
     alone = _materialize(world, "models/fraud_classifier/champion")
     assert alone.success
-    assert alone.get_asset_materialization_events() == [], "no promotion, no materialisation"
+    # no promotion: the decision is recorded with the champion kept (so scores follow it)
+    (kept,) = alone.get_asset_materialization_events()
+    kept_meta = kept.event_specific_data.materialization.metadata
+    assert kept_meta["promoted"].value is False
+    assert kept_meta["champion_version"].value == before
     logs = [e.message for e in world["instance"].all_logs(alone.run_id)]
     assert any(f"champion stays {before}" in (m or "") for m in logs)
     assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == before
@@ -411,3 +415,43 @@ def _first_error(result) -> str:
         if event.event_type_value == "STEP_FAILURE":
             return str(event.event_specific_data.error)
     return ""
+
+
+# -- a run whose gate refuses ------------------------------------------------------------------
+
+
+def test_a_headless_run_whose_gate_refuses_still_scores_with_the_champion(world):
+    """The same graph over the same data again: the retrained fraud challenger is the same
+    model, so it does not beat the champion by the margin (WARN) and the champion stays; the
+    range's days are scored by that champion all the same (they were not, before: the champion
+    step materialised nothing and Dagster skipped the scores step after it)."""
+    tracking = world["resources"]["mlflow_tracking"]
+    champion = str(tracking.version_by_alias(FRAUD, CHAMPION).version)
+    first, last = "2025-04-08", "2025-04-09"
+    days = f"between '{first}' and '{last}'"
+    scored_days = f"cast(event_time as date) {days}"
+    con = duckdb.connect(str(world["resources"]["warehouse"].resolved_path()))
+    try:
+        con.execute(f"delete from scores.fraud_classifier where {scored_days}")
+    finally:
+        con.close()
+
+    result = materialize_range(
+        first, last, instance=world["instance"], resources=world["resources"]
+    )
+
+    assert result.success, result.failure
+    assert result.assets["models/fraud_classifier/evaluation"].checks_failed == [GATE_CHECK]
+    assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == champion
+    assert str(tracking.version_by_alias(FRAUD, CHALLENGER).version) != champion
+    (features,) = _query(
+        world, f"select count(*) from features.transaction_features where transaction_date {days}"
+    )
+    assert features[0] > 0
+    scored = _query(
+        world,
+        "select count(*), min(model_version), max(model_version) from scores.fraud_classifier "
+        f"where {scored_days}",
+    )
+    assert scored == [(features[0], champion, champion)]
+    assert result.assets["scores/fraud_classifier"].partition_row_count == features[0]

@@ -71,7 +71,7 @@ def why(node) -> str:
 
 def gate_outcome(result: dg.ExecuteInProcessResult, champion: dg.AssetKey) -> list[str]:
     """What a run's promotion gate decided: the evaluation's check, and a champion
-    materialisation only if the alias moved."""
+    materialisation that moved the alias."""
     lines = []
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.check_name == names.GATE_CHECK:
@@ -79,8 +79,8 @@ def gate_outcome(result: dg.ExecuteInProcessResult, champion: dg.AssetKey) -> li
             lines.append(f"gate: {verdict}: {evaluation.description}")
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
-        if mat.asset_key == champion:
-            meta = {k: v.value for k, v in mat.metadata.items()}
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        if mat.asset_key == champion and meta.get("promoted"):  # a refusal records the kept one
             lines.append(
                 f"gate: promoted v{meta['champion_version']} "
                 f"(was v{meta['previous_champion_version']})"
