@@ -60,8 +60,8 @@ def follows_training() -> AC:
 
 def champion_condition() -> AC:
     """The champion follows a new evaluation, unless that evaluation's gate refused the
-    challenger: a refused retrain's champion step ran and rightly did nothing, and `eager()`
-    alone would ask for it again (the asset is only materialised when the alias moves)."""
+    challenger: in the retrain's own run the champion step already recorded that it kept the
+    champion, and nothing new would come of asking for it again."""
     refused = (AC.any_checks_match(AC.check_failed()) & ~AC.will_be_requested()).with_label(
         "gate refused"
     )

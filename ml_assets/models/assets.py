@@ -140,6 +140,8 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         from ml_assets.models.mlflow_run import RunOrigin, log_training_run
         from ml_assets.models.train import fit
 
+        # A tracking server that is down fails the step now, not after training.
+        mlflow_tracking.check_reachable()
         path = artifacts.training_set(spec.name)
         table = pq.read_table(path)
         data_version = _latest_data_version(context, keys["training_set"])

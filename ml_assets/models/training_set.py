@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ml_assets.models.spec import ModelSpec
+from ml_assets.models.spec import ModelSpec, ident, table_ref
 from ml_assets.models.train import (
     EVENT_DATE_COLUMN,
     LABEL_COLUMN,
@@ -44,7 +44,9 @@ class TrainingSet:
 def matured_rows(con, spec: ModelSpec) -> tuple[datetime, pa.Table]:
     """The cut-off and the feature set's rows whose label has matured by it, read on a DuckDB
     connection."""
-    ((cutoff,),) = con.sql(f"select max({spec.event_time}) from {spec.feature_set}").fetchall()
+    ((cutoff,),) = con.sql(
+        f"select max({ident(spec.event_time)}) from {table_ref(spec.feature_set)}"
+    ).fetchall()
     if cutoff is None:
         raise ValueError(f"{spec.feature_set} is empty: nothing to train {spec.name} on")
     sql = training_set_sql(spec).replace("$cutoff", "$1")

@@ -198,7 +198,7 @@ def _not_registered(error: Exception) -> bool:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from ml_assets.models.registry import rollback
+    from ml_assets.models.registry import IncompleteVersionError, rollback
     from ml_assets.models.spec import load_specs
     from ml_assets.models.tracking import MlflowTracking
 
@@ -207,7 +207,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if args.name not in specs:
         raise SystemExit(f"unknown model {args.name!r}; known: {sorted(specs)}")
     name = specs[args.name].registered_model_name
-    previous = rollback(MlflowTracking(), name, args.to_version, args.reason)
+    try:
+        previous = rollback(MlflowTracking(), name, args.to_version, args.reason)
+    except IncompleteVersionError as e:  # a half-registered version never becomes champion
+        raise SystemExit(f"headwater rollback: {e}") from e
     print(f"{name}: champion {previous or 'none'} -> {args.to_version} ({args.reason})")
     return 0
 

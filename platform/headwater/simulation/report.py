@@ -84,18 +84,22 @@ def compare(loop: Loop, spec, since: date, first_version: str = "1") -> dict:
     scored, the realised metrics of the scores as served against the first champion's scores of
     the same rows."""
     from ml_assets.models.evaluate import metrics_for
+    from ml_assets.models.spec import ident, table_ref
     from ml_assets.models.tracking import MlflowTracking, load_booster
     from ml_assets.models.train import predict, to_frame
 
     label = spec.label
-    keys = ", ".join(spec.keys)
+    keys = ", ".join(ident(k) for k in spec.keys)
+    features, labels = table_ref(spec.feature_set), table_ref(label.table)
     with loop.resources["warehouse"].connect(read_only=True) as con:
         rows = con.sql(
             f"select f.*, s.score as _served, s.model_version as _version, "
-            f"cast(l.{label.column} as double) as _label from {names.scores_table(spec.name)} s "
-            f"join {spec.feature_set} f using ({keys}) join {label.table} l using ({keys}) "
+            f"cast(l.{ident(label.column)} as double) as _label "
+            f"from {table_ref(names.scores_table(spec.name))} s "
+            f"join {features} f using ({keys}) join {labels} l using ({keys}) "
             f"where s.model_version <> $1 and cast(s.event_time as date) >= $2 "
-            f"and l.{label.matures_at} <= (select max({spec.event_time}) from {spec.feature_set})",
+            f"and l.{ident(label.matures_at)} <= "
+            f"(select max({ident(spec.event_time)}) from {features})",
             params=[first_version, since.isoformat()],
         ).to_arrow_table()
     if rows.num_rows == 0:
