@@ -77,6 +77,17 @@ def _may_select(markexpr: str, tier: str) -> bool:
     return False
 
 
+def query(warehouse, sql: str) -> list[tuple]:
+    """The rows of `sql` on the warehouse file, read-only (the test's own look at the data)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse.resolved_path()), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket

@@ -5,24 +5,16 @@ run and the day keeps what it had; loaded data survives."""
 import csv
 
 import dagster as dg
-import duckdb
 
 from data_platform.definitions import defs
 from data_platform.raw.landing import LandingFileError
+from tests.conftest import query
 
 TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
 
 
 def _raw_transactions():
     return defs.get_assets_def(TRANSACTIONS)
-
-
-def _query(warehouse, sql):
-    con = duckdb.connect(str(warehouse.resolved_path()), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _corrupt(path, lines_to_break: int) -> list[int]:
@@ -63,8 +55,8 @@ def test_a_malformed_file_lands_good_rows_quarantines_bad_and_fails_the_check(
     assert evaluation.metadata["rejected_share"].value > 0.01
 
     # over the threshold the delivery replaces nothing: the day keeps the rows it had (none)
-    assert _query(warehouse, "select count(*) from raw.transactions") == [(0,)]
-    quarantined = _query(
+    assert query(warehouse, "select count(*) from raw.transactions") == [(0,)]
+    quarantined = query(
         warehouse,
         "select source_file, source_row, column_name, reason, value from raw.quarantine "
         "order by source_row",
@@ -88,7 +80,7 @@ def test_a_few_bad_rows_pass_the_check(instance, resources, warehouse, landing):
     )
     assert result.success
     assert result.get_asset_check_evaluations()[0].passed
-    assert _query(warehouse, "select count(*) from raw.quarantine") == [(1,)]
+    assert query(warehouse, "select count(*) from raw.quarantine") == [(1,)]
 
 
 def test_an_unloadable_file_fails_by_name_and_keeps_what_was_loaded(
@@ -99,7 +91,7 @@ def test_an_unloadable_file_fails_by_name_and_keeps_what_was_loaded(
     assert dg.materialize(
         [_raw_transactions()], partition_key=day, instance=instance, resources=resources
     ).success
-    before = _query(warehouse, "select * from raw.transactions order by transaction_id")
+    before = query(warehouse, "select * from raw.transactions order by transaction_id")
 
     path.write_text("transaction_id;customer_id;amount\n1;2;3\n")  # wrong delimiter -> columns
     result = dg.materialize(
@@ -117,8 +109,8 @@ def test_an_unloadable_file_fails_by_name_and_keeps_what_was_loaded(
     message = error.message
     assert error.cls_name == LandingFileError.__name__
     assert str(path) in message and "wrong columns for raw.transactions" in message
-    assert _query(warehouse, "select * from raw.transactions order by transaction_id") == before
-    ((source_file, reason),) = _query(
+    assert query(warehouse, "select * from raw.transactions order by transaction_id") == before
+    ((source_file, reason),) = query(
         warehouse, "select source_file, reason from raw.quarantine where source_row is null"
     )
     assert source_file == str(path) and reason in message

@@ -9,10 +9,10 @@ import threading
 import time
 
 import dagster as dg
-import duckdb
 
 from data_platform.definitions import defs
 from data_platform.raw.landing import LandingFileError
+from tests.conftest import query
 
 TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
 AN_HOUR_AGO = time.time() - 3600
@@ -29,14 +29,6 @@ def _materialize(instance, resources, first: str, last: str | None = None):
         },
         raise_on_error=False,
     )
-
-
-def _query(warehouse, sql):
-    con = duckdb.connect(str(warehouse.resolved_path()), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _error(result) -> tuple[str, str]:
@@ -57,7 +49,7 @@ def _day(path) -> str:
 
 def _rows_by_day(warehouse) -> dict[str, int]:
     return dict(
-        _query(
+        query(
             warehouse,
             "select _partition_date::varchar, count(*) from raw.transactions group by 1",
         )
@@ -68,7 +60,7 @@ def test_a_day_of_bad_rows_keeps_the_rows_it_had(instance, resources, warehouse,
     path = _days(landing)[0]
     day = _day(path)
     assert _materialize(instance, resources, day).success
-    before = _query(warehouse, "select * from raw.transactions order by transaction_id")
+    before = query(warehouse, "select * from raw.transactions order by transaction_id")
 
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
@@ -83,9 +75,9 @@ def test_a_day_of_bad_rows_keeps_the_rows_it_had(instance, resources, warehouse,
     assert not result.success
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed
-    assert _query(warehouse, "select * from raw.transactions order by transaction_id") == before
+    assert query(warehouse, "select * from raw.transactions order by transaction_id") == before
     # the re-delivery's rejected rows are in the quarantine all the same
-    assert _query(
+    assert query(
         warehouse, "select count(*), min(source_file) from raw.quarantine where value = 'twelve'"
     ) == [(len(rows) - 1, str(path))]
 
@@ -103,7 +95,7 @@ def test_two_files_for_one_day_fail_that_day_alone(instance, resources, warehous
     cls_name, message = _error(result)
     assert cls_name == LandingFileError.__name__
     assert str(middle) in message and str(second) in message
-    ((partition_key, reason),) = _query(
+    ((partition_key, reason),) = query(
         warehouse, "select partition_key, reason from raw.quarantine where source_row is null"
     )
     assert partition_key == _day(middle)
@@ -124,8 +116,8 @@ def test_a_symlink_out_of_the_landing_folder_is_not_read(
     cls_name, message = _error(result)
     assert cls_name == LandingFileError.__name__
     assert str(path) in message and "outside the landing folder" in message
-    assert _query(warehouse, "select count(*) from raw.transactions") == [(0,)]
-    quarantined = _query(warehouse, "select source_row, value, record from raw.quarantine")
+    assert query(warehouse, "select count(*) from raw.transactions") == [(0,)]
+    quarantined = query(warehouse, "select source_row, value, record from raw.quarantine")
     assert [q[0] for q in quarantined] == [None]
     assert not any("root:x" in str(q) for q in quarantined)
 
@@ -155,7 +147,7 @@ def test_a_file_still_being_written_is_refused(instance, resources, warehouse, l
     cls_name, message = _error(result)
     assert cls_name == LandingFileError.__name__
     assert str(path) in message and "still being written" in message
-    assert _query(warehouse, "select count(*) from raw.transactions") == [(0,)]
-    assert _query(warehouse, "select source_file from raw.quarantine where source_row is null") == [
+    assert query(warehouse, "select count(*) from raw.transactions") == [(0,)]
+    assert query(warehouse, "select source_file from raw.quarantine where source_row is null") == [
         (str(path),)
     ]

@@ -5,20 +5,12 @@ file and the line, the fault is quarantined, and the day keeps the rows it had (
 import csv
 
 import dagster as dg
-import duckdb
 
 from data_platform.definitions import defs
 from data_platform.raw.landing import LandingFileError
+from tests.conftest import query
 
 TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
-
-
-def _query(warehouse, sql):
-    con = duckdb.connect(str(warehouse.resolved_path()), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _export_with_stray_quote(path, line_no: int) -> None:
@@ -40,7 +32,7 @@ def test_a_stray_quote_fails_the_run_and_keeps_the_day(instance, resources, ware
     day = path.stem.split("_")[-1]
     raw = defs.get_assets_def(TRANSACTIONS)
     assert dg.materialize([raw], partition_key=day, instance=instance, resources=resources).success
-    before = _query(warehouse, "select * from raw.transactions order by transaction_id")
+    before = query(warehouse, "select * from raw.transactions order by transaction_id")
     assert len(before) > 400
 
     _export_with_stray_quote(path, 200)
@@ -54,8 +46,8 @@ def test_a_stray_quote_fails_the_run_and_keeps_the_day(instance, resources, ware
         error = error.cause
     assert error.cls_name == LandingFileError.__name__
     assert str(path) in error.message and "line 200" in error.message
-    assert _query(warehouse, "select * from raw.transactions order by transaction_id") == before
-    ((source_file, reason),) = _query(
+    assert query(warehouse, "select * from raw.transactions order by transaction_id") == before
+    ((source_file, reason),) = query(
         warehouse, "select source_file, reason from raw.quarantine where source_row is null"
     )
     assert source_file == str(path) and "line 200" in reason and reason in error.message
