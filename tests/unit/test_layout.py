@@ -21,3 +21,10 @@ def test_platform_folder_is_not_a_package():
 def test_under_pytest():
     assert _is_stdlib(platform.__file__)
     assert platform.system() == "Linux"
+
+
+def test_test_files_have_unique_names_across_tiers():
+    # The tier folders are not packages: pytest imports test modules by their file name, so two
+    # tiers with a file of the same name fail the whole run at collection.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
