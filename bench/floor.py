@@ -3,9 +3,10 @@
 What the platform's full run computes, through the very functions its assets call, with nothing
 rewritten and no orchestration around it:
 
-1. ingest: every landing file of the window, as `data_platform.raw.landing.files_to_load` lists
-   them for the raw assets, loaded with `data_platform.raw.ingest.load_file` (the same contract
-   checks and quarantine);
+1. ingest: every landing file of the window, listed by `data_platform.raw.landing.files_to_load`
+   (the raw assets' `plan_load`, with a faulty day raised rather than quarantined: the floor's
+   files are clean and already settled), loaded with `data_platform.raw.ingest.load_file` (the
+   same contract checks and quarantine);
 2. SQL: the project's dbt models and tests, all layers (staging, marts, features), in ONE
    `dbt build` invoked in-process through dbt's Python API (`dbtRunner`), with the same
    `--exclude-resource-type unit_test` as the platform's runs. dbt's own cost (parsing the
