@@ -98,6 +98,16 @@ def _metadata(con: duckdb.DuckDBPyConnection, contract: SourceContract, result: 
     return metadata
 
 
+def _check_spec(key: dg.AssetKey, threshold: float) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        REJECTED_SHARE_CHECK,
+        asset=key,
+        blocking=True,
+        description=f"Fails when more than {threshold:.1%} of a batch's rows are refused: they "
+        "are in quarantine, and the batch is not loaded (the next run reads it again).",
+    )
+
+
 def _check_result(result: LoadResult, threshold: float) -> dg.AssetCheckResult:
     passed = result.rejected_share <= threshold
     return dg.AssetCheckResult(
@@ -143,15 +153,7 @@ def build_database_asset(
             "cursor_column": contract.database.cursor_column,
             "max_rejected_share": threshold,
         },
-        check_specs=[
-            dg.AssetCheckSpec(
-                REJECTED_SHARE_CHECK,
-                asset=key,
-                blocking=True,
-                description=f"Fails when more than {threshold:.1%} of a batch's rows are "
-                "refused: they are in quarantine, and the batch is not loaded.",
-            )
-        ],
+        check_specs=[_check_spec(key, threshold)],
     )
     def _database_asset(
         context: dg.AssetExecutionContext, warehouse: Warehouse
