@@ -289,3 +289,30 @@ def test_hour_csv_from_a_database_table(tmp_path, server):
         warehouse,
         "select count(*), count(distinct _partition_date), sum(cnt), max(temp) from raw.bike_hours",
     ) == [(17_379, 731, 3_292_679, 1.0)]
+
+
+def test_a_source_table_without_a_declared_column_fails_naming_it(tmp_path):
+    with postgres_database("h_dbsrc") as url:
+        table = "public.rentals"
+        contract = _contract(tmp_path, RENTALS_YML, table=table, share=0.9)
+        execute(
+            url,
+            CREATE_RENTALS.format(table=table),
+            f"alter table {table} drop column kind",
+            f"insert into {table} values (1, 'A', '2025-01-01 08:00:00', '12', now())",
+        )
+        warehouse = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+        with environ({"H_DBSRC_TEST_URL": url, "HEADWATER_HOME": str(tmp_path)}):
+            result = dg.materialize(
+                [build_database_asset(contract, PARTITIONS)],
+                resources={"warehouse": warehouse},
+                instance=dg.DagsterInstance.ephemeral(),
+                raise_on_error=False,
+            )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.event_specific_data.error
+    while error.cause is not None:  # Dagster wraps the asset's exception
+        error = error.cause
+    assert "raw.rentals: public.rentals has no columns ['kind']" in error.message
+    assert query(warehouse, "select count(*) from raw.rentals") == [(0,)]

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from data_platform.raw.contract import DatabaseSource, contracts_from_yml
-from data_platform.raw.database import location
+from data_platform.raw.database import DatabaseSourceError, connection_url, location
+from headwater_core.config import environ
 
 YML = """
 sources:
@@ -65,3 +66,12 @@ def test_the_location_keeps_no_credentials(tmp_path: Path):
     )
     url = "postgresql+psycopg2://loader:s3cret@db.internal:5432/shop"
     assert location(url, contract) == "postgresql://db.internal:5432/shop/public.orders"
+
+
+def test_an_unset_connection_variable_is_named(tmp_path: Path):
+    (contract,) = _contracts(
+        tmp_path, "{connection_env: H_DBSRC_UNSET, table: public.orders, cursor_column: updated_at}"
+    )
+    with environ({"H_DBSRC_UNSET": ""}), pytest.raises(DatabaseSourceError) as refused:
+        connection_url(contract)
+    assert "raw.orders: environment variable H_DBSRC_UNSET is not set" in str(refused.value)
