@@ -5,6 +5,7 @@ import dagster as dg
 from data_platform.demo_feed import build_demo_feed
 from data_platform.raw.assets import build_raw_assets
 from data_platform.raw.contract import load_contracts
+from data_platform.raw.database_assets import build_database_assets
 from data_platform.raw.landing_sensor import build_landing_sensor
 from data_platform.warehouse.assets import build_warehouse_assets
 from headwater_core.config import DBT_PROJECT_DIR
@@ -17,9 +18,9 @@ from headwater_core.resources import LandingZone, Warehouse
 def build_definitions() -> dg.Definitions:
     raw_assets = build_raw_assets()
     warehouse_daily, warehouse = build_warehouse_assets()
-    all_assets = [*raw_assets, warehouse_daily, warehouse]
+    all_assets = [*raw_assets, *build_database_assets(), warehouse_daily, warehouse]
     sensor = build_landing_sensor(
-        contracts=list(load_contracts(DBT_PROJECT_DIR).values()),
+        contracts=[c for c in load_contracts(DBT_PROJECT_DIR).values() if c.database is None],
         all_assets=all_assets,
         daily_keys=set(warehouse_daily.keys),
         unpartitioned_warehouse_keys=set(warehouse.keys),

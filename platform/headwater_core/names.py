@@ -47,6 +47,8 @@ def raw_key(table: str) -> tuple[str, str]:
 
 # -- raw ---------------------------------------------------------------------------------------
 QUARANTINE_TABLE = f"{RAW}.quarantine"
+# The last cursor value loaded from each database-served raw table (data_platform.raw.database).
+DATABASE_CURSORS_TABLE = f"{RAW}.database_cursors"
 REJECTED_SHARE_CHECK = "rejected_share_below_threshold"
 DAILY_WAREHOUSE_JOB = "daily_warehouse_job"
 

@@ -248,5 +248,6 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
 
 
 def build_raw_assets() -> list[dg.AssetsDefinition]:
-    """One raw asset per contract declared in the dbt project's sources."""
-    return [build_raw_asset(c) for c in load_contracts(DBT_PROJECT_DIR).values()]
+    """One raw asset per contract with landing files (database tables: `database_assets`)."""
+    contracts = load_contracts(DBT_PROJECT_DIR).values()
+    return [build_raw_asset(c) for c in contracts if c.database is None]

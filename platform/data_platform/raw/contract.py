@@ -41,6 +41,34 @@ class ColumnContract:
 
 
 @dataclass(frozen=True)
+class DatabaseSource:
+    """Where a raw table served from a database is read (`meta.headwater.database`)."""
+
+    connection_env: str
+    """The environment variable holding the SQLAlchemy URL, read when a run loads the table."""
+    table: str
+    """The source table, schema-qualified (`public.rentals`)."""
+    cursor_column: str
+    """Only rows whose value here is above the last one loaded are read (incremental)."""
+
+
+def _database_from_yml(
+    raw: dict[str, Any] | None, columns: tuple[str, ...], where: str
+) -> DatabaseSource | None:
+    if raw is None:
+        return None
+    missing = [k for k in ("connection_env", "table", "cursor_column") if not raw.get(k)]
+    if missing:
+        raise ValueError(f"{where}: meta.headwater.database lacks {missing}")
+    parts = str(raw["table"]).split(".")
+    if len(parts) != 2 or not all(p.isidentifier() for p in parts):
+        raise ValueError(f"{where}: database.table {raw['table']!r} is not `schema.table`")
+    if raw["cursor_column"] not in columns:
+        raise ValueError(f"{where}: database.cursor_column {raw['cursor_column']!r} is undeclared")
+    return DatabaseSource(str(raw["connection_env"]), str(raw["table"]), raw["cursor_column"])
+
+
+@dataclass(frozen=True)
 class SourceContract:
     """A raw table: its columns, where its landing files are, and how it is loaded."""
 
@@ -66,6 +94,8 @@ class SourceContract:
     description: str = ""
     freshness: dict[str, float] | None = None
     """`{warn_after_hours, fail_after_hours}`: how stale the raw table may get."""
+    database: DatabaseSource | None = None
+    """Set for a table read from a database instead of landing files."""
 
     @property
     def qualified_name(self) -> str:
@@ -132,14 +162,18 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                 continue
             where = f"{path}: source {source['name']}.{table['name']}"
             asset_key = meta.get("dagster", {}).get("asset_key", raw_key(table["name"]))
+            columns = tuple(_column_from_yml(c, where) for c in table.get("columns", []))
+            database = _database_from_yml(
+                headwater.get("database"), tuple(c.name for c in columns), where
+            )
             found.append(
                 SourceContract(
                     source_name=source["name"],
                     table=table["name"],
                     schema=source.get("schema", source["name"]),
                     asset_key=tuple(asset_key),
-                    landing_pattern=headwater["landing_pattern"],
-                    columns=tuple(_column_from_yml(c, where) for c in table.get("columns", [])),
+                    landing_pattern="" if database else headwater["landing_pattern"],
+                    columns=columns,
                     partition_column=headwater.get("partitioned_by"),
                     snapshot=bool(headwater.get("snapshot", False)),
                     allow_empty=bool(headwater.get("allow_empty", False)),
@@ -147,6 +181,7 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                     settle_seconds=float(headwater.get("settle_seconds", 5.0)),
                     freshness=headwater.get("freshness"),
                     description=" ".join(str(table.get("description", "")).split()),
+                    database=database,
                 )
             )
     return found
