@@ -47,9 +47,10 @@ PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 BIN = Path(sys.executable).parent
 # Generous: two years of hourly rows on 2 shared cores take about 6 minutes in one run.
 COMMAND_TIMEOUT = 1800
-# All assets upstream of the scores, and the scores: the model, its gate and its champion are
-# left out, so the champion trained through November scores December.
-LOAD_AND_SCORE = f"not group:models and not group:monitoring or key:scores/{MODEL}"
+# Everything but the models and monitoring groups: raw to features, and the scores. The model,
+# its gate and its champion are left out, so the champion trained through November scores
+# December.
+LOAD_AND_SCORE = "not group:models and not group:monitoring"
 MONITOR = f"key:monitoring/{MODEL}/drift"
 
 
@@ -165,7 +166,8 @@ def onboarding(tmp_path_factory, rentals_database):
     # 2. its partitions: the dataset's two years, declared in dbt_project.yml
     dbt_project_yml = project / "dbt_project" / "dbt_project.yml"
     settings = yaml.safe_load(dbt_project_yml.read_text())
-    partitions = settings["vars"]["headwater"]["partitions"]
+    headwater_vars = settings.setdefault("vars", {}).setdefault("headwater", {})
+    partitions = headwater_vars.setdefault("partitions", {})
     partitions.update(start=FIRST, end=LAST, grain="daily")
     dbt_project_yml.write_text(yaml.safe_dump(settings, sort_keys=False))
 
