@@ -107,26 +107,35 @@ class RunWatcher:
     def _loop(self) -> None:
         import dagster as dg
 
-        instance = dg.DagsterInstance.get()
+        instance = None
+        failing = False
         try:
             while True:
                 stopping = self._stop.wait(POLL_SECONDS)
                 try:
+                    # Opened at the first poll: on a new instance, after the daemon made its
+                    # storage.
+                    instance = instance or dg.DagsterInstance.get()
                     self._poll(instance)
+                    failing = False
                 except Exception as e:  # a busy SQLite file: the next poll sees the same runs
-                    self._emit(f"(could not read the runs: {type(e).__name__}: {e})")
+                    if not failing:
+                        self._emit(f"headwater: cannot read the runs ({type(e).__name__}: {e})")
+                    failing = True
                 if stopping:
                     return
         finally:
-            instance.dispose()
+            if instance is not None:
+                instance.dispose()
 
     def _poll(self, instance) -> None:
         import dagster as dg
 
         # A margin, because a run's update time is written before its transaction commits.
+        now = datetime.now(UTC)
         since = self._since - timedelta(seconds=5)
-        self._since = datetime.now(UTC)
         records = instance.get_run_records(filters=dg.RunsFilter(updated_after=since))
+        self._since = now
         for record in sorted(records, key=lambda r: r.update_timestamp):
             status = self._new_status(record)
             if status:

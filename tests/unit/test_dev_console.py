@@ -10,7 +10,7 @@ import pytest
 from headwater.console import FAILURE_LINES, Console, ConsoleFilter
 from headwater.dev_server import DevConfig, serve
 from headwater.mlflow_ui import MlflowUi, claim_port, embedded_store
-from headwater.run_lines import describe_selection, root_cause, run_line
+from headwater.run_lines import RunWatcher, describe_selection, root_cause, run_line
 from ml_assets.models.tracking import MlflowTracking
 
 RUN_ID = "02c6afbd-f3de-4362-b548-bc5bdf4beae1"
@@ -185,3 +185,19 @@ def test_a_busy_mlflow_port_is_refused_before_anything_starts(tmp_path):
         "pass another --mlflow-port"
     )
     assert prepared == []
+
+
+def test_each_run_status_is_told_once_and_only_if_it_changed_while_watching():
+    watcher = RunWatcher(lambda line: None)
+    since = watcher._started
+
+    def record(run_id: str, status: str, start: float, end: float | None = None):
+        run = SimpleNamespace(run_id=run_id, status=SimpleNamespace(value=status))
+        return SimpleNamespace(dagster_run=run, start_time=start, end_time=end)
+
+    assert watcher._new_status(record("a", "STARTED", since + 1)) == "STARTED"
+    assert watcher._new_status(record("a", "STARTED", since + 1)) is None
+    assert watcher._new_status(record("a", "SUCCESS", since + 1, since + 9)) == "SUCCESS"
+    assert watcher._new_status(record("b", "QUEUED", since + 1)) is None
+    # ended before `headwater dev` started, and touched since by the daemon: not news
+    assert watcher._new_status(record("c", "FAILURE", since - 60, since - 30)) is None
