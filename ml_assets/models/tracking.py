@@ -17,7 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from headwater_core.config import state_dir
+from headwater_core.config import mlflow_ui_url, state_dir
 
 # CHALLENGER and CHAMPION are re-exported: callers name the aliases with the resource.
 from headwater_core.names import CHALLENGER, CHAMPION, TAG_HOLDOUT_ARTIFACT  # noqa: F401
@@ -167,8 +167,8 @@ class MlflowTracking(dg.ConfigurableResource):
         uri = self.resolved_uri()
         if uri.startswith("http"):
             return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        # The embedded store has no server: this is what `mlflow ui` on it would show.
-        return f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+        # The embedded store has no server of its own: the UI `headwater dev` serves on it.
+        return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def training_dataset(frame, *, source: str, name: str, targets: str, digest: str | None):

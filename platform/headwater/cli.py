@@ -1,7 +1,8 @@
 """The `headwater` command: demo data, the embedded platform, and headless materialisation.
 
     headwater dev                       generate demo data if absent (or land its missing days),
-                                        serve the UI, the daemon and the monitoring reports
+                                        serve the UI, the daemon, the MLflow UI and the
+                                        monitoring reports
     headwater materialize --start D --end D [--generate]
                                         materialise the whole graph for [start, end] and summarise
     headwater generate [...]            write demo landing files (see --help)
@@ -28,8 +29,9 @@ from pathlib import Path
 from headwater.environment import (
     EMBEDDED_INSTANCE_CONFIG as EMBEDDED_INSTANCE_CONFIG,  # re-exported for scripts and tests
 )
-from headwater.environment import WORKSPACE, configure_environment
-from headwater_core.config import state_dir
+from headwater.environment import WORKSPACE as WORKSPACE  # re-exported for tests
+from headwater.environment import configure_environment
+from headwater_core.config import MLFLOW_UI_PORT, state_dir
 from headwater_core.names import TAG_GATE, TAG_GATE_REASON
 
 # The demo: 150 days up to yesterday (UTC), so that daily partitions, freshness and automation
@@ -85,36 +87,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from headwater.forwarding import run_forwarding_signals
-    from headwater.report_server import reports_dir, start_report_server
+    from headwater.dev_server import DevConfig, serve
     from headwater_core.dbt.project import ensure_manifest
+    from ml_assets.models.tracking import MlflowTracking
 
     home = configure_environment()
-    _prepare_demo(args, Path(os.environ["HEADWATER_LANDING_DIR"]))
-    ensure_manifest()
-    try:
-        reports, reports_url = start_report_server(reports_dir(), args.host, args.reports_port)
-    except OSError as e:
-        raise SystemExit(
-            f"headwater: cannot serve the reports on {args.host}:{args.reports_port} ({e}); "
-            "pass another --reports-port"
-        ) from e
-    # The daemon, the code servers and the runs they launch inherit it, so a monitoring asset
-    # can put a clickable link to its report in its metadata.
-    os.environ["HEADWATER_REPORTS_URL"] = reports_url
-    dagster = Path(sys.executable).parent / "dagster"
-    print(
-        f"headwater: state in {home}; Dagster UI on http://{args.host}:{args.port}; "
-        f"reports on {reports_url}",
-        flush=True,
-    )
-    try:
-        return run_forwarding_signals(
-            [str(dagster), "dev", "-w", str(WORKSPACE), "-h", args.host, "-p", str(args.port)]
-        )
-    finally:
-        reports.shutdown()
-        reports.server_close()
+    config = DevConfig(home, args.host, args.port, args.reports_port, args.mlflow_port)
+
+    def prepare() -> None:
+        _prepare_demo(args, Path(os.environ["HEADWATER_LANDING_DIR"]))
+        ensure_manifest()
+
+    return serve(config, MlflowTracking().resolved_uri(), prepare)
 
 
 def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
@@ -250,6 +234,13 @@ def _add_dev(sub) -> None:
         type=int,
         default=REPORTS_PORT,
         help=f"port of the monitoring reports' HTTP server (default {REPORTS_PORT}; 0: any free)",
+    )
+    dev.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=MLFLOW_UI_PORT,
+        help=f"port of the MLflow UI on the embedded store, which the models' run links name "
+        f"(default {MLFLOW_UI_PORT}; 0: any free)",
     )
     _add_demo_options(dev)
     dev.set_defaults(func=cmd_dev)

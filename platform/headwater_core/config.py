@@ -41,6 +41,18 @@ def reports_url() -> str:
     return os.environ.get("HEADWATER_REPORTS_URL", "").rstrip("/")
 
 
+# Where `mlflow ui` listens by default, and so `headwater dev --mlflow-port`'s default.
+MLFLOW_UI_PORT = 5000
+
+
+def mlflow_ui_url() -> str:
+    """The MLflow UI's address over the embedded store, which the models' run links name:
+    $HEADWATER_MLFLOW_UI_URL, which `headwater dev` sets to the UI it serves, else where
+    `mlflow ui` on the store would listen."""
+    default = f"http://127.0.0.1:{MLFLOW_UI_PORT}"
+    return (os.environ.get("HEADWATER_MLFLOW_UI_URL") or default).rstrip("/")
+
+
 @contextmanager
 def environ(values: Mapping[str, str]) -> Iterator[None]:
     """Set environment variables for the block, then put back what was there (or nothing).

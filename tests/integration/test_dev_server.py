@@ -1,6 +1,8 @@
 """The first README command's server: `headwater dev` serves the UI on 127.0.0.1 with the daemon,
-showing both code locations as one graph, serves the monitoring reports over HTTP, and leaves no
-process behind when stopped."""
+showing both code locations as one graph, serves the monitoring reports over HTTP and the MLflow
+UI on the embedded store (at the address the models' run links name), shows warnings and
+failures on its console and everything in its full log, and leaves no process behind when
+stopped."""
 
 import json
 import os
@@ -33,6 +35,37 @@ def _graphql(port: int) -> dict:
         return json.load(response)["data"]
 
 
+def _wait_for(url: str, server: subprocess.Popen, seconds: float) -> int | None:
+    """The HTTP status `url` answers with once it answers, None if it never did in `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status
+        except OSError:
+            time.sleep(2)
+    return None
+
+
+def _check_mlflow_ui(daemon_env: dict[str, str], mlflow_port: int, server) -> None:
+    """The MLflow UI answers on its port, shows a run logged to the embedded store, and the run
+    link a model asset would carry starts with its address."""
+    from ml_assets.models.tracking import MlflowTracking
+
+    served = f"http://127.0.0.1:{mlflow_port}"
+    # The first start creates the store's tables: on a busy 2-core machine, a minute or two.
+    assert _wait_for(f"{served}/health", server, 300) == 200
+    assert daemon_env["HEADWATER_MLFLOW_UI_URL"] == served
+    tracking = MlflowTracking()  # the test's environment names the same state folder
+    with tracking.start_run("dev_server_test", "a run", {}) as run:
+        pass
+    link = tracking.run_link(run.info.experiment_id, run.info.run_id)
+    assert link == f"{served}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    api = f"{served}/ajax-api/2.0/mlflow/runs/get?run_id={run.info.run_id}"
+    with urllib.request.urlopen(api, timeout=10) as response:
+        assert json.load(response)["run"]["info"]["run_id"] == run.info.run_id
+
+
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     return dict(e.decode().split("=", 1) for e in raw.split(b"\0") if b"=" in e)
@@ -55,8 +88,8 @@ def _stop(server: subprocess.Popen) -> dict[int, str]:
     )
 
 
-def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
-    port, reports_port = free_port(), free_port()
+def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path, monkeypatch):
+    port, reports_port, mlflow_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
     env["HEADWATER_HOME"] = str(tmp_path / "state")
     # A report as the monitoring assets write it, under the state folder's reports/.
@@ -71,6 +104,8 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
             str(port),
             "--reports-port",
             str(reports_port),
+            "--mlflow-port",
+            str(mlflow_port),
             "--start-date",
             "2025-01-01",
             "--days",
@@ -110,7 +145,12 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
         started = session_processes(server.pid)
         daemons = [pid for pid, cmd in started.items() if "dagster._daemon" in cmd]
         assert daemons, started
-        assert _environ(daemons[0])["HEADWATER_REPORTS_URL"] == f"http://127.0.0.1:{reports_port}"
+        daemon_env = _environ(daemons[0])
+        assert daemon_env["HEADWATER_REPORTS_URL"] == f"http://127.0.0.1:{reports_port}"
+        monkeypatch.setenv("HEADWATER_HOME", env["HEADWATER_HOME"])
+        monkeypatch.setenv("HEADWATER_MLFLOW_UI_URL", daemon_env["HEADWATER_MLFLOW_UI_URL"])
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        _check_mlflow_ui(daemon_env, mlflow_port, server)
     finally:
         left = _stop(server)
     assert not left, f"processes left behind: {left}"
@@ -135,3 +175,17 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path):
     assert (record["start_date"], record["days"], record["transactions"]) == ("2025-01-01", 3, 1500)
     assert (tmp_path / "state" / "dagster_home" / "dagster.yaml").exists()
     assert f"127.0.0.1:{port}" in log and f"reports on http://127.0.0.1:{reports_port}" in log
+    assert f"MLflow UI on http://127.0.0.1:{mlflow_port}" in log
+
+    # The console shows what a person needs; the full log in the state folder has everything.
+    console = (tmp_path / "dev.log").read_text()
+    full = (tmp_path / "state" / "logs" / "dev.log").read_text()
+    assert "BetaWarning" in full and "BetaWarning" not in console
+    assert " - INFO - Launching Dagster services" in full
+    chatter = [
+        line
+        for line in console.splitlines()
+        if " - DEBUG - " in line or (" - INFO - " in line and "Serving dagster" not in line)
+    ]
+    assert not chatter, chatter
+    assert console.rstrip().endswith("headwater: stopped")
