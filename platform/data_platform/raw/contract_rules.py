@@ -143,7 +143,7 @@ def row_test(name: str, args: dict[str, Any], column: str | None, where: str) ->
     given = [k for k in need if args.get(k) is not None]
     if name == "accepted_range" and not given or name != "accepted_range" and given != list(need):
         raise refuse(where, column, name, f"it needs the arguments {list(need)}")
-    if (name == "unique_combination_of_columns") != (column is None):
+    if name == "unique_combination_of_columns" and column is not None:
         raise refuse(where, column, name, "it is a table-level test only")
     if name == "relationships" and not _SOURCE_REF.match(str(args["to"])):
         raise refuse(

@@ -222,7 +222,9 @@ def read_records(path: Path, contract: SourceContract) -> Records:
     check_columns(path, contract, names)
     order = [names.index(c) for c in contract.column_names]
     n, nulls = len(names), set(dialect.null_values)
-    records = Records(values=[[] for _ in order])
+    records, rows = Records(values=[]), []
+    # Most files hold no quote and no undecodable byte: their records need no look at the text.
+    suspect = bool(dialect.quote and dialect.quote in text or _UNDECODABLE.search(text))
     start = 1 if dialect.header else 0
     feed = _Feed(lines, start)
     reader = _reader(feed, dialect, delimiter)
@@ -238,7 +240,9 @@ def read_records(path: Path, contract: SourceContract) -> Records:
         if fields == [] and len(span) == 1:
             blank += 1
             continue
-        fault = _fault(fields, error, span, n, names) or _bad_text(span, dialect, encoding)
+        fault = _fault(fields, error, span, n, names)
+        if fault is None and suspect:
+            fault = _bad_text(span, dialect, encoding)
         if fault is not None and len(span) > 1 and fault[1] == "UNTERMINATED QUOTE":
             feed.at = first + 1  # the swallowed lines are read again, each on its own
             span = span[:1]
@@ -248,9 +252,8 @@ def read_records(path: Path, contract: SourceContract) -> Records:
             records.rejected.append(Rejected(first + 1, column, kind, message, _shown(span[0])))
             continue
         records.lines.append(first + 1)
-        for values, index in zip(records.values, order, strict=True):
-            value = fields[index]
-            values.append(None if value in nulls else value)
+        rows.append(fields)
+    records.values = [[None if r[i] in nulls else r[i] for r in rows] for i in order]
     records.data_lines = len(lines) - start - blank
     if accounted != records.data_lines:
         raise LandingFileError(

@@ -47,6 +47,8 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContr
         }
     )
     for name, table in (("_staged", staged), ("_csv_errors", rejected)):
+        # An execute closes a result the caller left unfetched, which `register` refuses.
+        con.execute("drop view if exists _arrow")
         con.register("_arrow", table)
         try:
             con.execute(f"create or replace temp table {name} as select * from _arrow")
@@ -115,8 +117,8 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContr
             _stage_csv(con, path, contract)
         else:
             raise LandingFileError(f"{path}: unsupported file type {path.suffix!r}")
-        (staged,) = con.execute("select count(*) from _staged").fetchone()
-        (broken,) = con.execute("select count(*) from _csv_errors").fetchone()
+        ((staged,),) = con.execute("select count(*) from _staged").fetchall()
+        ((broken,),) = con.execute("select count(*) from _csv_errors").fetchall()
         if file_format == "parquet":
             _reconcile_parquet(con, path, staged)
     except duckdb.Error as e:
