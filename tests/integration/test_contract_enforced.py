@@ -15,6 +15,9 @@ import duckdb
 
 from headwater.headless import materialize_range
 from headwater_core.config import DBT_PROJECT_DIR
+from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.tracking import MlflowTracking
+from ml_assets.monitoring.assets import MonitoringReports
 from tests.conftest import query
 
 WAREHOUSE = dg.AssetSelection.groups("raw", "staging", "intermediate", "marts")
@@ -57,6 +60,13 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
     path = sorted((landing / "transactions").glob("*.csv"))[0]
     day = path.stem.split("_")[-1]
     data_lines = _negative_amounts(path, [7, 120])
+    resources = {
+        **resources,
+        # not used by the selected layers, but every asset passed to a run needs its resources
+        "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "artifacts": ModelArtifacts(path=str(tmp_path / "ml")),
+        "reports": MonitoringReports(path=str(tmp_path / "reports")),
+    }
     result = materialize_range(
         day, day, instance=instance, resources=resources, selection=WAREHOUSE
     )
@@ -77,7 +87,7 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
     # dbt checks the same range on what landed, and passes ...
     passed = _dbt_source_tests(warehouse, tmp_path)
     assert passed.returncode == 0, passed.stdout[-3000:]
-    assert "accepted_range_transactions_amount" in passed.stdout
+    assert "source_accepted_range_payments_transactions_amount" in passed.stdout
     # ... where a row ingestion would have refused makes it fail
     con = duckdb.connect(str(warehouse.resolved_path()))
     try:
@@ -88,4 +98,7 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
     finally:
         con.close()
     failed = _dbt_source_tests(warehouse, tmp_path)
-    assert failed.returncode != 0 and "accepted_range_transactions_amount" in failed.stdout
+    assert (
+        failed.returncode != 0
+        and "source_accepted_range_payments_transactions_amount" in failed.stdout
+    )
