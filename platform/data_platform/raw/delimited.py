@@ -48,10 +48,10 @@ class Rejected:
 
 @dataclass
 class Records:
-    """A file's records: the values of the good ones by column (contract order, None = null),
-    their line numbers, and the rejected ones."""
+    """A file's records: the texts of the good ones by column (contract order; a null value is
+    still its text, see `FileDialect.null_values`), their line numbers, and the rejected ones."""
 
-    values: list[list[str | None]]
+    values: list[tuple[str, ...]]
     lines: list[int] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     data_lines: int = 0
@@ -213,22 +213,25 @@ def _fault(
     return None, "TOO MANY COLUMNS", f"expected {n} fields, found {len(fields)}"
 
 
-def read_records(path: Path, contract: SourceContract) -> Records:
-    """Every record of the delimited file `path`, under the contract's `file` dialect."""
-    dialect = contract.file
-    text, encoding = _text(path, dialect)
-    lines = _LINE.findall(text)
-    delimiter, names = _header(path, lines, dialect, contract.column_names)
-    check_columns(path, contract, names)
-    order = [names.index(c) for c in contract.column_names]
-    n, nulls = len(names), set(dialect.null_values)
-    records, rows = Records(values=[]), []
-    # Most files hold no quote and no undecodable byte: their records need no look at the text.
-    suspect = bool(dialect.quote and dialect.quote in text or _UNDECODABLE.search(text))
-    start = 1 if dialect.header else 0
+@dataclass
+class _Parse:
+    """What reading the data lines gave: good records (fields, line), rejected ones, the blank
+    lines skipped and the lines the records cover."""
+
+    rows: list[list[str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    blank: int = 0
+    accounted: int = 0
+
+
+def _quoted(
+    lines: list[str], start: int, dialect: FileDialect, delimiter: str, names: list, encoding: str
+) -> _Parse:
+    """The data lines through the CSV reader: quotes, escapes and records spanning lines."""
+    parse, n = _Parse(), len(names)
     feed = _Feed(lines, start)
     reader = _reader(feed, dialect, delimiter)
-    blank = accounted = 0
     while feed.at < len(lines):
         first = feed.at
         fields: list[str] | None
@@ -238,26 +241,70 @@ def read_records(path: Path, contract: SourceContract) -> Records:
             fields, error = None, str(e)
         span = lines[first : feed.at]
         if fields == [] and len(span) == 1:
-            blank += 1
+            parse.blank += 1
             continue
-        fault = _fault(fields, error, span, n, names)
-        if fault is None and suspect:
-            fault = _bad_text(span, dialect, encoding)
+        fault = _fault(fields, error, span, n, names) or _bad_text(span, dialect, encoding)
         if fault is not None and len(span) > 1 and fault[1] == "UNTERMINATED QUOTE":
             feed.at = first + 1  # the swallowed lines are read again, each on its own
             span = span[:1]
-        accounted += len(span)
+        parse.accounted += len(span)
         if fault is not None:
             column, kind, message = fault
-            records.rejected.append(Rejected(first + 1, column, kind, message, _shown(span[0])))
+            parse.rejected.append(Rejected(first + 1, column, kind, message, _shown(span[0])))
+        else:
+            parse.lines.append(first + 1)
+            parse.rows.append(fields)
+    return parse
+
+
+def _plain(
+    lines: list[str], start: int, delimiter: str, names: list, encoding: str, undecodable: bool
+) -> _Parse:
+    """The data lines of a file with no quote or escape character: one record per line, split
+    at the delimiter (what the CSV reader would do, several times faster)."""
+    parse, n = _Parse(), len(names)
+    for number, line in enumerate(lines[start:], start=start + 1):
+        fields = line.rstrip("\r\n").split(delimiter)
+        if fields == [""]:
+            parse.blank += 1
             continue
-        records.lines.append(first + 1)
-        rows.append(fields)
-    records.values = [[None if r[i] in nulls else r[i] for r in rows] for i in order]
-    records.data_lines = len(lines) - start - blank
-    if accounted != records.data_lines:
+        parse.accounted += 1
+        fault = _fault(fields, "", [line], n, names)
+        if fault is None and undecodable:
+            fault = _bad_text([line], FileDialect(quote=""), encoding)
+        if fault is not None:
+            column, kind, message = fault
+            parse.rejected.append(Rejected(number, column, kind, message, _shown(line)))
+        else:
+            parse.lines.append(number)
+            parse.rows.append(fields)
+    return parse
+
+
+def read_records(path: Path, contract: SourceContract) -> Records:
+    """Every record of the delimited file `path`, under the contract's `file` dialect."""
+    dialect = contract.file
+    text, encoding = _text(path, dialect)
+    lines = _LINE.findall(text)
+    delimiter, names = _header(path, lines, dialect, contract.column_names)
+    check_columns(path, contract, names)
+    start = 1 if dialect.header else 0
+    special = [c for c in (dialect.quote, dialect.escape) if c]
+    if any(c in text for c in special):
+        parse = _quoted(lines, start, dialect, delimiter, names, encoding)
+    else:
+        undecodable = bool(_UNDECODABLE.search(text))
+        parse = _plain(lines, start, delimiter, names, encoding, undecodable)
+    columns = list(zip(*parse.rows)) or [()] * len(names)
+    data_lines = len(lines) - start - parse.blank
+    if parse.accounted != data_lines:
         raise LandingFileError(
-            f"{path}: {accounted} lines read as records out of {records.data_lines} data lines; "
+            f"{path}: {parse.accounted} lines read as records out of {data_lines} data lines; "
             "nothing of the file was loaded"
         )
-    return records
+    return Records(
+        values=[columns[names.index(c)] for c in contract.column_names],
+        lines=parse.lines,
+        rejected=parse.rejected,
+        data_lines=data_lines,
+    )

@@ -21,6 +21,7 @@ import duckdb
 from data_platform.raw.contract import SourceContract
 from data_platform.raw.delimited import check_columns, read_records
 from data_platform.raw.landing import LandingFileError
+from data_platform.raw.violations import quote
 
 # Suffixes a landing file may end with after its format's (`transactions_2025-01-02.csv.gz`).
 COMPRESSION_SUFFIXES = (".gz",)
@@ -46,12 +47,20 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContr
             "csv_line": pa.array([r.text for r in records.rejected], pa.string()),
         }
     )
-    for name, table in (("_staged", staged), ("_csv_errors", rejected)):
+    nulls = ", ".join(quote(v) for v in contract.file.null_values) or "null"
+    as_null = ", ".join(
+        f'case when "{c}" in ({nulls}) then null else "{c}" end as "{c}"'
+        for c in contract.column_names
+    )
+    for name, table, columns in (
+        ("_staged", staged, f"{as_null}, _source_row"),
+        ("_csv_errors", rejected, "*"),
+    ):
         # An execute closes a result the caller left unfetched, which `register` refuses.
         con.execute("drop view if exists _arrow")
         con.register("_arrow", table)
         try:
-            con.execute(f"create or replace temp table {name} as select * from _arrow")
+            con.execute(f"create or replace temp table {name} as select {columns} from _arrow")
         finally:
             con.unregister("_arrow")
 
