@@ -122,8 +122,8 @@ def _header(
     path: Path, lines: list[str], dialect: FileDialect, columns: tuple[str, ...]
 ) -> tuple[str, list[str]]:
     """(delimiter, column names of the file). The delimiter, when not declared, is the one
-    candidate that splits the header into the declared columns (without a header: into as many
-    fields as the contract declares)."""
+    candidate that splits the header into the declared columns (without a header: the first
+    non-blank line into as many fields as the contract declares)."""
     if dialect.header and not (lines and lines[0].strip()):
         raise LandingFileError(f"{path}: file is empty (no header line)")
     first = lines[0] if dialect.header else next((ln for ln in lines if ln.strip()), "")
@@ -131,6 +131,8 @@ def _header(
     if dialect.header:
         split = {d: [f.strip() for f in _split(first, dialect, d)] for d in candidates}
         fits = [d for d in candidates if sorted(split[d]) == sorted(columns)]
+        # No exact fit: the wrong columns are named as split by the likeliest delimiter.
+        fits = fits or [max(candidates, key=lambda d: len(split[d]))]
     else:
         fits = [d for d in candidates if len(_split(first, dialect, d)) == len(columns)]
         if len(fits) != 1 and first:
@@ -202,8 +204,9 @@ def _fault(
         return (
             None,
             "UNTERMINATED QUOTE",
-            f"this line opens a quote it does not close (the reader ran on for {len(span) - 1} "
-            "more lines; they were read again on their own)",
+            f"a quote opened on this line runs past its end ({len(span) - 1} more lines) into a "
+            f"record of {'unsplittable' if fields is None else len(fields)} fields, not {n}; "
+            "the lines after it were read again on their own",
         )
     if fields is None:
         kind = "UNTERMINATED QUOTE" if "end of data" in error else "INVALID QUOTING"
