@@ -28,41 +28,43 @@ COMPRESSION_SUFFIXES = (".gz",)
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContract) -> None:
-    """`_staged` from the file's good records, `_csv_errors` from its rejected ones."""
-    import pyarrow as pa
-
+    """`_staged` from the file's good records, `_csv_errors` from its rejected ones. The texts go
+    to DuckDB as list parameters, unnested side by side (no Arrow or pandas import per run)."""
     records = read_records(path, contract)
-    staged = pa.table(
-        {
-            **{c: pa.array(v, pa.string()) for c, v in zip(contract.column_names, records.values)},
-            "_source_row": pa.array(records.lines, pa.int64()),
-        }
-    )
-    rejected = pa.table(
-        {
-            "line": pa.array([r.line for r in records.rejected], pa.int64()),
-            "column_name": pa.array([r.column_name for r in records.rejected], pa.string()),
-            "error_type": pa.array([r.error_type for r in records.rejected], pa.string()),
-            "error_message": pa.array([r.message for r in records.rejected], pa.string()),
-            "csv_line": pa.array([r.text for r in records.rejected], pa.string()),
-        }
-    )
     nulls = ", ".join(quote(v) for v in contract.file.null_values) or "null"
-    as_null = ", ".join(
+    staged = [
         f'case when "{c}" in ({nulls}) then null else "{c}" end as "{c}"'
         for c in contract.column_names
+    ]
+    _from_lists(
+        con,
+        "_staged",
+        {**dict(zip(contract.column_names, records.values)), "_source_row": records.lines},
+        ", ".join([*staged, "_source_row"]),
     )
-    for name, table, columns in (
-        ("_staged", staged, f"{as_null}, _source_row"),
-        ("_csv_errors", rejected, "*"),
-    ):
-        # An execute closes a result the caller left unfetched, which `register` refuses.
-        con.execute("drop view if exists _arrow")
-        con.register("_arrow", table)
-        try:
-            con.execute(f"create or replace temp table {name} as select {columns} from _arrow")
-        finally:
-            con.unregister("_arrow")
+    rejected = records.rejected
+    columns = {
+        "line": [r.line for r in rejected],
+        "column_name": [r.column_name for r in rejected],
+        "error_type": [r.error_type for r in rejected],
+        "error_message": [r.message for r in rejected],
+        "csv_line": [r.text for r in rejected],
+    }
+    _from_lists(con, "_csv_errors", columns, "*")
+
+
+def _from_lists(
+    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list], select: str
+) -> None:
+    """The temp table `table`: `select` over the columns given as equally long Python lists."""
+    unnested = ", ".join(
+        f'unnest(${i}::{"bigint" if name in ("_source_row", "line") else "varchar"}[]) as "{name}"'
+        for i, name in enumerate(columns, start=1)
+    )
+    con.execute(
+        f"create or replace temp table {table} as select {select} from (select {unnested})",
+        [list(values) for values in columns.values()],
+    )
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContract) -> None:
