@@ -282,3 +282,26 @@ def _txn(tid: str, customer="c1", merchant="m1", region="R01") -> str:
 
 def _txn_file(lines: list[str], day: str) -> bytes:
     return ("\n".join([TXN_HEADER, *lines]) + "\n").replace("DAY", day).encode()
+
+
+def test_a_utf16_file_is_read_by_its_byte_order_mark(con, tmp_path, bike):
+    contract, day1_rows = bike
+    text, lines = _day_file(DAY2, "\r\n")
+    text = text.replace(lines[2], lines[2][:-3])  # line 4: `,8,9` cut to `,` (16 fields)
+    path = _land(tmp_path, DAY2, text.encode("utf-16"))  # with its byte-order mark
+    result = load_file(con, contract, path, DAY2)
+    assert (result.rows_loaded, result.rows_rejected) == (len(lines) - 1, 1)
+    assert _quarantine(con, DAY2) == [(4, "cnt", "MISSING COLUMNS: expected 17 fields, found 16")]
+    _day1_landed(con, day1_rows)
+
+
+def test_without_a_quote_character_quotes_are_text(con, tmp_path):
+    contract = dataclasses.replace(TXN, file=FileDialect(quote=""))
+    lines = [_txn("t1", merchant="5'11\" shop"), _txn("t2", merchant='"m2"')]
+    path = _land(tmp_path, "2025-01-02", _txn_file(lines, "2025-01-02"), "transactions")
+    result = load_file(con, contract, path, "2025-01-02")
+    assert (result.rows_loaded, result.rows_rejected) == (2, 0)
+    assert _rows(con, "select merchant_id from raw.transactions order by 1") == [
+        ('"m2"',),
+        ("5'11\" shop",),
+    ]
