@@ -54,6 +54,24 @@ def bike(tmp_path, con):
     return contract, len(lines)
 
 
+@pytest.fixture
+def txn(con, tmp_path):
+    """raw.transactions with 2025-01-01 already loaded (two rows, default dialect)."""
+    day1 = _land(
+        tmp_path, "2025-01-01", _txn_file([_txn("d1"), _txn("d2")], "2025-01-01"), "transactions"
+    )
+    load_file(con, TXN, day1, "2025-01-01")
+
+
+def _txn_day1_landed(con) -> None:
+    assert _rows(
+        con, "select transaction_id from raw.transactions where _partition_date = '2025-01-01'"
+    ) == [("d1",), ("d2",)]
+
+
+DAY2_TXN = "from raw.transactions where _partition_date = '2025-01-02'"
+
+
 def _quarantine(con, day: str) -> list[tuple]:
     return _rows(
         con,
@@ -142,20 +160,18 @@ def test_a_utf8_bom_is_read_and_an_undecodable_line_is_quarantined(con, tmp_path
     ]  # from the first, UTF-8 day
 
 
-def test_a_declared_latin1_file_loads_its_text_as_written(con, tmp_path):
+def test_a_declared_latin1_file_loads_its_text_as_written(con, tmp_path, txn):
     contract = dataclasses.replace(TXN, file=FileDialect(encoding="latin-1"))
     lines = [_txn("t1", region="Zürich"), _txn("t2", region="Ørsted"), "t3,c1"]
     content = _txn_file(lines, "2025-01-02").decode().encode("latin-1")
     path = _land(tmp_path, "2025-01-02", content, "transactions")
     result = load_file(con, contract, path, "2025-01-02")
     assert (result.rows_loaded, result.rows_rejected) == (2, 1)
-    assert _rows(con, "select region_code from raw.transactions order by 1") == [
-        ("Zürich",),
-        ("Ørsted",),
-    ]
+    assert _rows(con, f"select region_code {DAY2_TXN} order by 1") == [("Zürich",), ("Ørsted",)]
     assert _quarantine(con, "2025-01-02") == [
         (4, "merchant_id", "MISSING COLUMNS: expected 8 fields, found 2")
     ]
+    _txn_day1_landed(con)
 
 
 @pytest.mark.parametrize("suffix", [".csv.gz", ".csv"], ids=["gz-suffix", "magic-bytes-only"])
@@ -193,19 +209,25 @@ def test_a_semicolon_file_is_read_by_its_header(con, tmp_path, bike):
     _day1_landed(con, day1_rows)
 
 
-def test_a_file_without_header_is_read_in_the_contract_order(con, tmp_path):
+def test_a_file_without_header_is_read_in_the_contract_order(con, tmp_path, bike):
+    _, day1_rows = bike
     contract = bike_contract(tmp_path / "p", file={"header": False, "delimiter": "|"})
-    _, lines = hour_lines(DAY1)
+    _, lines = hour_lines(DAY2)
     lines = [line.replace(",", "|") for line in lines]
     lines[2] += "|"  # line 3
     text = "\n".join(lines) + "\n"
-    result = load_file(con, contract, _land(tmp_path, DAY1, text.encode()), DAY1)
+    result = load_file(con, contract, _land(tmp_path, DAY2, text.encode()), DAY2)
     assert (result.rows_loaded, result.rows_rejected) == (len(lines) - 1, 1)
-    assert _quarantine(con, DAY1) == [(3, None, "TOO MANY COLUMNS: expected 17 fields, found 18")]
-    assert _rows(con, "select min(_source_row), min(instant) from raw.rentals") == [(1, 1)]
+    assert _quarantine(con, DAY2) == [(3, None, "TOO MANY COLUMNS: expected 17 fields, found 18")]
+    assert _rows(
+        con,
+        "select min(_source_row), min(instant) from raw.rentals where _partition_date = ?",
+        DAY2,
+    ) == [(1, int(lines[0].split("|")[0]))]
+    _day1_landed(con, day1_rows)
 
 
-def test_quoted_fields_hold_delimiters_quotes_and_line_breaks(con, tmp_path):
+def test_quoted_fields_hold_delimiters_quotes_and_line_breaks(con, tmp_path, txn):
     """A record may span lines inside a quoted field: it keeps the line it starts on, and the
     next record keeps its own."""
     lines = [
@@ -218,7 +240,7 @@ def test_quoted_fields_hold_delimiters_quotes_and_line_breaks(con, tmp_path):
     path = _land(tmp_path, "2025-01-02", _txn_file(lines, "2025-01-02"), "transactions")
     result = load_file(con, TXN, path, "2025-01-02")
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 4, 1)
-    assert _rows(con, "select _source_row, merchant_id from raw.transactions order by 1") == [
+    assert _rows(con, f"select _source_row, merchant_id {DAY2_TXN} order by 1") == [
         (2, "m,1"),
         (3, 'm "quoted"\nsecond line'),
         (5, "m1"),
@@ -226,6 +248,7 @@ def test_quoted_fields_hold_delimiters_quotes_and_line_breaks(con, tmp_path):
     ]
     ((line, _, reason),) = _quarantine(con, "2025-01-02")
     assert line == 6 and reason.startswith("INVALID QUOTING")
+    _txn_day1_landed(con)
 
 
 @pytest.mark.parametrize("line_no", [3, 8, 24])
@@ -254,7 +277,7 @@ def test_an_unterminated_quote_quarantines_its_line_and_the_rest_loads(
     _day1_landed(con, day1_rows)
 
 
-def test_declared_null_values_and_backslash_escapes(con, tmp_path):
+def test_declared_null_values_and_backslash_escapes(con, tmp_path, txn):
     contract = dataclasses.replace(
         TXN, file=FileDialect(escape="\\", null_values=("", "NA", "NULL"))
     )
@@ -266,11 +289,12 @@ def test_declared_null_values_and_backslash_escapes(con, tmp_path):
     path = _land(tmp_path, "2025-01-02", _txn_file(lines, "2025-01-02"), "transactions")
     result = load_file(con, contract, path, "2025-01-02")
     assert (result.rows_loaded, result.rows_rejected) == (1, 2)
-    assert _rows(con, "select merchant_id from raw.transactions") == [('m "quoted"',)]
+    assert _rows(con, f"select merchant_id {DAY2_TXN}") == [('m "quoted"',)]
     assert _quarantine(con, "2025-01-02") == [
         (3, "customer_id", "not_null: null in required column"),
         (4, "merchant_id", "not_null: null in required column"),
     ]
+    _txn_day1_landed(con)
 
 
 # --- transactions lines ----------------------------------------------------------------------
@@ -295,13 +319,14 @@ def test_a_utf16_file_is_read_by_its_byte_order_mark(con, tmp_path, bike):
     _day1_landed(con, day1_rows)
 
 
-def test_without_a_quote_character_quotes_are_text(con, tmp_path):
+def test_without_a_quote_character_quotes_are_text(con, tmp_path, txn):
     contract = dataclasses.replace(TXN, file=FileDialect(quote=""))
     lines = [_txn("t1", merchant="5'11\" shop"), _txn("t2", merchant='"m2"')]
     path = _land(tmp_path, "2025-01-02", _txn_file(lines, "2025-01-02"), "transactions")
     result = load_file(con, contract, path, "2025-01-02")
     assert (result.rows_loaded, result.rows_rejected) == (2, 0)
-    assert _rows(con, "select merchant_id from raw.transactions order by 1") == [
+    assert _rows(con, f"select merchant_id {DAY2_TXN} order by 1") == [
         ('"m2"',),
         ("5'11\" shop",),
     ]
+    _txn_day1_landed(con)
