@@ -151,7 +151,7 @@ def _rentals_end_to_end(tmp_path: Path, url: str, table: str) -> None:
     assert {r[0] for r in refused} == {"raw.rentals"}
     assert refused[1][1].endswith(f"/{table} where updated_at = 2025-01-05 00:00:05")
     assert "not a valid integer" in refused[1][3]
-    assert "duplicate of row 2 in this batch" == refused[2][3]
+    assert "unique: duplicate of row 2 in this batch" == refused[2][3]
     assert "outside the partitions" in refused[4][3]
     assert '"rental_id":"4"' in refused[1][5].replace(" ", "")
 
@@ -163,7 +163,7 @@ def _rentals_end_to_end(tmp_path: Path, url: str, table: str) -> None:
         warehouse,
         "select reason from raw.quarantine where value = '3' and column_name = 'rental_id'",
     )
-    assert duplicate[0].startswith("duplicate of a row already loaded from ")
+    assert duplicate[0].startswith("unique: duplicate of a row already loaded from ")
 
     before = query(warehouse, "select * from raw.rentals order by rental_id")
     quarantined = query(warehouse, "select count(*) from raw.quarantine")

@@ -7,7 +7,6 @@ import csv
 import dagster as dg
 
 from data_platform.definitions import defs
-from data_platform.raw.landing import LandingFileError
 from tests.conftest import query
 
 TRANSACTIONS = dg.AssetKey(["raw", "transactions"])
@@ -27,27 +26,26 @@ def _export_with_stray_quote(path, line_no: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_a_stray_quote_fails_the_run_and_keeps_the_day(instance, resources, warehouse, landing):
+def test_a_stray_quote_quarantines_its_line_and_the_rest_of_the_day_loads(
+    instance, resources, warehouse, landing
+):
     path = sorted((landing / "transactions").glob("*.csv"))[0]
     day = path.stem.split("_")[-1]
     raw = defs.get_assets_def(TRANSACTIONS)
     assert dg.materialize([raw], partition_key=day, instance=instance, resources=resources).success
-    before = query(warehouse, "select * from raw.transactions order by transaction_id")
+    before = query(warehouse, "select transaction_id, _source_row from raw.transactions order by 2")
     assert len(before) > 400
 
     _export_with_stray_quote(path, 200)
-    result = dg.materialize(
-        [raw], partition_key=day, instance=instance, resources=resources, raise_on_error=False
+    assert dg.materialize([raw], partition_key=day, instance=instance, resources=resources).success
+    after = query(warehouse, "select transaction_id, _source_row from raw.transactions order by 2")
+    assert after == [row for row in before if row[1] != 200]
+    ((source_file, line, reason),) = query(
+        warehouse, "select source_file, source_row, reason from raw.quarantine"
     )
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    error = failure.event_specific_data.error
-    while error.cause is not None:  # Dagster wraps the asset's exception
-        error = error.cause
-    assert error.cls_name == LandingFileError.__name__
-    assert str(path) in error.message and "line 200" in error.message
-    assert query(warehouse, "select * from raw.transactions order by transaction_id") == before
-    ((source_file, reason),) = query(
-        warehouse, "select source_file, reason from raw.quarantine where source_row is null"
-    )
-    assert source_file == str(path) and "line 200" in reason and reason in error.message
+    assert (source_file, line) == (str(path), 200) and reason.startswith("UNTERMINATED QUOTE")
+    metadata = instance.get_latest_materialization_event(
+        TRANSACTIONS
+    ).asset_materialization.metadata
+    assert metadata["rows_rejected"].value == 1
+    assert metadata["rows_loaded"].value == len(before) - 1

@@ -4,7 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from data_platform.raw.contract import contracts_from_yml, load_contracts
+from data_platform.raw.contract import (
+    ContractError,
+    FileDialect,
+    contracts_from_yml,
+    load_contracts,
+)
 from headwater_core.config import DBT_PROJECT_DIR
 
 
@@ -44,3 +49,46 @@ def test_tables_without_headwater_meta_are_not_raw_contracts(tmp_path: Path):
     yml = tmp_path / "_x__sources.yml"
     yml.write_text("sources:\n  - name: x\n    tables:\n      - name: t\n")
     assert contracts_from_yml(yml) == []
+
+
+def _with_file(tmp_path: Path, file: str) -> Path:
+    yml = tmp_path / "_x__sources.yml"
+    yml.write_text(
+        "sources:\n  - name: x\n    schema: raw\n    tables:\n      - name: t\n"
+        "        config: {meta: {headwater: {landing_pattern: 't/t_{date}.*', file: FILE}}}\n"
+        "        columns:\n          - {name: id, data_type: varchar}\n".replace("FILE", file)
+    )
+    return yml
+
+
+def test_the_file_dialect_is_read_from_the_contract(tmp_path: Path):
+    yml = _with_file(
+        tmp_path,
+        "{delimiter: ';', encoding: latin-1, header: false, null_values: ['', NA], "
+        "compression: gzip, escape: '\\'}",
+    )
+    (contract,) = contracts_from_yml(yml)
+    assert contract.file == FileDialect(
+        delimiter=";",
+        encoding="latin-1",
+        header=False,
+        null_values=("", "NA"),
+        compression="gzip",
+        escape="\\",
+    )
+    assert load_contracts(DBT_PROJECT_DIR)["transactions"].file == FileDialect()
+
+
+@pytest.mark.parametrize(
+    "file, message",
+    [
+        ("{separator: ';'}", r"meta.headwater.file has unknown keys \['separator'\]"),
+        ("{encoding: klingon}", "encoding 'klingon' is not a known codec"),
+        ("{delimiter: '::'}", "delimiter must be one character"),
+        ("{compression: zip}", "compression must be auto|gzip|none"),
+        ("{format: xlsx}", "format must be csv or parquet"),
+    ],
+)
+def test_a_file_dialect_ingestion_cannot_read_is_refused(tmp_path: Path, file, message):
+    with pytest.raises(ContractError, match=message):
+        contracts_from_yml(_with_file(tmp_path, file))

@@ -91,10 +91,10 @@ def test_bad_rows_are_quarantined_with_file_row_column_and_reason(con, tmp_path)
     )
     assert {r[4] for r in quarantined} == {str(path)}
     by_row = {r[0]: r[1:4] for r in quarantined}
-    assert by_row[3] == ("customer_id", "null in required column", None)
+    assert by_row[3] == ("customer_id", "not_null: null in required column", None)
     assert by_row[4] == ("amount", "not a valid decimal(12, 2)", "12,50€")
     assert by_row[5][0] == "channel" and by_row[5][2] == "teleport"
-    assert by_row[6] == ("transaction_id", "duplicate of row 2 in this file", "t1")
+    assert by_row[6] == ("transaction_id", "unique: duplicate of row 2 in this file", "t1")
     assert by_row[7][:2] == ("transacted_at", "outside partition 2025-01-02")
     assert by_row[8][1].startswith("MISSING COLUMNS")
     # the offending record is kept whole, so it can be fixed and re-delivered
@@ -132,7 +132,8 @@ def test_a_key_already_loaded_for_another_day_is_a_duplicate(con, tmp_path):
     (reason,) = _rows(con, "select reason from raw.quarantine where partition_key = '2025-01-03'")[
         0
     ]
-    assert reason.startswith("duplicate of a row already loaded from") and "2025-01-02" in reason
+    assert reason.startswith("unique: duplicate of a row already loaded from")
+    assert "2025-01-02" in reason
 
 
 @pytest.mark.parametrize(
@@ -244,24 +245,27 @@ def _with_stray_quote(path: Path, line_no: int, quoted: bool) -> None:
 
 
 @pytest.mark.parametrize("quoted", [False, True], ids=["unquoted-export", "quoted-export"])
-def test_a_stray_quote_that_swallows_lines_fails_the_file(con, landing, quoted):
+def test_a_stray_quote_quarantines_its_line_and_the_lines_it_swallowed_load(con, landing, quoted):
+    """Issue 13 case 1 read exactly: the quote on line 200 once swallowed the 701 lines after it.
+    Now line 200 alone is quarantined, and every other line of the file loads."""
     path = landing / "transactions" / "transactions_2025-01-02.csv"
     data_lines = len(path.read_text().splitlines()) - 1
     assert data_lines > 400
     load_file(con, TXN, path, "2025-01-02", "run-1")
-    before = _rows(con, "select * from raw.transactions order by transaction_id")
+    before = _rows(con, "select transaction_id, _source_row from raw.transactions order by 2")
     assert len(before) == data_lines
 
     _with_stray_quote(path, 200, quoted)
-    with pytest.raises(LandingFileError) as error:
-        load_file(con, TXN, path, "2025-01-02", "run-2")
-    message = str(error.value)
-    assert str(path) in message and "line 200" in message and "quote" in message
-    # nothing of the day was replaced, and the fault is in the quarantine
-    assert _rows(con, "select * from raw.transactions order by transaction_id") == before
-    assert _rows(con, "select reason, run_id from raw.quarantine where source_row is null") == [
-        (message, "run-2")
-    ]
+    result = load_file(con, TXN, path, "2025-01-02", "run-2")
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (
+        data_lines,
+        data_lines - 1,
+        1,
+    )
+    after = _rows(con, "select transaction_id, _source_row from raw.transactions order by 2")
+    assert after == [row for row in before if row[1] != 200]
+    ((line, reason, run_id),) = _rows(con, "select source_row, reason, run_id from raw.quarantine")
+    assert (line, run_id) == (200, "run-2") and "QUOTE" in reason
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
@@ -318,7 +322,7 @@ def test_an_amount_finer_than_the_declared_scale_is_quarantined_not_rounded(con,
             _row("t2", amount="12.345"),  # line 3
             _row("t3", amount="12.340"),  # line 4: trailing zeros are fine
             _row("t4", amount="7"),  # line 5
-            _row("t5", amount="-3.1"),  # line 6
+            _row("t5", amount="3.1"),  # line 6
             _row("t6", amount="1.2345e1"),  # line 7: 12.345 again
             _row("t7", amount="0.0000000000000000001"),  # line 8: finer than any wide decimal
         ],
@@ -327,7 +331,7 @@ def test_an_amount_finer_than_the_declared_scale_is_quarantined_not_rounded(con,
     assert (result.rows_loaded, result.rows_rejected) == (3, 4)
     assert _rows(
         con, "select transaction_id, amount::varchar from raw.transactions order by 1"
-    ) == [("t3", "12.34"), ("t4", "7.00"), ("t5", "-3.10")]
+    ) == [("t3", "12.34"), ("t4", "7.00"), ("t5", "3.10")]
     reason = "more decimal places than decimal(12, 2)"
     assert _rows(
         con, "select source_row, column_name, reason, value from raw.quarantine order by 1"

@@ -1,23 +1,40 @@
 """The raw schema contract, read from the dbt sources yml files.
 
 The contract is declared once, in `dbt_project/models/staging/<source>/_<source>__sources.yml`:
-each raw table's columns with their `data_type`, and the dbt tests `not_null`, `unique` and
-`accepted_values`. Ingestion enforces exactly those rules row by row before a row reaches the
-`raw` schema, and dbt runs the same tests on the loaded tables. The table-level
-`meta.headwater` block says where the landing files are and how they are partitioned.
+each raw table's columns with their `data_type`, and their dbt tests. Ingestion enforces every
+declared test row by row before a row reaches the `raw` schema (`ROW_TESTS`), and dbt runs the
+same tests on the loaded tables, so they never fail on rows ingestion let through. A test
+ingestion cannot enforce is refused when the contract is read (`ContractError`, one line naming
+the source, table, column and test): the raw assets are built from the contract, so the code
+location does not load with a rule that would be skipped. The table-level `meta.headwater`
+block says where the landing files are, how they are partitioned and (`file:`) how to read them.
 
 No Dagster import here: this is plain data read from yml, unit-tested on its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from data_platform.raw.contract_rules import (
+    ContractError,
+    FileDialect,
+    RowTest,
+    check_sql,
+    declared_tests,
+    file_dialect,
+    refuse,
+    relationship_parent,
+    row_test,
+)
 from headwater_core.names import raw_key
+
+__all__ = ["ColumnContract", "ContractError", "FileDialect", "RowTest", "SourceContract"]
 
 # Columns ingestion adds to every raw table. dbt models may use them; the contract never lists them.
 LINEAGE_COLUMNS: dict[str, str] = {
@@ -38,6 +55,8 @@ class ColumnContract:
     unique: bool = False
     accepted_values: tuple[str, ...] | None = None
     description: str = ""
+    tests: tuple[RowTest, ...] = ()
+    """The column's other declared tests (`RowTest`)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,10 @@ class SourceContract:
     """`{warn_after_hours, fail_after_hours}`: how stale the raw table may get."""
     database: DatabaseSource | None = None
     """Set for a table read from a database instead of landing files."""
+    file: FileDialect = field(default_factory=FileDialect)
+    """How the landing files are read (`meta.headwater.file`)."""
+    table_tests: tuple[RowTest, ...] = ()
+    """Table-level tests (`expression_is_true`, `unique_combination_of_columns`)."""
 
     @property
     def qualified_name(self) -> str:
@@ -109,6 +132,11 @@ class SourceContract:
     def unique_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.unique)
 
+    @property
+    def row_tests(self) -> tuple[RowTest, ...]:
+        """Every `RowTest` of the table, column-level then table-level."""
+        return (*(t for c in self.columns for t in c.tests), *self.table_tests)
+
     def column(self, name: str) -> ColumnContract:
         for c in self.columns:
             if c.name == name:
@@ -116,28 +144,24 @@ class SourceContract:
         raise KeyError(f"{self.qualified_name} has no column {name!r}")
 
 
-def _test_name_and_args(test: Any) -> tuple[str, dict[str, Any]]:
-    """A dbt data test is either a bare name or `{name: {arguments: {...}}}` (dbt >= 1.10)."""
-    if isinstance(test, str):
-        return test, {}
-    ((name, body),) = test.items()
-    body = body or {}
-    return name, dict(body.get("arguments", body))
-
-
 def _column_from_yml(raw: dict[str, Any], where: str) -> ColumnContract:
     if "data_type" not in raw:
-        raise ValueError(f"{where}: column {raw.get('name')!r} declares no data_type")
+        raise ContractError(f"{where}: column {raw.get('name')!r} declares no data_type")
     required = unique = False
     accepted: tuple[str, ...] | None = None
-    for test in raw.get("data_tests", raw.get("tests", [])) or []:
-        name, args = _test_name_and_args(test)
+    tests: list[RowTest] = []
+    declared = raw.get("data_tests", raw.get("tests", []))
+    for name, args in declared_tests(declared, raw["name"], where):
         if name == "not_null":
             required = True
         elif name == "unique":
             unique = True
         elif name == "accepted_values":
+            if not isinstance(args.get("values"), list):
+                raise refuse(where, raw["name"], name, "it needs the argument `values` (a list)")
             accepted = tuple(str(v) for v in args["values"])
+        else:
+            tests.append(row_test(name, args, raw["name"], where))
     return ColumnContract(
         name=raw["name"],
         data_type=str(raw["data_type"]).lower(),
@@ -146,7 +170,21 @@ def _column_from_yml(raw: dict[str, Any], where: str) -> ColumnContract:
         unique=unique,
         accepted_values=accepted,
         description=raw.get("description", ""),
+        tests=tuple(tests),
     )
+
+
+def _table_tests(table: dict[str, Any], columns: tuple[str, ...], where: str) -> tuple:
+    tests = []
+    for name, args in declared_tests(table.get("data_tests", table.get("tests")), None, where):
+        if name not in ("expression_is_true", "unique_combination_of_columns"):
+            raise refuse(where, None, name, "it is a column test")
+        test = row_test(name, args, None, where)
+        unknown = [c for c in test.arg("combination_of_columns") or () if c not in columns]
+        if unknown:
+            raise refuse(where, None, name, f"columns {unknown} are not declared")
+        tests.append(test)
+    return tuple(tests)
 
 
 def contracts_from_yml(path: Path) -> list[SourceContract]:
@@ -182,6 +220,8 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                     freshness=headwater.get("freshness"),
                     description=" ".join(str(table.get("description", "")).split()),
                     database=database,
+                    file=file_dialect(headwater.get("file"), where),
+                    table_tests=_table_tests(table, tuple(c.name for c in columns), where),
                 )
             )
     return found
@@ -195,4 +235,31 @@ def load_contracts(dbt_project_dir: Path) -> dict[str, SourceContract]:
             if contract.table in contracts:
                 raise ValueError(f"{path}: raw table {contract.table!r} is declared twice")
             contracts[contract.table] = contract
-    return contracts
+    resolved = {name: _with_parents(c, contracts) for name, c in contracts.items()}
+    for contract in resolved.values():
+        check_sql(contract)
+    return resolved
+
+
+def _with_parents(contract: SourceContract, contracts: dict[str, SourceContract]) -> SourceContract:
+    """The contract with each `relationships` test's parent resolved: a declared column of a
+    raw table with a contract, since that loaded table is what ingestion checks values against."""
+    tables = {(c.source_name, c.table): c for c in contracts.values()}
+    columns = []
+    for column in contract.columns:
+        tests = []
+        for test in column.tests:
+            if test.name == "relationships":
+                parent = tables.get(relationship_parent(test))
+                if parent is None or test.arg("field") not in parent.column_names:
+                    raise refuse(
+                        f"source {contract.source_name}.{contract.table}",
+                        test.column,
+                        test.name,
+                        f"{test.arg('to')}.{test.arg('field')} is not a column of a raw table "
+                        "with a contract",
+                    )
+                test = dataclasses.replace(test, parent=parent)
+            tests.append(test)
+        columns.append(dataclasses.replace(column, tests=tuple(tests)))
+    return dataclasses.replace(contract, columns=tuple(columns))

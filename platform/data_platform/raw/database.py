@@ -174,7 +174,7 @@ def _batch_checks(contract: SourceContract, first_day: date, end_day: date | Non
             key = typed(f's."{c.name}"', c.data_type)
             checks.append(
                 f"select s._source_row, {quote(c.name)}, "
-                f"'duplicate of a row already loaded from ' || any_value(t._source_file), "
+                f"'unique: duplicate of a row already loaded from ' || any_value(t._source_file), "
                 f's."{c.name}" from _staged s join {contract.qualified_name} t '
                 f'on t."{c.name}" = {key} '
                 f'group by s._source_row, s."{c.name}"'

@@ -79,6 +79,8 @@ def ensure_raw_table(con: duckdb.DuckDBPyConnection, contract: SourceContract) -
     columns = {**{c.name: c.data_type for c in contract.columns}, **LINEAGE_COLUMNS}
     _ensure_table(con, contract.qualified_name, columns)
     _ensure_table(con, QUARANTINE_TABLE, QUARANTINE_COLUMNS)
+    for parent in {t.parent.table: t.parent for t in contract.row_tests if t.parent}.values():
+        ensure_raw_table(con, parent)  # a `relationships` test reads it, loaded or not
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection, contracts: Iterable[SourceContract]) -> None:

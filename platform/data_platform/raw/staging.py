@@ -1,94 +1,69 @@
 """Staging a landing file: its rows as text in the temp table `_staged`, before any rule runs.
 
-Every column is staged as VARCHAR, with the file's line number (CSV) or row number (Parquet) in
-`_source_row`, so a value that breaks its declared type is reported with its row instead of
-failing the read. Lines DuckDB cannot split go to `_csv_errors`. What fails the whole file
-(missing, empty, unreadable, wrong columns, rows lost by the parse) raises `LandingFileError`
-naming it. No Dagster import here.
+Every column is staged as VARCHAR, with the file's line number (CSV: the line a record starts
+on) or row number (Parquet) in `_source_row`, so a value that breaks its declared type is
+reported with its row instead of failing the read. A CSV is read under the contract's dialect
+(`delimited.read_records`); records that cannot be split go to `_csv_errors` with their line.
+What fails the whole file (missing, empty, unreadable, wrong columns, rows lost by the parse)
+raises `LandingFileError` naming it. No Dagster import here.
 
-The rows read are reconciled with the file: a CSV record is one line, so the rows staged plus
-the lines rejected must equal the file's data lines (an unterminated quote makes the reader run
-past its line and swallow the lines after it); a Parquet file's rows must equal the count its
-footer and its row groups declare.
+The rows read are reconciled with the file: every data line of a CSV is part of exactly one
+record, staged or rejected (`delimited`); a Parquet file's rows must equal the count its footer
+and its row groups declare.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import duckdb
 
 from data_platform.raw.contract import SourceContract
+from data_platform.raw.delimited import check_columns, read_records
 from data_platform.raw.landing import LandingFileError
+from data_platform.raw.violations import quote
 
-
-def _csv_header(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), None)
-    if not header or not any(h.strip() for h in header):
-        raise LandingFileError(f"{path}: file is empty (no header line)")
-    return [h.strip() for h in header]
-
-
-def _check_columns(path: Path, contract: SourceContract, found: list[str]) -> None:
-    missing = [c for c in contract.column_names if c not in found]
-    unexpected = [c for c in found if c not in contract.column_names]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing columns {missing}")
-        if unexpected:
-            parts.append(f"unexpected columns {unexpected}")
-        raise LandingFileError(
-            f"{path}: wrong columns for {contract.qualified_name}: {'; '.join(parts)} "
-            f"(expected {list(contract.column_names)})"
-        )
+# Suffixes a landing file may end with after its format's (`transactions_2025-01-02.csv.gz`).
+COMPRESSION_SUFFIXES = (".gz",)
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContract) -> None:
-    header = _csv_header(path)
-    _check_columns(path, contract, header)
-    columns = ", ".join(f"'{name}': 'VARCHAR'" for name in header)
-    # Rows with too few or too many fields go to DuckDB's reject table with their line number
-    # instead of failing the whole file.
-    con.execute(
-        f"""
-        create or replace temp table _read as
-        select *, row_number() over () as _k
-        from read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
-                      escape = '"', columns = {{{columns}}}, store_rejects = true,
-                      rejects_table = '_csv_rejects', rejects_scan = '_csv_scans')
-        """,
-        [str(path)],
+    """`_staged` from the file's good records, `_csv_errors` from its rejected ones. The texts go
+    to DuckDB as list parameters, unnested side by side (no Arrow or pandas import per run)."""
+    records = read_records(path, contract)
+    nulls = ", ".join(quote(v) for v in contract.file.null_values) or "null"
+    staged = [
+        f'case when "{c}" in ({nulls}) then null else "{c}" end as "{c}"'
+        for c in contract.column_names
+    ]
+    _from_lists(
+        con,
+        "_staged",
+        {**dict(zip(contract.column_names, records.values)), "_source_row": records.lines},
+        ", ".join([*staged, "_source_row"]),
+    )
+    rejected = records.rejected
+    columns = {
+        "line": [r.line for r in rejected],
+        "column_name": [r.column_name for r in rejected],
+        "error_type": [r.error_type for r in rejected],
+        "error_message": [r.message for r in rejected],
+        "csv_line": [r.text for r in rejected],
+    }
+    _from_lists(con, "_csv_errors", columns, "*")
+
+
+def _from_lists(
+    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list], select: str
+) -> None:
+    """The temp table `table`: `select` over the columns given as equally long Python lists."""
+    unnested = ", ".join(
+        f'unnest(${i}::{"bigint" if name in ("_source_row", "line") else "varchar"}[]) as "{name}"'
+        for i, name in enumerate(columns, start=1)
     )
     con.execute(
-        """
-        create or replace temp table _csv_errors as
-        -- DuckDB reports a short line once per missing field: keep the first per line.
-        select line,
-               min_by(column_name, column_idx) as column_name,
-               min_by(error_type, column_idx) as error_type,
-               min_by(error_message, column_idx) as error_message,
-               any_value(csv_line) as csv_line
-        from _csv_rejects
-        group by line
-        """
-    )
-    # A staged row's line number: the k-th line (after the header) that DuckDB did not reject.
-    # This assumes one record per line, which holds for the exports headwater reads.
-    con.execute(
-        """
-        create or replace temp table _staged as
-        with lines as (
-            select line, row_number() over (order by line) as k
-            from range(2, 2 + (select count(*) from _read) + (select count(*) from _csv_errors))
-                as t(line)
-            where line not in (select line from _csv_errors)
-        )
-        select _read.* exclude (_k), lines.line as _source_row
-        from _read join lines on lines.k = _read._k
-        """
+        f"create or replace temp table {table} as select {select} from (select {unnested})",
+        [list(values) for values in columns.values()],
     )
 
 
@@ -97,7 +72,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceC
         schema = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
     except duckdb.Error as e:
         raise LandingFileError(f"{path}: unreadable Parquet file ({e})") from e
-    _check_columns(path, contract, [row[0] for row in schema])
+    check_columns(path, contract, [row[0] for row in schema])
     as_text = ", ".join(f'cast("{c}" as varchar) as "{c}"' for c in contract.column_names)
     con.execute(
         f"""
@@ -111,40 +86,6 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceC
         "create or replace temp table _csv_errors as select null::bigint as line, "
         "null::varchar as column_name, null::varchar as error_type, "
         "null::varchar as error_message, null::varchar as csv_line where false"
-    )
-
-
-def _data_lines(path: Path) -> int:
-    """The CSV's lines after the header, not counting empty ones (the reader skips them)."""
-    with path.open("rb") as f:
-        next(f, None)
-        return sum(1 for line in f if line.strip(b"\r\n"))
-
-
-def _first_unbalanced_quote(path: Path) -> int | None:
-    """The number of the first line with an odd number of quotes: a record on one line opens
-    and closes each quoted field, and writes a quote inside one as two."""
-    with path.open("rb") as f:
-        for number, line in enumerate(f, start=1):
-            if line.count(b'"') % 2:
-                return number
-    return None
-
-
-def _reconcile_csv(path: Path, records: int) -> None:
-    lines = _data_lines(path)
-    if records == lines:
-        return
-    where = _first_unbalanced_quote(path)
-    cause = (
-        f"line {where} opens a quote it does not close, so the CSV reader ran past the end of "
-        "the line"
-        if where is not None
-        else "the CSV reader did not read one record per line"
-    )
-    raise LandingFileError(
-        f"{path}: {cause}: {records} records read from {lines} data lines; "
-        "nothing of the file was loaded (a record must be one line)"
     )
 
 
@@ -164,6 +105,15 @@ def _reconcile_parquet(con: duckdb.DuckDBPyConnection, path: Path, rows: int) ->
         )
 
 
+def file_format_of(path: Path, contract: SourceContract) -> str:
+    """`csv` or `parquet`: as declared (`meta.headwater.file.format`), else from the extension,
+    a compression suffix left out (`.csv.gz` is CSV). Anything else is returned as it is."""
+    if contract.file.format:
+        return contract.file.format
+    suffixes = [s for s in path.suffixes if s not in COMPRESSION_SUFFIXES]
+    return suffixes[-1].lstrip(".") if suffixes else ""
+
+
 def stage_file(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContract) -> int:
     """Stage a landing file as text in the temp table `_staged`; returns the rows read."""
     if not path.exists():
@@ -171,17 +121,16 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, contract: SourceContr
     if path.stat().st_size == 0:
         raise LandingFileError(f"{path}: file is empty (0 bytes)")
     try:
-        if path.suffix == ".parquet":
+        file_format = file_format_of(path, contract)
+        if file_format == "parquet":
             _stage_parquet(con, path, contract)
-        elif path.suffix == ".csv":
+        elif file_format == "csv":
             _stage_csv(con, path, contract)
         else:
             raise LandingFileError(f"{path}: unsupported file type {path.suffix!r}")
-        (staged,) = con.execute("select count(*) from _staged").fetchone()
-        (broken,) = con.execute("select count(*) from _csv_errors").fetchone()
-        if path.suffix == ".csv":
-            _reconcile_csv(path, staged + broken)
-        else:
+        ((staged,),) = con.execute("select count(*) from _staged").fetchall()
+        ((broken,),) = con.execute("select count(*) from _csv_errors").fetchall()
+        if file_format == "parquet":
             _reconcile_parquet(con, path, staged)
     except duckdb.Error as e:
         raise LandingFileError(f"{path}: could not be read ({e})") from e

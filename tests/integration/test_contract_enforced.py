@@ -1,0 +1,104 @@
+"""The whole contract at ingestion, through the real raw assets and dbt (issue 14, item 4): a
+delivery with values outside a source's `accepted_range` loads, its bad rows are quarantined
+naming line, column and test, and the dbt build of staging and marts passes, because dbt's own
+test of that range never sees a row ingestion let through. (Before, ingestion skipped the range
+and dbt failed the whole warehouse step: "Got 18 results, configured to fail if != 0".)"""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from headwater.headless import materialize_range
+from headwater_core.config import DBT_PROJECT_DIR
+from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.tracking import MlflowTracking
+from ml_assets.monitoring.assets import MonitoringReports
+from tests.conftest import query
+
+WAREHOUSE = dg.AssetSelection.groups("raw", "staging", "intermediate", "marts")
+
+
+def _negative_amounts(path: Path, lines: list[int]) -> int:
+    """Write a negative amount on the given lines (the header is line 1); returns data lines."""
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    amount = rows[0].index("amount")
+    for line in lines:
+        rows[line - 1][amount] = "-" + rows[line - 1][amount]
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return len(rows) - 1
+
+
+def _dbt_source_tests(warehouse, tmp_path) -> subprocess.CompletedProcess:
+    """dbt's own tests of the payments sources, run on the loaded raw tables."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "test",
+            "--select",
+            "source:payments.transactions",
+            "--target-path",
+            str(tmp_path / "dbt_target"),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())},
+    )
+
+
+def test_out_of_range_rows_are_quarantined_and_dbt_passes(
+    instance, resources, warehouse, landing, tmp_path
+):
+    path = sorted((landing / "transactions").glob("*.csv"))[0]
+    day = path.stem.split("_")[-1]
+    data_lines = _negative_amounts(path, [7, 120])
+    resources = {
+        **resources,
+        # not used by the selected layers, but every asset passed to a run needs its resources
+        "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        "artifacts": ModelArtifacts(path=str(tmp_path / "ml")),
+        "reports": MonitoringReports(path=str(tmp_path / "reports")),
+    }
+    result = materialize_range(
+        day, day, instance=instance, resources=resources, selection=WAREHOUSE
+    )
+    assert result.success, result.failure
+
+    assert query(
+        warehouse,
+        "select source_row, column_name, reason, value like '-%' from raw.quarantine "
+        "where source_table = 'raw.transactions' order by 1",
+    ) == [
+        (7, "amount", "accepted_range: outside [0, ]", True),
+        (120, "amount", "accepted_range: outside [0, ]", True),
+    ]
+    loaded = data_lines - 2
+    assert query(warehouse, "select count(*) from raw.transactions") == [(loaded,)]
+    assert query(warehouse, "select count(*) from marts.fct_transactions") == [(loaded,)]
+
+    # dbt checks the same range on what landed, and passes ...
+    passed = _dbt_source_tests(warehouse, tmp_path)
+    assert passed.returncode == 0, passed.stdout[-3000:]
+    assert "source_accepted_range_payments_transactions_amount" in passed.stdout
+    # ... where a row ingestion would have refused makes it fail
+    con = duckdb.connect(str(warehouse.resolved_path()))
+    try:
+        con.execute(
+            "insert into raw.transactions select * replace (-1 as amount, 'x' as transaction_id) "
+            "from raw.transactions limit 1"
+        )
+    finally:
+        con.close()
+    failed = _dbt_source_tests(warehouse, tmp_path)
+    assert (
+        failed.returncode != 0
+        and "source_accepted_range_payments_transactions_amount" in failed.stdout
+    )
