@@ -292,11 +292,11 @@ def build_raw_asset(
                 landing.resolved_path(),
                 windows,
                 bounds,
-                context.run_id,
+                context.run.run_id,
                 context.log.error,
             )
             if partitioned:
-                record_statuses(con, contract.qualified_name, load.statuses(), context.run_id)
+                record_statuses(con, contract.qualified_name, load.statuses(), context.run.run_id)
             metadata = _load_metadata(load, con, contract, windows)
         _report(context, load)
         if load.faults:
