@@ -291,3 +291,35 @@ def test_a_partition_over_the_threshold_keeps_its_rows_and_its_good_rows_are_hel
     assert _rows(con, "select trip_id, minutes from raw.trips order by 1") == [("t1", 4), ("t2", 3)]
     assert load.statuses()["2025-01-02"][0] == "refused"
     assert load.statuses()["2025-01-01"] == ("loaded", "")
+
+
+# --- the landing sensor ----------------------------------------------------------------------
+
+
+def test_the_sensor_asks_for_the_partitions_a_month_or_span_file_covers(tmp_path):
+    import dagster as dg
+
+    from data_platform.raw.landing_scan import scan_landing
+    from data_platform.raw.landing_sensor import keys_for
+
+    partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-03-01")
+
+    def scan(contract, cursor=None):
+        return scan_landing(
+            cursor,
+            [contract],
+            tmp_path,
+            True,
+            partitions.has_partition_key,
+            keys_for=keys_for(partitions),
+        )
+
+    _land(tmp_path, "trips_2025-01.csv", [])
+    _land(tmp_path, "trips_2024-12.csv", [])  # before the partitions: named, not asked for
+    first = scan(MONTHLY)
+    assert list(first.daily_ranges) == [("2025-01-01", "2025-01-31")]
+    assert any("trips_2024-12.csv: 2024-12 is outside the partitions" in m for m in first.skipped)
+    assert not scan(MONTHLY, first.cursor()).daily_ranges  # nothing new
+
+    _land(tmp_path, "history.csv", [])
+    assert list(scan(SPAN).daily_ranges) == [("2025-01-01", "2025-02-28")]

@@ -244,6 +244,13 @@ class SpreadPlan:
     faults: list[LandingFault]
 
 
+def covered_keys(
+    span: tuple[datetime, datetime] | None, windows: Sequence[PartitionWindow]
+) -> list[str]:
+    """The partitions a file's time (None: any) overlaps."""
+    return [w.key for w in windows if span is None or (span[0] < w.end and w.start < span[1])]
+
+
 def one_file_per_partition(contract: SourceContract, windows: Sequence[PartitionWindow]) -> bool:
     """Whether each partition of the run is exactly one day file (`plan_load`'s case)."""
     return contract.delivery == "day" and all(
@@ -274,7 +281,7 @@ def plan_spread(
     covered: set[str] = set()
     for key in sorted(found.files.keys() | found.faults.keys()):
         span = file_window(contract, key)
-        inside = [w.key for w in windows if span is None or (span[0] < w.end and w.start < span[1])]
+        inside = covered_keys(span, windows)
         covered.update(inside)
         if key in found.faults:
             fault = found.faults[key]
