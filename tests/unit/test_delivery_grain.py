@@ -323,3 +323,20 @@ def test_the_sensor_asks_for_the_partitions_a_month_or_span_file_covers(tmp_path
 
     _land(tmp_path, "history.csv", [])
     assert list(scan(SPAN).daily_ranges) == [("2025-01-01", "2025-02-28")]
+
+
+def test_partitions_finer_than_a_day_replace_only_their_own_rows(con, tmp_path):
+    _land(tmp_path, "trips_2025-01.csv", ["t1,2025-01-01 08:10:00,3", "t2,2025-01-01 09:10:00,3"])
+    hours = [
+        PartitionWindow(
+            f"2025-01-01-{h:02d}:00", datetime(2025, 1, 1, h), datetime(2025, 1, 1, h + 1)
+        )
+        for h in (8, 9)
+    ]
+    bounds = (datetime(2025, 1, 1), None)
+    load_table(con, MONTHLY, tmp_path, hours, bounds, "r1", print)
+    _land(tmp_path, "trips_2025-01.csv", ["t1,2025-01-01 08:10:00,5", "t2,2025-01-01 09:10:00,6"])
+    load = load_table(con, MONTHLY, tmp_path, hours[:1], bounds, "r2", print)
+    assert (load.files[0].rows_loaded, load.files[0].rows_other_partitions) == (1, 1)
+    # the 08:00 partition was replaced; the 09:00 one, which shares its day, kept its row
+    assert _rows(con, "select trip_id, minutes from raw.trips order by 1") == [("t1", 5), ("t2", 3)]

@@ -55,23 +55,18 @@ class FileReconciliation:
 
     @property
     def balanced(self) -> bool:
-        return self.rows_read == (
-            self.rows_loaded
-            + self.rows_quarantined
-            + self.rows_held_back
-            + self.rows_other_partitions
-        )
+        kept = self.rows_loaded, self.rows_quarantined, self.rows_held_back
+        return self.rows_read == sum(kept) + self.rows_other_partitions
 
 
 @dataclass
 class SpreadResult:
-    """One load of a table from files spread over partitions."""
+    """One load of a table from files spread over partitions: each file's rows, a result per
+    partition of the run that loaded or was held back (0 loaded), a fault per failed one."""
 
     files: list[FileReconciliation]
     partitions: list[LoadResult]
-    """The run's partitions that loaded or were held back (0 loaded), one result each."""
     faults: list[LandingFault] = field(default_factory=list)
-    """The run's partitions that failed: a file of theirs could not be loaded."""
 
 
 def _create_run_tables(
@@ -156,6 +151,12 @@ def _place(
     )
 
 
+def _in_window(contract: SourceContract) -> str:
+    """SQL: the raw table's row `t` falls in the partition `w`."""
+    column = f't."{contract.partition_column}"'
+    return f"{column} >= w.w_start and {column} < w.w_end"
+
+
 def _duplicates_of_other_partitions(con: duckdb.DuckDBPyConnection, contract: SourceContract):
     """A unique key already loaded in a partition the run does not replace, or by an earlier
     file of this run."""
@@ -170,8 +171,8 @@ def _duplicates_of_other_partitions(con: duckdb.DuckDBPyConnection, contract: So
                    'duplicate of a row already loaded from ' || any_value(t._source_file), s.{col}
             from _staged s
             join _placed p on p.source_row = s._source_row and p.place = 'run'
-            join (select {col}, _source_file from {contract.qualified_name}
-                  where _partition_date not in (select partition_date from _windows)
+            join (select {col}, _source_file from {contract.qualified_name} t
+                  where not exists (select 1 from _windows w where {_in_window(contract)})
                   union all select {col}, _source_file from _run_rows) t
               on t.{col} = {typed("s." + col, c.data_type)}
             group by s._source_row, s.{col}
@@ -276,9 +277,11 @@ def _replace(
     read = ", ".join(quote(f) for f in files) or "null"
     con.execute("begin transaction")
     try:
+        # by the partition column, not `_partition_date` (a partition's first day): partitions
+        # finer than a day share one
         con.execute(
-            f"delete from {contract.qualified_name} where _partition_date in "
-            "(select partition_date from _windows where status = 'replace')"
+            f"delete from {contract.qualified_name} t where exists "
+            f"(select 1 from _windows w where w.status = 'replace' and {_in_window(contract)})"
         )
         con.execute(
             f"""
@@ -330,10 +333,8 @@ def _reconcile(con: duckdb.DuckDBPyConnection, files: list[FileReconciliation]) 
         ).fetchall()
     }
     for f in files:
-        loaded, quarantined, held = counts.get(f.source_file, (0, 0, 0))
-        f.rows_loaded = loaded
+        f.rows_loaded, quarantined, f.rows_held_back = counts.get(f.source_file, (0, 0, 0))
         f.rows_quarantined += quarantined
-        f.rows_held_back = held
 
 
 def _partition_results(
@@ -382,8 +383,7 @@ def load_spread(
     outside it is quarantined. A file that cannot be read fails the partitions it covers (they
     keep the rows they had); the others load."""
     ensure_raw_table(con, contract)
-    faults = list(plan.faults)
-    files: list[FileReconciliation] = []
+    faults, files = list(plan.faults), []
     with _utc_session(con):
         _create_run_tables(con, contract, windows)
         for path, keys in plan.covers.items():
