@@ -92,6 +92,9 @@ def test_an_unreadable_file_fails_its_day_alone_and_the_day_reruns(
     # the other days landed, in the warehouse and as materialised partitions
     assert _loaded_days(warehouse) == set(keys) - {_day(bad)}
     assert instance.get_materialized_partitions(TRANSACTIONS) == set(keys) - {_day(bad)}
+    mat = instance.get_latest_materialization_event(TRANSACTIONS).asset_materialization
+    metadata = {k: v.value for k, v in mat.metadata.items()}
+    assert metadata["rows_read"] == metadata["rows_loaded"] + metadata["rows_rejected"] > 0
 
     # the file fixed, re-running only the failed day works
     shutil.copyfile(demo_landing / "transactions" / bad.name, bad)

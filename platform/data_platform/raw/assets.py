@@ -262,7 +262,12 @@ def _partition_materializations(
             yield dg.AssetMaterialization(
                 asset_key=key,
                 partition=r.partition_key,
-                metadata={"rows_loaded": r.rows_loaded, "rows_rejected": r.rows_rejected},
+                # the partition's own account: its rows read = loaded + rejected
+                metadata={
+                    "rows_read": r.rows_read,
+                    "rows_loaded": r.rows_loaded,
+                    "rows_rejected": r.rows_rejected,
+                },
             )
 
 
