@@ -1,30 +1,32 @@
 """The `raw` layer: one asset per raw table, built from its contract in the dbt sources yml.
 
-Daily tables (transactions, chargebacks) load one landing file per day partition; snapshot
-tables (customers, merchants) load their newest file and replace the table. Each asset carries a
+A table delivered as one file per day loads each day partition from its file; files of an hour,
+a month or any span are each read once per run and their rows placed into the run's partitions
+(`placement`); snapshot tables (customers, merchants) load their newest file and replace the
+table. The materialisation's metadata reconciles every file: rows read = loaded + quarantined +
+held back + of other partitions (`placement.FileReconciliation`). Each asset carries a
 blocking check on the share of rejected rows, so a bad delivery stops its run before it reaches
 the warehouse: its bad rows wait in `raw.quarantine`, and its good rows replace the day only if
 the share is within the contract's threshold; otherwise the day keeps the rows it had.
 
-A day that cannot be loaded at all (two files, a link out of the landing folder, a file still
-being written) is recorded in the quarantine and fails the run, after the other days loaded.
+A partition that cannot be loaded at all (two files for a day, a link out of the landing folder,
+a file still being written or unreadable) is recorded in the quarantine and fails the run, which
+names it, after the other partitions loaded (each recorded as materialised on its own). Every
+partition's outcome is recorded for the warehouse (`partition_status`), which refuses to build
+from a refused or failed one.
 """
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 
 import dagster as dg
-import duckdb
 
 from data_platform.raw.contract import SourceContract, load_contracts
-from data_platform.raw.ingest import LoadResult, ensure_raw_table, load_file
-from data_platform.raw.landing import (
-    LandingFault,
-    LandingFileError,
-    plan_load,
-    wait_until_settled,
-)
-from data_platform.raw.quarantine import quarantine_file_fault
+from data_platform.raw.ingest import LoadResult
+from data_platform.raw.landing import LandingFileError, PartitionWindow
+from data_platform.raw.partition_status import record_statuses
+from data_platform.raw.placement import FileReconciliation
+from data_platform.raw.run_load import TableLoad, load_table
 from headwater_core.config import DBT_PROJECT_DIR
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
@@ -59,15 +61,73 @@ def _column_schema(contract: SourceContract) -> dg.TableSchema:
     )
 
 
-def _load_metadata(results: list[LoadResult], con, contract: SourceContract) -> dict:
-    rows_read = sum(r.rows_read for r in results)
-    rejected = sum(r.rows_rejected for r in results)
-    loaded = sum(r.rows_loaded for r in results)
-    keys = [r.partition_key for r in results]
-    if contract.snapshot:
-        where = "true"
-    else:
-        where = "_partition_date in (" + ", ".join(f"date '{k}'" for k in keys) + ")"
+# Files listed one by one in the metadata; past this, only those with something to say. Dagster
+# copies a range's metadata onto the event of every partition: 790 day files listed in each of 790
+# events would be 600k lines in the event log.
+FILES_LISTED = 31
+
+
+def _files_metadata(files: list[FileReconciliation]) -> dict:
+    """Each file's rows: read = loaded + quarantined + held back + of other partitions."""
+    listed = files
+    if len(files) > FILES_LISTED:
+        listed = [
+            f
+            for f in files
+            if f.fault or f.rows_quarantined or f.rows_held_back or f.rows_other_partitions
+        ][:FILES_LISTED]
+    counts = {
+        f.source_file: {
+            "read": f.rows_read,
+            "loaded": f.rows_loaded,
+            "quarantined": f.rows_quarantined,
+            "held_back": f.rows_held_back,
+            "other_partitions": f.rows_other_partitions,
+            **({"fault": f.fault} if f.fault else {}),
+        }
+        for f in listed
+    }
+    table = "\n".join(
+        f"| `{name}` | {c['read']} | {c['loaded']} | {c['quarantined']} | {c['held_back']} | "
+        f"{c['other_partitions']} | {c.get('fault', '')} |"
+        for name, c in counts.items()
+    )
+    more = len(files) - len(listed)
+    return {
+        "rows_read": sum(f.rows_read for f in files),
+        "rows_loaded": sum(f.rows_loaded for f in files),
+        "rows_quarantined": sum(f.rows_quarantined for f in files),
+        "rows_held_back": sum(f.rows_held_back for f in files),
+        "rows_other_partitions": sum(f.rows_other_partitions for f in files),
+        "rows_reconciled": all(f.balanced for f in files),
+        "files": dg.MetadataValue.json(counts),
+        "source_files": dg.MetadataValue.md(
+            "read = loaded + quarantined + held back (its partition kept the rows it had) + "
+            "of partitions outside this run\n\n"
+            "| file | read | loaded | quarantined | held back | other partitions | fault |\n"
+            "|---|---:|---:|---:|---:|---:|---|\n"
+            + table
+            + (
+                f"\n\n{more} more file(s) not listed; `rows_reconciled` covers them all"
+                if more
+                else ""
+            )
+        ),
+        "files_read": len(files),
+    }
+
+
+def _load_metadata(
+    load: TableLoad, con, contract: SourceContract, windows: list[PartitionWindow]
+) -> dict:
+    results = load.results
+    metadata = _files_metadata(load.files)
+    rejected = metadata["rows_rejected"] = metadata["rows_quarantined"]
+    metadata["rejected_share"] = rejected / metadata["rows_read"] if metadata["rows_read"] else 0.0
+    where = "true"
+    if windows:
+        first, last = windows[0].start.date(), windows[-1].start.date()
+        where = f"_partition_date between date '{first}' and date '{last}'"
     preview = con.execute(
         f"select {', '.join(contract.column_names)} from {contract.qualified_name} "
         f"where {where} limit 5"
@@ -77,26 +137,19 @@ def _load_metadata(results: list[LoadResult], con, contract: SourceContract) -> 
     for r in results:
         for reason, n in r.violations_by_reason.items():
             reasons[reason] = reasons.get(reason, 0) + n
-    metadata = {
-        "rows_read": rows_read,
-        "rows_loaded": loaded,
-        "rows_rejected": rejected,
-        "rejected_share": rejected / rows_read if rows_read else 0.0,
-        "source_files": dg.MetadataValue.md("\n".join(f"- `{r.source_file}`" for r in results)),
-        "preview": dg.MetadataValue.md(
-            markdown_preview([d[0] for d in preview.description], preview.fetchall())
-        ),
-        "dagster/row_count": total,
-        "dagster/table_name": contract.qualified_name,
-    }
-    # Over the threshold, a file's day kept the rows it had (`_load_day`).
-    kept = [r.source_file for r in results if r.rejected_share > contract.max_rejected_share]
+    metadata["preview"] = dg.MetadataValue.md(
+        markdown_preview([d[0] for d in preview.description], preview.fetchall())
+    )
+    metadata["dagster/row_count"] = total
+    metadata["dagster/table_name"] = contract.qualified_name
+    # Over the threshold, a partition kept the rows it had (`load_file`, `load_spread`).
+    kept = [r.partition_key for r in results if r.rows_read and not r.rows_loaded]
     if kept:
         metadata["kept_previous_rows"] = dg.MetadataValue.md(
-            "Not loaded, the day kept the rows it had:\n" + "\n".join(f"- `{f}`" for f in kept)
+            "Not loaded, the partition kept the rows it had:\n" + "\n".join(f"- {k}" for k in kept)
         )
     elif not contract.snapshot:
-        metadata["dagster/partition_row_count"] = loaded
+        metadata["dagster/partition_row_count"] = metadata["rows_loaded"]
     if reasons:
         metadata["rejections"] = dg.MetadataValue.md(
             "| column: reason | rows |\n|---|---|\n"
@@ -121,8 +174,10 @@ def _rejected_share_check(key: dg.AssetKey, threshold: float) -> dg.AssetCheckSp
 
 
 def _rejected_share_result(results: list[LoadResult], threshold: float) -> dg.AssetCheckResult:
-    """The check on the worst file of the run: each delivery must pass on its own."""
-    worst = max(results, key=lambda r: r.rejected_share)
+    """The check on the worst partition of the run: each delivery must pass on its own."""
+    worst = max(results, key=lambda r: r.rejected_share, default=None)
+    if worst is None:
+        return dg.AssetCheckResult(check_name=REJECTED_SHARE_CHECK, passed=True)
     return dg.AssetCheckResult(
         check_name=REJECTED_SHARE_CHECK,
         passed=worst.rejected_share <= threshold,
@@ -142,58 +197,86 @@ def _rejected_share_result(results: list[LoadResult], threshold: float) -> dg.As
     )
 
 
-def _load_day(
-    context: dg.AssetExecutionContext,
-    con: duckdb.DuckDBPyConnection,
-    contract: SourceContract,
-    partition_key: str,
-    path: Path,
-) -> LoadResult:
-    """Load one file; over the rejected-share threshold, the day keeps its rows (the result
-    says 0 loaded) and only its quarantine rows are replaced."""
-    return load_file(
-        con, contract, path, partition_key, context.run_id, contract.max_rejected_share
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def partition_windows(
+    partitions_def: dg.TimeWindowPartitionsDefinition, keys: Sequence[str]
+) -> list[PartitionWindow]:
+    """The run's partitions as plain time windows (UTC), whatever the grain."""
+    windows = []
+    for key in keys:
+        window = partitions_def.time_window_for_partition_key(key)
+        windows.append(PartitionWindow(key, _utc(window.start), _utc(window.end)))
+    return windows
+
+
+def partition_bounds(
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+) -> tuple[datetime, datetime | None]:
+    """The time all partitions cover: [start of the first, end of the last)."""
+    last = partitions_def.get_last_partition_window()
+    return _utc(partitions_def.start), _utc(last.end) if last else None
+
+
+def _failure(contract: SourceContract, load: TableLoad) -> dg.Failure:
+    """The run's failure, naming the failed partitions (in the message and the metadata)."""
+    failed = load.failed_partitions
+    messages = list(dict.fromkeys(f.message for f in load.faults))
+    loaded = [r.partition_key for r in load.results]
+    return dg.Failure(
+        description=(
+            f"{contract.qualified_name}: {len(failed)} partition(s) failed "
+            f"({_key_list(failed)}); {len(loaded)} other(s) loaded. " + "; ".join(messages)
+        ),
+        metadata={
+            "failed_partitions": dg.MetadataValue.json(failed),
+            "loaded_partitions": len(loaded),
+            "reasons": dg.MetadataValue.md("\n".join(f"- {m}" for m in messages)),
+        },
     )
 
 
-def _load_all(
-    context: dg.AssetExecutionContext,
-    con: duckdb.DuckDBPyConnection,
-    contract: SourceContract,
-    files: list[tuple[str, Path]],
-) -> list[LoadResult]:
-    results = []
-    for partition_key, path in files:
-        result = _load_day(context, con, contract, partition_key, path)
-        # One log line per file with rejections; the clean ones are in one summary
-        # line (a log line is an event-log write, ~10 ms, a lot over a year of days).
-        if result.rows_rejected:
-            kept = "" if result.rows_loaded else f"; {partition_key} kept the rows it had"
+def _key_list(keys: list[str]) -> str:
+    return ", ".join(keys) if len(keys) <= 10 else f"{', '.join(keys[:10])}, ... {keys[-1]}"
+
+
+def _report(context: dg.AssetExecutionContext, load: TableLoad) -> None:
+    # One log line per file with rejections; the clean ones are in one summary line (a log
+    # line is an event-log write, ~10 ms, a lot over a year of days).
+    for f in load.files:
+        if f.rows_quarantined or f.rows_held_back:
             context.log.warning(
-                f"{path.name}: {result.rows_loaded} rows loaded, "
-                f"{result.rows_rejected} rejected{kept}"
+                f"{f.source_file}: {f.rows_loaded} rows loaded, {f.rows_quarantined} "
+                f"quarantined, {f.rows_held_back} held back (their partition kept its rows)"
             )
-        results.append(result)
-    return results
 
 
-def _record_faults(
-    context: dg.AssetExecutionContext,
-    con: duckdb.DuckDBPyConnection,
+def _partition_materializations(
+    key: dg.AssetKey, load: TableLoad
+) -> Iterator[dg.AssetMaterialization]:
+    """Each partition that loaded, recorded on its own: the step fails for the others."""
+    for r in load.results:
+        if r.rows_loaded or not r.rows_read:
+            yield dg.AssetMaterialization(
+                asset_key=key,
+                partition=r.partition_key,
+                # the partition's own account: its rows read = loaded + rejected
+                metadata={
+                    "rows_read": r.rows_read,
+                    "rows_loaded": r.rows_loaded,
+                    "rows_rejected": r.rows_rejected,
+                },
+            )
+
+
+def build_raw_asset(
     contract: SourceContract,
-    faults: list[LandingFault],
-) -> None:
-    """Each faulty day in the quarantine (no source row; the reason names its files)."""
-    ensure_raw_table(con, contract)
-    for fault in faults:
-        context.log.error(fault.message)
-        quarantine_file_fault(
-            con, contract, fault.path, fault.partition_key, fault.message, context.run_id
-        )
-
-
-def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
-    """The Dagster asset that loads one raw table from its landing files."""
+    partitions_def: dg.TimeWindowPartitionsDefinition = DAILY_PARTITIONS,
+) -> dg.AssetsDefinition:
+    """The Dagster asset that loads one raw table from its landing files, partitioned by
+    `partitions_def` unless it is a snapshot."""
     key = dg.AssetKey(list(contract.asset_key))
     partitioned = not contract.snapshot
     threshold = contract.max_rejected_share
@@ -206,8 +289,8 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
             f"in the dbt source `{contract.source_name}`; rows that break it go to "
             f"`{QUARANTINE_TABLE}`."
         ),
-        partitions_def=DAILY_PARTITIONS if partitioned else None,
-        # A backfill of many days loads them in one run, one transaction per day.
+        partitions_def=partitions_def if partitioned else None,
+        # A backfill of many partitions loads them in one run, each file read once.
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool=DUCKDB_POOL,
         freshness_policy=freshness_policy(contract.freshness),
@@ -217,31 +300,43 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
             "dagster/column_schema": _column_schema(contract),
             "dagster/table_name": contract.qualified_name,
             "landing_pattern": contract.landing_pattern,
+            "delivery": contract.delivery,
             "max_rejected_share": threshold,
         },
         check_specs=[_rejected_share_check(key, threshold)],
     )
     def _raw_asset(
         context: dg.AssetExecutionContext, warehouse: Warehouse, landing: LandingZone
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         keys = context.partition_keys if partitioned else ()
-        plan = plan_load(contract, landing.resolved_path(), keys)
-        files, unsettled = wait_until_settled(plan.files, contract.settle_seconds)
-        faults = plan.faults + unsettled
+        windows = partition_windows(partitions_def, keys)
+        bounds = partition_bounds(partitions_def) if partitioned else (datetime.min, None)
         with warehouse.connect() as con:
-            _record_faults(context, con, contract, faults)
-            results = _load_all(context, con, contract, files)
-            if not faults:
-                metadata = _load_metadata(results, con, contract)
-        if faults:
-            # the other days are loaded; the run fails naming the faulty days' files
-            raise LandingFileError("; ".join(f.message for f in faults))
+            load = load_table(
+                con,
+                contract,
+                landing.resolved_path(),
+                windows,
+                bounds,
+                context.run.run_id,
+                context.log.error,
+            )
+            if partitioned:
+                record_statuses(con, contract.qualified_name, load.statuses(), context.run.run_id)
+            metadata = _load_metadata(load, con, contract, windows)
+        _report(context, load)
+        if load.faults:
+            # the other partitions loaded; the run fails naming the failed ones
+            yield from _partition_materializations(key, load)
+            raise _failure(contract, load) from LandingFileError(
+                "; ".join(dict.fromkeys(f.message for f in load.faults))
+            )
         context.log.info(
-            f"{len(results)} file(s): {metadata['rows_loaded']} rows loaded, "
-            f"{metadata['rows_rejected']} rejected"
+            f"{len(load.files)} file(s): {metadata['rows_read']} rows read, "
+            f"{metadata['rows_loaded']} loaded, {metadata['rows_quarantined']} quarantined"
         )
         yield dg.MaterializeResult(
-            metadata=metadata, check_results=[_rejected_share_result(results, threshold)]
+            metadata=metadata, check_results=[_rejected_share_result(load.results, threshold)]
         )
 
     return _raw_asset

@@ -44,6 +44,9 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "_loaded_at": "timestamp",
 }
 
+# How a table's landing files arrive (`meta.headwater.delivery`); `snapshot: true` = `snapshot`.
+DELIVERIES = ("hour", "day", "month", "span", "snapshot")
+
 
 @dataclass(frozen=True)
 class ColumnContract:
@@ -104,6 +107,10 @@ class SourceContract:
     """Timestamp column whose date must equal the file's date (daily-partitioned tables)."""
     snapshot: bool = False
     """A full snapshot: the newest file replaces the whole table."""
+    delivery: str = "day"
+    """How files arrive: one per `hour`, `day` or `month` (the placeholder in `landing_pattern`
+    says which), a `span` file covering any time (rows placed by `partitioned_by`), or a
+    `snapshot`."""
     allow_empty: bool = False
     """Whether a file with a header and no rows is a valid delivery (a quiet day)."""
     max_rejected_share: float = 0.01
@@ -200,6 +207,11 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                 continue
             where = f"{path}: source {source['name']}.{table['name']}"
             asset_key = meta.get("dagster", {}).get("asset_key", raw_key(table["name"]))
+            delivery = str(
+                headwater.get("delivery", "snapshot" if headwater.get("snapshot") else "day")
+            )
+            if delivery not in DELIVERIES:
+                raise ValueError(f"{where}: delivery {delivery!r} is not one of {list(DELIVERIES)}")
             columns = tuple(_column_from_yml(c, where) for c in table.get("columns", []))
             database = _database_from_yml(
                 headwater.get("database"), tuple(c.name for c in columns), where
@@ -213,7 +225,8 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
                     landing_pattern="" if database else headwater["landing_pattern"],
                     columns=columns,
                     partition_column=headwater.get("partitioned_by"),
-                    snapshot=bool(headwater.get("snapshot", False)),
+                    snapshot=delivery == "snapshot",
+                    delivery=delivery,
                     allow_empty=bool(headwater.get("allow_empty", False)),
                     max_rejected_share=float(headwater.get("max_rejected_share", 0.01)),
                     settle_seconds=float(headwater.get("settle_seconds", 5.0)),

@@ -7,7 +7,9 @@ days, shared by the tables that have files for exactly those days. A file modifi
 contract's settle interval may still be written: it is left for a later tick, not recorded. A
 day that is a fault (two files, a link out of the landing folder) gets a run of its own, which
 fails naming the files and records the fault in the quarantine, and holds up no other day.
-Plain functions, no Dagster import: the sensor turns a scan into run requests.
+A file of another delivery (an hour's, a month's, a span's) asks for the partitions it covers
+(`keys_for`: a span file, every partition). Plain functions, no Dagster import: the sensor turns
+a scan into run requests.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from data_platform.raw.landing import (
     LandingFault,
     LandingFiles,
     file_stamp,
+    landing_path,
     list_landing_files,
     settling,
 )
@@ -34,9 +37,11 @@ __all__ = ["LandingScan", "consecutive_ranges", "digest", "file_stamp", "scan_la
 
 def _fault_stamp(fault: LandingFault, landing_dir: Path, contract: SourceContract) -> str:
     """A faulty day's stamp: the stamps of all its files, so removing one is a change."""
-    folder, _, name = contract.landing_pattern.rpartition("/")
-    pattern = name.replace("{date}", fault.partition_key)
-    paths = sorted((landing_dir / folder).glob(pattern))
+    if contract.delivery == "span":
+        paths = [fault.path]  # a span file's key is its name
+    else:
+        pattern = landing_path(contract, landing_dir, fault.partition_key)
+        paths = sorted(pattern.parent.glob(pattern.name))
     return "fault:" + digest(",".join(f"{p.name}={file_stamp(p)}" for p in paths))
 
 
@@ -107,18 +112,32 @@ def _scan_snapshot(scan: LandingScan, contract: SourceContract, landing_dir: Pat
         scan.snapshot_changes.append((contract.table, stamp))
 
 
+KeysFor = Callable[[SourceContract, str], list[str]]
+
+
+def _covered(
+    contract: SourceContract, key: str, in_partitions: Callable[[str], bool], keys_for: KeysFor
+) -> list[str]:
+    """The partitions a file key covers: a day file's day, if it is a partition."""
+    if contract.delivery == "day":
+        return [key] if in_partitions(key) else []
+    return keys_for(contract, key)
+
+
 def _new_daily_keys(
     scan: LandingScan,
     contract: SourceContract,
     landing_dir: Path,
     warehouse_built: bool,
     in_partitions: Callable[[str], bool],
-) -> tuple[list[str], list[str]]:
-    """The table's days with a new or changed file, and its new faulty days, recorded as seen."""
+    keys_for: KeysFor,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The table's partitions with a new or changed file, and those of its new faults, each
+    with its file's stamp; the files recorded as seen."""
     found = scan.files(contract, landing_dir)
     table_seen = scan.seen.setdefault(contract.table, {})
-    new_keys: list[str] = []
-    fault_keys: list[str] = []
+    new_keys: dict[str, str] = {}
+    fault_keys: dict[str, str] = {}
     days = {**found.files, **{k: f.path for k, f in found.faults.items()}}
     for partition_key, path in sorted(days.items()):
         fault = found.faults.get(partition_key)
@@ -130,15 +149,19 @@ def _new_daily_keys(
             continue
         if table_seen.get(partition_key) == stamp:
             continue
-        if not in_partitions(partition_key):
-            scan.skipped.append(f"{path}: {partition_key} is outside the daily partitions")
+        covered = _covered(contract, partition_key, in_partitions, keys_for)
+        if not covered:
+            daily = "daily " if contract.delivery == "day" else ""
+            scan.skipped.append(f"{path}: {partition_key} is outside the {daily}partitions")
             continue
         if not warehouse_built:
             # Not recorded in the cursor: it is requested on the tick after the
             # warehouse's first build.
             scan.waiting += 1
             continue
-        (fault_keys if fault else new_keys).append(partition_key)
+        for key in covered:
+            target = fault_keys if fault else new_keys
+            target[key] = ",".join(filter(None, [target.get(key), stamp]))
         table_seen[partition_key] = stamp
     return new_keys, fault_keys
 
@@ -149,18 +172,18 @@ def _scan_daily(
     landing_dir: Path,
     warehouse_built: bool,
     in_partitions: Callable[[str], bool],
+    keys_for: KeysFor,
 ) -> None:
     new_keys, fault_keys = _new_daily_keys(
-        scan, contract, landing_dir, warehouse_built, in_partitions
+        scan, contract, landing_dir, warehouse_built, in_partitions, keys_for
     )
-    table_seen = scan.seen.get(contract.table, {})
     # Consecutive days go in one run (the daily assets load a range in one run and one
     # dbt invocation), so a first start with 90 days of files is one run, not 180. A faulty
     # day is a run of its own: its failure holds up no other day.
-    ranges = consecutive_ranges(new_keys) + [(k, k) for k in fault_keys]
-    for first, last in ranges:
-        keys = fault_keys if first in fault_keys else new_keys
-        stamps = ",".join(table_seen[k] for k in keys if first <= k <= last)
+    ranges = [(r, new_keys) for r in consecutive_ranges(list(new_keys))]
+    ranges += [((k, k), fault_keys) for k in fault_keys]
+    for (first, last), keys in ranges:
+        stamps = ",".join(dict.fromkeys(keys[k] for k in sorted(keys) if first <= k <= last))
         scan.daily_ranges.setdefault((first, last), []).append((contract.table, stamps))
 
 
@@ -171,11 +194,13 @@ def scan_landing(
     warehouse_built: bool,
     in_partitions: Callable[[str], bool],
     now: float | None = None,
+    keys_for: KeysFor = lambda contract, key: [],
 ) -> LandingScan:
     """What changed in `landing_dir` since the sensor's `cursor`, at `now` (the clock's time).
 
     Daily files wait while `warehouse_built` is false, because the daily facts select from the
-    unpartitioned warehouse; `in_partitions` says whether a day is a daily partition."""
+    unpartitioned warehouse; `in_partitions` says whether a day is a daily partition, and
+    `keys_for` which partitions the file of another delivery covers."""
     scan = LandingScan(seen=json.loads(cursor) if cursor else {})
     if now is not None:
         scan.now = now
@@ -186,5 +211,5 @@ def scan_landing(
         scan.seen.setdefault(table, {})["newest"] = stamp
     for contract in contracts:
         if not contract.snapshot:
-            _scan_daily(scan, contract, landing_dir, warehouse_built, in_partitions)
+            _scan_daily(scan, contract, landing_dir, warehouse_built, in_partitions, keys_for)
     return scan

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from data_platform.raw.assets import partition_windows
 from data_platform.raw.contract import SourceContract
-from data_platform.raw.landing_scan import LandingScan, digest, scan_landing
+from data_platform.raw.landing import PartitionWindow, covered_keys, file_window
+from data_platform.raw.landing_scan import KeysFor, LandingScan, digest, scan_landing
 from headwater_core.names import LANDING_SENSOR, TRIGGER_TAG
 from headwater_core.partitions import DAILY_PARTITIONS
 from headwater_core.resources import LandingZone
@@ -103,6 +105,18 @@ def skip_reason(scan: LandingScan) -> str:
     return "; ".join(reasons) if reasons else "no new landing files"
 
 
+def keys_for(partitions_def: dg.TimeWindowPartitionsDefinition) -> KeysFor:
+    """The partitions a file of an hour's, a month's or a span delivery covers."""
+    windows: list[PartitionWindow] = []
+
+    def covered(contract: SourceContract, key: str) -> list[str]:
+        if not windows:  # only a tick that sees such a file pays for the windows
+            windows.extend(partition_windows(partitions_def, partitions_def.get_partition_keys()))
+        return covered_keys(file_window(contract, key), windows)
+
+    return covered
+
+
 def build_landing_sensor(
     contracts: Sequence[SourceContract],
     all_assets: Sequence[dg.AssetsDefinition],
@@ -133,6 +147,7 @@ def build_landing_sensor(
             landing.resolved_path(),
             warehouse_built,
             DAILY_PARTITIONS.has_partition_key,
+            keys_for=keys_for(DAILY_PARTITIONS),
         )
         requests = run_requests(scan, targets)
         if not requests:
