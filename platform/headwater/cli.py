@@ -11,6 +11,11 @@
     headwater stack [--create-databases]
                                         the production profile on this machine: PostgreSQL
                                         instance, MLflow server, code servers, daemon, UI
+    headwater init DIR                  an empty project (no demo) in DIR
+    headwater demo remove               delete the demo's files from the project
+
+Every subcommand works on the configured project ($HEADWATER_PROJECT_DIR, default the
+repository).
 
 Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
 `<repo>/.headwater`) and sets the variables the resources and dbt read, unless already set.
@@ -119,8 +124,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
     """Bring the embedded demo up to yesterday: generate it into an empty landing folder, or land
-    the days missing since it was last fed. A folder of someone else's files is left alone."""
+    the days missing since it was last fed. A folder of someone else's files, or a project
+    without the demo's sources, is left alone."""
+    from data_platform.demo_feed import has_demo_sources
+    from data_platform.raw.contract import load_contracts
     from fraud_demo.feed import DEMO_RECORD, feed_demo, start_demo
+    from headwater_core.config import dbt_project_dir
+
+    if not has_demo_sources(load_contracts(dbt_project_dir()).values()):
+        return
 
     fed = feed_demo(landing, progress=True)
     if fed is not None:
@@ -137,8 +149,14 @@ def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     from headwater.headless import materialize_range, print_summary
+    from headwater_core.partitions import PartitionRangeError, partition_keys_between
 
     configure_environment()
+    try:
+        partition_keys_between(args.start, args.end)
+    except PartitionRangeError as e:
+        print(f"headwater: {e}", file=sys.stderr)
+        return 2
     if args.generate:
         from fraud_demo.generator import generate_if_absent
 
@@ -307,6 +325,47 @@ def _add_stack(sub) -> None:
     stack.set_defaults(func=cmd_stack)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from headwater.project import ProjectError, init_project, next_steps
+
+    try:
+        init_project(Path(args.dir))
+    except ProjectError as e:
+        print(f"headwater: {e}", file=sys.stderr)
+        return 2
+    print(next_steps(Path(args.dir).resolve()))
+    return 0
+
+
+def cmd_demo_remove(args: argparse.Namespace) -> int:
+    from headwater.project import remove_demo
+    from headwater_core.config import project_dir
+
+    removed = remove_demo(project_dir())
+    for path in removed:
+        print(f"removed {path}")
+    print(
+        f"headwater: the demo is out of {project_dir()}"
+        if removed
+        else f"headwater: {project_dir()} holds none of the demo's files"
+    )
+    return 0
+
+
+def _add_project_commands(sub) -> None:
+    """`init` and `demo remove`."""
+    init = sub.add_parser("init", help="create an empty headwater project (no demo) in DIR")
+    init.add_argument("dir", help="the new project's folder (absent or empty)")
+    init.set_defaults(func=cmd_init)
+
+    demo = sub.add_parser("demo", help="the fraud demo's files in the project")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    remove = demo_sub.add_parser(
+        "remove", help="delete the demo's yml, SQL and specs (fraud_demo/project.py lists them)"
+    )
+    remove.set_defaults(func=cmd_demo_remove)
+
+
 def _add_simulate(sub) -> None:
     from headwater.simulation.cli import add_arguments
 
@@ -327,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_stack(sub)
     _add_simulate(sub)
+    _add_project_commands(sub)
     return parser
 
 

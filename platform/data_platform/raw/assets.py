@@ -25,7 +25,7 @@ from data_platform.raw.landing import (
     wait_until_settled,
 )
 from data_platform.raw.quarantine import quarantine_file_fault
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import (
@@ -35,7 +35,7 @@ from headwater_core.names import (
     RAW,
     REJECTED_SHARE_CHECK,
 )
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partitions_def
 from headwater_core.resources import LandingZone, Warehouse
 
 _DUCKDB_TO_DAGSTER_TYPE = {"varchar": "string", "timestamp": "timestamp", "integer": "int"}
@@ -67,7 +67,7 @@ def _load_metadata(results: list[LoadResult], con, contract: SourceContract) -> 
     if contract.snapshot:
         where = "true"
     else:
-        where = "_partition_date in (" + ", ".join(f"date '{k}'" for k in keys) + ")"
+        where = "_partition_date in (" + ", ".join(f"date '{k[:10]}'" for k in keys) + ")"
     preview = con.execute(
         f"select {', '.join(contract.column_names)} from {contract.qualified_name} "
         f"where {where} limit 5"
@@ -206,7 +206,7 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
             f"in the dbt source `{contract.source_name}`; rows that break it go to "
             f"`{QUARANTINE_TABLE}`."
         ),
-        partitions_def=DAILY_PARTITIONS if partitioned else None,
+        partitions_def=partitions_def() if partitioned else None,
         # A backfill of many days loads them in one run, one transaction per day.
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         pool=DUCKDB_POOL,
@@ -249,4 +249,4 @@ def build_raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
 
 def build_raw_assets() -> list[dg.AssetsDefinition]:
     """One raw asset per contract declared in the dbt project's sources."""
-    return [build_raw_asset(c) for c in load_contracts(DBT_PROJECT_DIR).values()]
+    return [build_raw_asset(c) for c in load_contracts(dbt_project_dir()).values()]

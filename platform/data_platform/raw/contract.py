@@ -11,13 +11,14 @@ No Dagster import here: this is plain data read from yml, unit-tested on its own
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from headwater_core.names import raw_key
+from headwater_core.partition_settings import PartitionSettings, read_partition_settings
 
 # Columns ingestion adds to every raw table. dbt models may use them; the contract never lists them.
 LINEAGE_COLUMNS: dict[str, str] = {
@@ -66,6 +67,8 @@ class SourceContract:
     description: str = ""
     freshness: dict[str, float] | None = None
     """`{warn_after_hours, fail_after_hours}`: how stale the raw table may get."""
+    partitions: PartitionSettings = field(default_factory=PartitionSettings)
+    """The project's time partitions (dbt_project.yml): a file's partition is one of them."""
 
     @property
     def qualified_name(self) -> str:
@@ -155,9 +158,10 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
 def load_contracts(dbt_project_dir: Path) -> dict[str, SourceContract]:
     """All raw contracts of the dbt project, keyed by raw table name."""
     contracts: dict[str, SourceContract] = {}
+    partitions = read_partition_settings(dbt_project_dir)
     for path in sorted((dbt_project_dir / "models").rglob("*sources.yml")):
         for contract in contracts_from_yml(path):
             if contract.table in contracts:
                 raise ValueError(f"{path}: raw table {contract.table!r} is declared twice")
-            contracts[contract.table] = contract
+            contracts[contract.table] = replace(contract, partitions=partitions)
     return contracts

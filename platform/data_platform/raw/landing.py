@@ -1,17 +1,18 @@
 """Finding landing files: which file of the landing folder holds which partition of a raw table.
 
-A file's partition is the date (YYYY-MM-DD) in its name, matched against the contract's
-`landing_pattern`. A day that cannot be loaded as it is, whatever its content, is a fault of that
-day alone (`LandingFault`): two files for one day, or a symbolic link out of the landing folder
-(never read). A file is loaded only once it is stable: unchanged (size and modification time)
-for the contract's `settle_seconds`. No Dagster import here: the landing sensor, the raw assets
-and the benchmark floor all find files with these functions.
+A file's partition is the key in its name, matched against the contract's `landing_pattern`:
+its date (YYYY-MM-DD), at the project's grain (a monthly partition's file carries the month's
+first day; an hourly one's also the hour). A day that cannot be loaded as it is, whatever its
+content, is a fault of that day alone (`LandingFault`): two files for one day, or a symbolic
+link out of the landing folder (never read). A file is loaded only once it is stable:
+unchanged (size and modification time) for the contract's `settle_seconds`. No Dagster import
+here: the landing sensor, the raw assets and the benchmark floor all find files with these
+functions.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,6 @@ from pathlib import Path
 
 from data_platform.raw.contract import SourceContract
 
-_DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _FORMATS = (".csv", ".parquet")
 
 
@@ -89,10 +89,9 @@ def list_landing_files(contract: SourceContract, landing_dir: Path) -> LandingFi
         # Skip temp files of a writer still at work, and anything that is not data.
         if path.name.startswith(".") or path.suffix not in _FORMATS:
             continue
-        match = _DATE_IN_NAME.search(path.name[len(prefix) :])
-        if not match:
+        key = contract.partitions.key_in_name(path.name[len(prefix) :])
+        if key is None:
             continue
-        key = match.group(1)
         target = _outside(path, landing_dir)
         if target is not None:
             message = (
