@@ -5,7 +5,6 @@ repository), built when Dagster loads the location (`project_definitions`), not 
 `from data_platform.definitions import defs` gives the same object.
 """
 
-from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -64,15 +63,16 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-@cache
-def _definitions_of(project: Path) -> dg.Definitions:
-    return build_definitions()
+_BUILT: dict[Path, dg.Definitions] = {}
 
 
 @dg.definitions
 def project_definitions() -> dg.Definitions:
-    """What Dagster loads: the configured project's definitions, once per project folder."""
-    return _definitions_of(project_dir())
+    """What Dagster loads: the configured project's definitions, built once per project folder."""
+    project = project_dir()
+    if project not in _BUILT:
+        _BUILT[project] = build_definitions()
+    return _BUILT[project]
 
 
 def __getattr__(name: str) -> dg.Definitions:
