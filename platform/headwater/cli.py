@@ -18,7 +18,7 @@ Every subcommand works on the configured project ($HEADWATER_PROJECT_DIR, defaul
 repository).
 
 Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
-`<repo>/.headwater`) and sets the variables the resources and dbt read, unless already set.
+`<project>/.headwater`) and sets the variables the resources and dbt read, unless already set.
 """
 
 from __future__ import annotations

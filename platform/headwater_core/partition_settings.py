@@ -98,6 +98,11 @@ class PartitionSettings:
         step = timedelta(days=7 if self.grain == "weekly" else 1)
         return (start.replace(tzinfo=None) + step).replace(tzinfo=self.zone)
 
+    def next_key(self, key: str) -> str:
+        """The key of the partition after `key`'s."""
+        start = datetime.strptime(key, self.fmt).replace(tzinfo=self.zone)
+        return self.next_start(start).strftime(self.fmt)
+
     def key_of(self, moment: datetime) -> str:
         """The key of the partition holding `moment` (naive: in the partitions' time zone)."""
         if moment.tzinfo is None:

@@ -228,3 +228,17 @@ def test_hours_of_one_day_are_partitions_of_their_own(tmp_path):
         assert rows == [("t05",), ("t06",)]
     finally:
         con.close()
+
+
+def test_consecutive_partitions_of_each_grain_are_one_range():
+    from data_platform.raw.landing_scan import consecutive_ranges
+
+    monthly = PartitionSettings(start="2011-01-01", grain="monthly")
+    keys = ["2011-01-01", "2011-02-01", "2011-04-01"]
+    assert consecutive_ranges(keys, monthly) == [("2011-01-01", "2011-02-01"), ("2011-04-01",) * 2]
+    hourly = PartitionSettings(start="2011-01-01", grain="hourly")
+    keys = ["2011-01-01-22:00", "2011-01-01-23:00", "2011-01-02-00:00", "2011-01-02-02:00"]
+    assert consecutive_ranges(keys, hourly) == [
+        ("2011-01-01-22:00", "2011-01-02-00:00"),
+        ("2011-01-02-02:00", "2011-01-02-02:00"),
+    ]

@@ -17,7 +17,6 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 
 from data_platform.raw.contract import SourceContract
@@ -28,6 +27,7 @@ from data_platform.raw.landing import (
     list_landing_files,
     settling,
 )
+from headwater_core.partition_settings import SETTING, PartitionSettings
 
 __all__ = ["LandingScan", "consecutive_ranges", "digest", "file_stamp", "scan_landing"]
 
@@ -40,12 +40,15 @@ def _fault_stamp(fault: LandingFault, landing_dir: Path, contract: SourceContrac
     return "fault:" + digest(",".join(f"{p.name}={file_stamp(p)}" for p in paths))
 
 
-def consecutive_ranges(keys: list[str]) -> list[tuple[str, str]]:
-    """Sorted day keys grouped into runs of consecutive days: [(first, last), ...]."""
+def consecutive_ranges(
+    keys: list[str], partitions: PartitionSettings | None = None
+) -> list[tuple[str, str]]:
+    """Sorted partition keys grouped into runs of consecutive partitions (days by default):
+    [(first, last), ...]."""
+    partitions = partitions or PartitionSettings()
     ranges: list[tuple[str, str]] = []
     for key in sorted(keys):
-        day = date.fromisoformat(key)
-        if ranges and date.fromisoformat(ranges[-1][1]) + timedelta(days=1) == day:
+        if ranges and partitions.next_key(ranges[-1][1]) == key:
             ranges[-1] = (ranges[-1][0], key)
         else:
             ranges.append((key, key))
@@ -131,7 +134,11 @@ def _new_daily_keys(
         if table_seen.get(partition_key) == stamp:
             continue
         if not in_partitions(partition_key):
-            scan.skipped.append(f"{path}: {partition_key} is outside the daily partitions")
+            partitions = contract.partitions
+            scan.skipped.append(
+                f"{path}: {partition_key} is outside the {partitions.grain} partitions "
+                f"({SETTING} in {partitions.source})"
+            )
             continue
         if not warehouse_built:
             # Not recorded in the cursor: it is requested on the tick after the
@@ -157,7 +164,7 @@ def _scan_daily(
     # Consecutive days go in one run (the daily assets load a range in one run and one
     # dbt invocation), so a first start with 90 days of files is one run, not 180. A faulty
     # day is a run of its own: its failure holds up no other day.
-    ranges = consecutive_ranges(new_keys) + [(k, k) for k in fault_keys]
+    ranges = consecutive_ranges(new_keys, contract.partitions) + [(k, k) for k in fault_keys]
     for first, last in ranges:
         keys = fault_keys if first in fault_keys else new_keys
         stamps = ",".join(table_seen[k] for k in keys if first <= k <= last)
