@@ -103,6 +103,26 @@ def test_an_empty_project_loads_and_materialises_nothing(project, capsys):
     assert has_demo_sources(load_contracts(ROOT / "dbt_project").values())
 
 
+def test_dagster_loads_the_location_of_the_configured_project(project):
+    """Dagster's own loader (as the code servers load a module) builds the definitions when it
+    loads them: of the project HEADWATER_PROJECT_DIR names."""
+    staging = project / "dbt_project" / "models" / "staging" / "rentals"
+    staging.mkdir()
+    (staging / "_rentals__sources.yml").write_text(RENTALS_SOURCES)
+    dagster = str(Path(sys.executable).parent / "dagster")
+    out = subprocess.run(
+        [dagster, "asset", "list", "-m", "data_platform.definitions"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    # (after dbt's notes that the empty layers select nothing)
+    assert out.stdout.splitlines()[-1] == "raw/rentals"
+
+
 def test_init_refuses_a_folder_that_is_not_empty(tmp_path, capsys):
     (tmp_path / "x.txt").write_text("mine")
     assert main(["init", str(tmp_path)]) == 2
