@@ -15,9 +15,7 @@
     headwater demo remove               delete the demo's files from the project
 
 Every subcommand works on the configured project ($HEADWATER_PROJECT_DIR, default the
-repository).
-
-Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
+repository), resolves the state folder the same way ($HEADWATER_HOME, default
 `<project>/.headwater`) and sets the variables the resources and dbt read, unless already set.
 """
 
@@ -34,6 +32,7 @@ from headwater.environment import (
     EMBEDDED_INSTANCE_CONFIG as EMBEDDED_INSTANCE_CONFIG,  # re-exported for scripts and tests
 )
 from headwater.environment import WORKSPACE, configure_environment
+from headwater.project import add_project_commands
 from headwater_core.config import state_dir
 from headwater_core.names import TAG_GATE, TAG_GATE_REASON
 
@@ -325,47 +324,6 @@ def _add_stack(sub) -> None:
     stack.set_defaults(func=cmd_stack)
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from headwater.project import ProjectError, init_project, next_steps
-
-    try:
-        init_project(Path(args.dir))
-    except ProjectError as e:
-        print(f"headwater: {e}", file=sys.stderr)
-        return 2
-    print(next_steps(Path(args.dir).resolve()))
-    return 0
-
-
-def cmd_demo_remove(args: argparse.Namespace) -> int:
-    from headwater.project import remove_demo
-    from headwater_core.config import project_dir
-
-    removed = remove_demo(project_dir())
-    for path in removed:
-        print(f"removed {path}")
-    print(
-        f"headwater: the demo is out of {project_dir()}"
-        if removed
-        else f"headwater: {project_dir()} holds none of the demo's files"
-    )
-    return 0
-
-
-def _add_project_commands(sub) -> None:
-    """`init` and `demo remove`."""
-    init = sub.add_parser("init", help="create an empty headwater project (no demo) in DIR")
-    init.add_argument("dir", help="the new project's folder (absent or empty)")
-    init.set_defaults(func=cmd_init)
-
-    demo = sub.add_parser("demo", help="the fraud demo's files in the project")
-    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
-    remove = demo_sub.add_parser(
-        "remove", help="delete the demo's yml, SQL and specs (fraud_demo/project.py lists them)"
-    )
-    remove.set_defaults(func=cmd_demo_remove)
-
-
 def _add_simulate(sub) -> None:
     from headwater.simulation.cli import add_arguments
 
@@ -386,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_stack(sub)
     _add_simulate(sub)
-    _add_project_commands(sub)
+    add_project_commands(sub)
     return parser
 
 

@@ -9,10 +9,12 @@ demo's. The demo's files are listed once, in `fraud_demo.project`.
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 from pathlib import Path
 
-from headwater_core.config import PROJECT_ROOT
+from headwater_core.config import PROJECT_ROOT, project_dir
 
 # The platform's files of the repository's dbt project, copied into every new project.
 PLATFORM_DBT_FILES = (
@@ -94,3 +96,42 @@ def remove_demo(project: Path) -> list[Path]:
             continue
         removed.append(path)
     return removed
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    try:
+        init_project(Path(args.dir))
+    except ProjectError as e:
+        print(f"headwater: {e}", file=sys.stderr)
+        return 2
+    print(next_steps(Path(args.dir).resolve()))
+    return 0
+
+
+def cmd_demo_remove(args: argparse.Namespace) -> int:
+    removed = remove_demo(project_dir())
+    for path in removed:
+        print(f"removed {path}")
+    print(
+        f"headwater: the demo is out of {project_dir()}"
+        if removed
+        else f"headwater: {project_dir()} holds none of the demo's files"
+    )
+    return 0
+
+
+def add_project_commands(sub) -> None:
+    """The `headwater` command's `init` and `demo remove`."""
+    init = sub.add_parser("init", help="create an empty headwater project (no demo) in DIR")
+    init.add_argument("dir", help="the new project's folder (absent or empty)")
+    init.set_defaults(func=cmd_init)
+
+    demo = sub.add_parser("demo", help="the fraud demo's files in the project")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    remove = demo_sub.add_parser(
+        "remove", help="delete the demo's yml, SQL and specs (fraud_demo/project.py lists them)"
+    )
+    remove.set_defaults(func=cmd_demo_remove)
