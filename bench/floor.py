@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-from headwater_core.config import DBT_PROJECT_DIR, environ
+from headwater_core.config import dbt_project_dir, environ
 
 # The model version the floor's scores and drift rows carry (the platform writes the registry's).
 FLOOR_VERSION = "floor"
@@ -92,7 +92,7 @@ def ingest(con, landing: Path, days: list[str]) -> dict[str, int]:
     from data_platform.raw.ingest import ensure_raw_tables, load_file
     from data_platform.raw.landing import files_to_load
 
-    contracts = load_contracts(DBT_PROJECT_DIR).values()
+    contracts = load_contracts(dbt_project_dir()).values()
     loaded = {}
     for contract in contracts:
         files = files_to_load(contract, landing, days)
@@ -107,7 +107,7 @@ def dbt_build(duckdb_path: Path, target: Path) -> int:
     """One `dbt build` of every model and test, in this process; returns the nodes it ran."""
     from dbt.cli.main import dbtRunner
 
-    project = DBT_PROJECT_DIR
+    project = dbt_project_dir()
     target.mkdir(parents=True, exist_ok=True)
     # As dagster-dbt does for each platform invocation: start from the project's partial parse.
     partial = project / "target" / "partial_parse.msgpack"

@@ -3,10 +3,18 @@
 It shares the warehouse file and the dbt project with the data-engineering location, and refers
 to the marts by asset key only. Heavy libraries (lightgbm, mlflow, evidently) are imported inside
 the assets that use them, so this location loads fast.
+
+The definitions are those of the configured project (`HEADWATER_PROJECT_DIR`, default this
+repository: its model specs and feature sets), built when Dagster loads the location
+(`project_definitions`), not at import. `from ml_assets.definitions import defs` gives the same
+object.
 """
+
+from pathlib import Path
 
 import dagster as dg
 
+from headwater_core.config import model_specs_dir, project_dir
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import build_automation_sensor
@@ -21,7 +29,8 @@ from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_asse
 
 
 def build_definitions() -> dg.Definitions:
-    specs = load_specs()
+    """The location's definitions for the configured project."""
+    specs = load_specs(model_specs_dir())
     model_assets = [
         a for spec in specs for a in (*build_model_assets(spec), *build_monitoring_assets(spec))
     ]
@@ -43,4 +52,20 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+_BUILT: dict[Path, dg.Definitions] = {}
+
+
+@dg.definitions
+def project_definitions() -> dg.Definitions:
+    """What Dagster loads: the configured project's definitions, built once per project folder."""
+    project = project_dir()
+    if project not in _BUILT:
+        _BUILT[project] = build_definitions()
+    return _BUILT[project]
+
+
+def __getattr__(name: str) -> dg.Definitions:
+    # `defs`, built on first use (PEP 562) rather than at import, which reads no environment.
+    if name == "defs":
+        return project_definitions()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

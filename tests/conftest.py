@@ -104,7 +104,7 @@ def copy_project(dest: Path) -> Path:
     editable install of the real tree."""
     import shutil
 
-    for folder in ("platform", "ml_assets", "dbt_project"):
+    for folder in ("platform", "ml_assets", "dbt_project", "model_specs"):
         shutil.copytree(
             ROOT / folder,
             dest / folder,

@@ -19,11 +19,14 @@
   `meta.headwater.partition_column` is the column it counts a partition's rows by; keep it equal
   to the column given to delete_partition_window.
 
-  The window, [start, end) on a date column:
+  The window, [start, end) on a date or timestamp column, at the project's partition grain
+  (vars.headwater.partitions.grain in dbt_project.yml: hourly, daily, weekly or monthly):
     * vars min_date (and usually max_date, exclusive) set -> exactly [min_date, max_date). This is
-      how Dagster runs one partition (or a backfill range). max_date left out = open-ended.
-    * no vars, incremental run -> [max(column) already in the table, open-ended): the last loaded
-      day is rebuilt (it may have been partial) and every newer day is added.
+      how Dagster runs one partition (or a backfill range): dates, or UTC timestamps
+      ('2011-01-01 05:00:00') for hourly partitions. max_date left out = open-ended.
+    * no vars, incremental run -> [start of the partition holding max(column) already in the
+      table, open-ended): the last loaded partition is rebuilt (it may have been partial) and
+      every newer one is added.
     * no vars, first run or --full-refresh -> everything.
   Vars win over a missing table or --full-refresh: the table is then (re)created with only the
   window, which is right for a first partition and wrong for a full rebuild (run that without vars).
@@ -55,7 +58,8 @@
 
     {%- elif is_incremental() and execute -%}
         {%- set last_loaded = run_query(
-            "select max(" ~ column ~ ")::varchar from " ~ this
+            "select date_trunc('" ~ partition_grain_unit() ~ "', max(" ~ column ~ "))::varchar"
+            ~ " from " ~ this
         ).columns[0].values()[0] -%}
         {{ return({'start': last_loaded, 'end': none}) }}
 
@@ -75,10 +79,10 @@
     {%- set window = get_partition_window(model_column or column) -%}
     {%- set predicates = [] -%}
     {%- if window.start is not none -%}
-        {%- do predicates.append(column ~ " >= date '" ~ window.start ~ "'") -%}
+        {%- do predicates.append(column ~ " >= " ~ _partition_window_literal(window.start)) -%}
     {%- endif -%}
     {%- if window.end is not none -%}
-        {%- do predicates.append(column ~ " < date '" ~ window.end ~ "'") -%}
+        {%- do predicates.append(column ~ " < " ~ _partition_window_literal(window.end)) -%}
     {%- endif -%}
     {{- predicates | join(' and ') if predicates else 'true' -}}
 {%- endmacro %}
@@ -92,12 +96,35 @@
 {%- endmacro %}
 
 
-{#- A var must be an ISO date (YAML may already have parsed it into a date; both are fine). -#}
+{#- The project's partition grain (vars.headwater.partitions.grain), as date_trunc's unit. -#}
+{% macro partition_grain_unit() -%}
+    {%- set grain = (var('headwater', {}).get('partitions') or {}).get('grain') or 'daily' -%}
+    {%- set units = {'hourly': 'hour', 'daily': 'day', 'weekly': 'week', 'monthly': 'month'} -%}
+    {%- if grain not in units -%}
+        {{ exceptions.raise_compiler_error(
+            "vars.headwater.partitions.grain in dbt_project.yml is '" ~ grain
+            ~ "'; one of hourly, daily, weekly, monthly"
+        ) }}
+    {%- endif -%}
+    {{ return(units[grain]) }}
+{%- endmacro %}
+
+
+{#- A window bound as SQL: a date literal, or a timestamp literal when it has a time. -#}
+{% macro _partition_window_literal(text) -%}
+    {%- set kind = 'date' if text | length == 10 else 'timestamp' -%}
+    {{- kind ~ " '" ~ text ~ "'" -}}
+{%- endmacro %}
+
+
+{#- A var must be an ISO date, or a timestamp for hourly partitions (YAML may already have
+    parsed it into a date; both are fine). -#}
 {% macro _partition_window_date(name, value) -%}
     {%- set text = value | string | trim -%}
-    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}', text) -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?', text) -%}
         {{ exceptions.raise_compiler_error(
-            "partition window: var " ~ name ~ " must be a date like 2025-01-03, got '" ~ text ~ "'"
+            "partition window: var " ~ name ~ " must be a date like 2025-01-03 (or a timestamp "
+            ~ "like 2025-01-03 05:00:00 for hourly partitions), got '" ~ text ~ "'"
         ) }}
     {%- endif -%}
     {{ return(text) }}

@@ -8,7 +8,7 @@ asset key, so the two locations form one graph without importing each other's as
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from headwater_core.dbt.project import DBT_PROJECT, ensure_manifest
+from headwater_core.dbt.project import dbt_project, ensure_manifest
 from headwater_core.dbt.resource import run_dbt
 from headwater_core.dbt.translator import HeadwaterDbtTranslator
 from headwater_core.names import DUCKDB_POOL, FEATURES
@@ -29,7 +29,7 @@ class FeaturesTranslator(HeadwaterDbtTranslator):
 def build_feature_assets() -> list[dg.AssetsDefinition]:
     @dbt_assets(
         manifest=ensure_manifest(),
-        project=DBT_PROJECT,
+        project=dbt_project(),
         select=FEATURES_SELECTION,
         name=FEATURES,
         dagster_dbt_translator=FeaturesTranslator(),

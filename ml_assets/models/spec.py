@@ -1,6 +1,6 @@
 """Model specs: a model is declared in YAML, not coded.
 
-A spec in `ml_assets/model_specs/<name>.yml` names a feature set (a dbt model in the `features`
+A spec in the project's `model_specs/<name>.yml` names a feature set (a dbt model in the `features`
 layer), its entity and event-time columns, the label and when it matures, the objective, the
 LightGBM parameters, the time split and the promotion rule. `ml_assets.models.assets` turns each
 spec into the same five assets (training set, model, evaluation, champion, scores), so a new
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-SPECS_DIR = Path(__file__).resolve().parents[1] / "model_specs"
+from headwater_core.config import model_specs_dir
 
 # Metrics where larger is better; every other metric is an error (smaller is better).
 HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2", "recall_at_top_k", "precision_at_top_k"}
@@ -254,6 +254,6 @@ def _check_names(spec: ModelSpec, where: str) -> None:
             )
 
 
-def load_specs(folder: Path = SPECS_DIR) -> list[ModelSpec]:
-    """Every model spec in the folder, by name."""
-    return [spec_from_yml(p) for p in sorted(folder.glob("*.yml"))]
+def load_specs(folder: Path | None = None) -> list[ModelSpec]:
+    """Every model spec in the folder (default: the configured project's), by name."""
+    return [spec_from_yml(p) for p in sorted((folder or model_specs_dir()).glob("*.yml"))]

@@ -27,7 +27,7 @@ from headwater_core.names import (
     TAG_TRAINED_THROUGH,
     table_key,
 )
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partitions_def
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import drift_condition
 from ml_assets.automation.keys import keys_of
@@ -131,7 +131,7 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     common = {
         "group_name": MONITORING,
         "owners": [spec.owner],
-        "partitions_def": DAILY_PARTITIONS,
+        "partitions_def": partitions_def(),
         "pool": DUCKDB_POOL,
         "metadata": {"model_spec": dg.MetadataValue.path(spec.source)},
     }

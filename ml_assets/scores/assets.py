@@ -11,7 +11,7 @@ from headwater_core.names import (
     scores_table,
     table_key,
 )
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partitions_def
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import scores_condition
 from ml_assets.models.spec import ModelSpec
@@ -34,7 +34,7 @@ def build_scores_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             f"`{spec.feature_set}` that day, from the champion, with the model version on every "
             "row."
         ),
-        partitions_def=DAILY_PARTITIONS,
+        partitions_def=partitions_def(),
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"python", "duckdb", "lightgbm"},
         pool=DUCKDB_POOL,

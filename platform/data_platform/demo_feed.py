@@ -5,15 +5,19 @@ yesterday, so the demo only looks live if its data reaches yesterday. `headwater
 the demo up to yesterday and records its generator config in the landing folder
 (`fraud_demo/feed.py`); this job lands every day missing since, as the processor, the CRM and the
 acquirer would deliver them, and the landing sensor takes it from there. A landing folder
-without the record is a real one, fed by someone else: the job leaves it alone.
+without the record is a real one, fed by someone else: the job leaves it alone. A project
+without the demo's sources (`headwater init`, `headwater demo remove`) gets neither.
 """
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from data_platform.raw.contract import SourceContract
+from fraud_demo.project import has_demo_sources as _has_demo_sources
 from headwater_core.resources import LandingZone
 
 if TYPE_CHECKING:
@@ -21,6 +25,11 @@ if TYPE_CHECKING:
 
 # 00:15 UTC: the day is over (daily partitions are UTC days) and its partition exists.
 DEMO_FEED_CRON = "15 0 * * *"
+
+
+def has_demo_sources(contracts: Iterable[SourceContract]) -> bool:
+    """Whether the project's raw contracts include every source the demo delivers to."""
+    return _has_demo_sources({c.source_name for c in contracts})
 
 
 def _landed_message(result: "FeedResult") -> str:

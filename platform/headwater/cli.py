@@ -12,9 +12,12 @@
     headwater stack [--create-databases]
                                         the production profile on this machine: PostgreSQL
                                         instance, MLflow server, code servers, daemon, UI
+    headwater init DIR                  an empty project (no demo) in DIR
+    headwater demo remove               delete the demo's files from the project
 
-Every subcommand resolves the state folder the same way ($HEADWATER_HOME, default
-`<repo>/.headwater`) and sets the variables the resources and dbt read, unless already set.
+Every subcommand works on the configured project ($HEADWATER_PROJECT_DIR, default the
+repository), resolves the state folder the same way ($HEADWATER_HOME, default
+`<project>/.headwater`) and sets the variables the resources and dbt read, unless already set.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from headwater.environment import (
 )
 from headwater.environment import WORKSPACE as WORKSPACE  # re-exported for tests
 from headwater.environment import configure_environment
+from headwater.project import add_project_commands
 from headwater_core.config import MLFLOW_UI_PORT, state_dir
 from headwater_core.names import TAG_GATE, TAG_GATE_REASON
 
@@ -103,8 +107,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
     """Bring the embedded demo up to yesterday: generate it into an empty landing folder, or land
-    the days missing since it was last fed. A folder of someone else's files is left alone."""
+    the days missing since it was last fed. A folder of someone else's files, or a project
+    without the demo's sources, is left alone."""
+    from data_platform.demo_feed import has_demo_sources
+    from data_platform.raw.contract import load_contracts
     from fraud_demo.feed import DEMO_RECORD, feed_demo, start_demo
+    from headwater_core.config import dbt_project_dir
+
+    if not has_demo_sources(load_contracts(dbt_project_dir()).values()):
+        return
 
     fed = feed_demo(landing, progress=True)
     if fed is not None:
@@ -121,8 +132,14 @@ def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     from headwater.headless import materialize_range, print_summary
+    from headwater_core.partitions import PartitionRangeError, partition_keys_between
 
     configure_environment()
+    try:
+        partition_keys_between(args.start, args.end)
+    except PartitionRangeError as e:
+        print(f"headwater: {e}", file=sys.stderr)
+        return 2
     if args.generate:
         from fraud_demo.generator import generate_if_absent
 
@@ -318,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_stack(sub)
     _add_simulate(sub)
+    add_project_commands(sub)
     return parser
 
 

@@ -12,7 +12,7 @@ import dagster as dg
 from headwater.run_launcher import recover_dead_runs
 from headwater_core.config import environ
 from headwater_core.names import TRIGGER_TAG
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partition_keys_between
 
 
 @dataclass
@@ -63,7 +63,7 @@ def materialize_range(
     The default is everything but the monitoring group: drift and performance are measured per
     scored day (by automation, or per partition from the UI), not over a range in one run.
     """
-    keys = DAILY_PARTITIONS.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
+    keys = partition_keys_between(start, end)
     instance = instance or dg.DagsterInstance.get()
     # A killed earlier run may hold the DuckDB pool's slot, and no daemon may be running to
     # give it back: this run would wait for it for ever.

@@ -4,7 +4,12 @@ No Dagster import, so the benchmark floor and tools use it without loading Dagst
 
 Nothing here reads the environment at import time. `state_dir()` and the resources resolve paths
 when a run or command needs them, in this order: explicit resource config, then the environment
-variable, then the embedded default under `<repo>/.headwater/`.
+variable, then the embedded default under `<project>/.headwater/`.
+
+A headwater project is a folder holding `dbt_project/` (the contract, the SQL, the partitions)
+and `model_specs/` (one yml per model). This repository is one, with the fraud demo in it, and
+the default; `HEADWATER_PROJECT_DIR` names another (`headwater init DIR` creates an empty one).
+The platform's own files (instance config, workspace, deploy/) stay in `PROJECT_ROOT`.
 """
 
 from __future__ import annotations
@@ -14,13 +19,28 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+# The repository: the platform's code and its own files, and the default project.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def project_dir() -> Path:
+    """The headwater project ($HEADWATER_PROJECT_DIR, default this repository)."""
+    return Path(os.environ.get("HEADWATER_PROJECT_DIR") or PROJECT_ROOT).resolve()
+
+
+def dbt_project_dir() -> Path:
+    """The project's dbt project: contract (sources yml), models, macros, partitions."""
+    return project_dir() / "dbt_project"
+
+
+def model_specs_dir() -> Path:
+    """The project's model specs, one yml per model."""
+    return project_dir() / "model_specs"
 
 
 def state_dir() -> Path:
-    """The embedded platform's state folder ($HEADWATER_HOME, default `<repo>/.headwater`)."""
-    return Path(os.environ.get("HEADWATER_HOME") or PROJECT_ROOT / ".headwater")
+    """The embedded platform's state folder ($HEADWATER_HOME, default `<project>/.headwater`)."""
+    return Path(os.environ.get("HEADWATER_HOME") or project_dir() / ".headwater")
 
 
 def default_duckdb_path() -> Path:

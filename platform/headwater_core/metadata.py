@@ -29,7 +29,11 @@ def table_stats(
     metadata: dict[str, Any] = {"dagster/row_count": rows, "dagster/table_name": table}
     where = ""
     if date_column and window:
-        where = f" where {date_column} >= date '{window[0]}' and {date_column} < date '{window[1]}'"
+        # a window is dates, or timestamps for hourly partitions
+        where = (
+            f" where {date_column} >= timestamp '{window[0]}' "
+            f"and {date_column} < timestamp '{window[1]}'"
+        )
         (in_window,) = con.execute(f"select count(*) from {table}{where}").fetchone()
         metadata["dagster/partition_row_count"] = in_window
     result = con.execute(f"select * from {table}{where} limit 5")

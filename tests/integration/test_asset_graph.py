@@ -159,6 +159,7 @@ def test_an_analysts_new_model_appears_without_python_changes(tmp_path):
 def test_each_code_location_loads_without_heavy_ml_libraries(module):
     code = (
         f"import sys, {module}\n"
+        f"{module}.defs.resolve_asset_graph()\n"
         "heavy = [m for m in ('mlflow', 'lightgbm', 'evidently') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

@@ -294,10 +294,10 @@ def test_features_follow_a_mart_whose_early_days_never_existed(instance):
     """Daily partitions start on 2025-01-01; data that starts later leaves the early days
     missing forever, which must not hold the feature sets back; a mart with no data at all
     must."""
-    from headwater_core.partitions import DAILY_PARTITIONS
+    from headwater_core.partitions import partitions_def
     from ml_assets.automation.conditions import features_condition
 
-    mart = dg.AssetSpec(dg.AssetKey(["marts", "fct"]), partitions_def=DAILY_PARTITIONS)
+    mart = dg.AssetSpec(dg.AssetKey(["marts", "fct"]), partitions_def=partitions_def())
     dim = dg.AssetSpec(dg.AssetKey(["marts", "dim"]))
 
     @dg.asset(

@@ -14,7 +14,7 @@ import dagster as dg
 import duckdb
 
 from headwater.headless import materialize_range
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
@@ -46,7 +46,7 @@ def _dbt_source_tests(warehouse, tmp_path) -> subprocess.CompletedProcess:
             "--target-path",
             str(tmp_path / "dbt_target"),
         ],
-        cwd=DBT_PROJECT_DIR,
+        cwd=dbt_project_dir(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -21,7 +21,7 @@ from data_platform.raw.contract import load_contracts
 from data_platform.raw.ingest import ensure_raw_tables, load_file
 from data_platform.raw.landing import find_landing_files, newest_snapshot_file
 from fraud_demo.generator import GeneratorConfig, generate
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 
 # Long enough for the matured merchant fraud rate (days D-120 .. D-61) to exist before T, with a
 # higher fraud rate than the default so that it is not all zeros.
@@ -58,7 +58,7 @@ SNAPSHOTS = {
 def _load_raw(landing: Path, database: Path) -> None:
     con = duckdb.connect(str(database))
     try:
-        contracts = load_contracts(DBT_PROJECT_DIR)
+        contracts = load_contracts(dbt_project_dir())
         ensure_raw_tables(con, contracts.values())
         for contract in contracts.values():
             if contract.snapshot:
@@ -90,7 +90,7 @@ def _dbt_build(database: Path, tmp: Path, *extra: str) -> None:
             str(tmp / "logs"),
             *extra,
         ],
-        cwd=DBT_PROJECT_DIR,
+        cwd=dbt_project_dir(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -265,7 +265,7 @@ def test_a_third_model_from_sql_and_a_spec_only(world, tmp_path):
         "       transacted_at as label_matures_at\n"
         "from {{ ref('fct_transactions') }}\n"
     )
-    (tmp_path / "ml_assets" / "model_specs" / "high_value.yml").write_text(
+    (tmp_path / "model_specs" / "high_value.yml").write_text(
         yaml.safe_dump(
             {
                 "name": "high_value",

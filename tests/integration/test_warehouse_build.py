@@ -18,8 +18,9 @@ import yaml
 
 from headwater.cli import EMBEDDED_INSTANCE_CONFIG
 from headwater.headless import materialize_range
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 from headwater_core.dbt import in_process as dbt_in_process
+from headwater_core.dbt.project import target_dir
 from headwater_core.dbt.resource import _partial_parse_state, dbt_cli_resource
 from headwater_core.resources import LandingZone, Warehouse
 from ml_assets.models.artifacts import ModelArtifacts
@@ -114,8 +115,12 @@ def test_a_range_run_plans_each_asset_once_and_leaves_dbt_its_parse_state(built)
         for k in dg.DailyPartitionsDefinition(DEMO_FIRST_DAY).get_partition_keys()
         if DEMO_FIRST_DAY <= k <= DEMO_LAST_DAY
     }
-    assert _partial_parse_state(warehouse, ["build"], in_process=True).exists()
-    assert _partial_parse_state(warehouse, ["build", "--vars", "{}"], in_process=False) is None
+    targets = target_dir(dbt_project_dir())
+    assert _partial_parse_state(targets, warehouse, ["build"], in_process=True).exists()
+    assert (
+        _partial_parse_state(targets, warehouse, ["build", "--vars", "{}"], in_process=False)
+        is None
+    )
 
 
 def test_dimensions_cover_the_facts(built):
@@ -165,7 +170,7 @@ def test_an_analyst_can_run_dbt_build_on_its_own(built):
     before = _query(warehouse, "select count(*) from marts.fct_transactions")
     out = subprocess.run(
         [str(Path(sys.executable).parent / "dbt"), "build"],
-        cwd=DBT_PROJECT_DIR,
+        cwd=dbt_project_dir(),
         capture_output=True,
         text=True,
         timeout=600,

@@ -79,7 +79,7 @@ def exists(path: str, names: set[str]) -> bool:
 def test_paths_are_recognised():
     text = (
         "`platform/headwater_core/config.py` `raw/transactions` `holdout/model.txt` "
-        "`models/<name>/model` `ml_assets/model_specs/*.yml` `postgresql://` `/proc` "
+        "`models/<name>/model` `model_specs/*.yml` `postgresql://` `/proc` "
         "`python3 dev.py up` `tests/unit/test_layout.py::test_under_pytest` `docs/` "
         "`marts/fct_transactions` `macros/partition_window.sql`"
     )

@@ -10,11 +10,11 @@ from data_platform.raw.contract import (
     contracts_from_yml,
     load_contracts,
 )
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 
 
 def test_every_raw_table_has_a_contract():
-    contracts = load_contracts(DBT_PROJECT_DIR)
+    contracts = load_contracts(dbt_project_dir())
     assert set(contracts) == {"transactions", "chargebacks", "customers", "merchants"}
     for c in contracts.values():
         assert c.schema == "raw"
@@ -23,14 +23,14 @@ def test_every_raw_table_has_a_contract():
 
 
 def test_rules_come_from_the_dbt_tests():
-    transactions = load_contracts(DBT_PROJECT_DIR)["transactions"]
+    transactions = load_contracts(dbt_project_dir())["transactions"]
     assert transactions.partition_column == "transacted_at"
     assert not transactions.snapshot and not transactions.allow_empty
     key = transactions.column("transaction_id")
     assert key.unique and key.required and key.data_type == "varchar"
     assert transactions.column("amount").data_type == "decimal(12, 2)"
     assert transactions.column("channel").accepted_values == ("in_store", "online", "contactless")
-    customers = load_contracts(DBT_PROJECT_DIR)["customers"]
+    customers = load_contracts(dbt_project_dir())["customers"]
     assert customers.snapshot and not customers.column("birth_year").required
 
 
@@ -76,7 +76,7 @@ def test_the_file_dialect_is_read_from_the_contract(tmp_path: Path):
         compression="gzip",
         escape="\\",
     )
-    assert load_contracts(DBT_PROJECT_DIR)["transactions"].file == FileDialect()
+    assert load_contracts(dbt_project_dir())["transactions"].file == FileDialect()
 
 
 @pytest.mark.parametrize(

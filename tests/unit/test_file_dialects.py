@@ -12,11 +12,11 @@ import pytest
 from data_platform.raw.contract import FileDialect, load_contracts
 from data_platform.raw.ingest import load_file
 from data_platform.raw.landing import LandingFileError
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 from tests.bike_sharing import bike_contract, hour_lines
 
 DAY1, DAY2 = "2011-01-01", "2011-01-02"
-TXN = load_contracts(DBT_PROJECT_DIR)["transactions"]
+TXN = load_contracts(dbt_project_dir())["transactions"]
 TXN_HEADER = (
     "transaction_id,customer_id,merchant_id,amount,currency,channel,region_code,transacted_at"
 )

@@ -10,9 +10,9 @@ import pytest
 from data_platform.raw.contract import load_contracts
 from data_platform.raw.ingest import load_file
 from data_platform.raw.landing import LandingFileError, find_landing_files, landing_file_for
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 
-CONTRACTS = load_contracts(DBT_PROJECT_DIR)
+CONTRACTS = load_contracts(dbt_project_dir())
 TXN = CONTRACTS["transactions"]
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,channel,region_code,transacted_at"
 

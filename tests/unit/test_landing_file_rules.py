@@ -17,9 +17,9 @@ from data_platform.raw.landing import (
     wait_until_settled,
 )
 from data_platform.raw.landing_scan import scan_landing
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 
-CONTRACTS = load_contracts(DBT_PROJECT_DIR)
+CONTRACTS = load_contracts(dbt_project_dir())
 CONTRACT_LIST = list(CONTRACTS.values())
 TXN = CONTRACTS["transactions"]
 AN_HOUR_AGO = time.time() - 3600

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from data_platform.raw.contract import load_contracts
 from data_platform.raw.landing_scan import consecutive_ranges, scan_landing
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 
-CONTRACTS = list(load_contracts(DBT_PROJECT_DIR).values())
+CONTRACTS = list(load_contracts(dbt_project_dir()).values())
 
 
 def _land(landing: Path, table: str, *days: str, suffix: str = ".csv") -> None:

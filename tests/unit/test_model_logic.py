@@ -22,7 +22,7 @@ def test_demo_specs_load_and_declare_two_objectives():
 
 
 def test_a_spec_with_an_unknown_promotion_metric_is_refused(tmp_path: Path):
-    good = (Path(__file__).parents[2] / "ml_assets/model_specs/fraud_classifier.yml").read_text()
+    good = (Path(__file__).parents[2] / "model_specs/fraud_classifier.yml").read_text()
     bad = tmp_path / "fraud_classifier.yml"
     bad.write_text(good.replace("metric: pr_auc", "metric: rmse"))
     with pytest.raises(ValueError, match="promotion metric must be one of"):

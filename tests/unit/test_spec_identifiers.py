@@ -17,7 +17,7 @@ from ml_assets.models.train import LABEL_COLUMN, training_set_sql
 from ml_assets.monitoring.measure import read_performance_day, read_scored_day
 from ml_assets.scores.scoring import score_window
 
-SPECS = Path(__file__).parents[2] / "ml_assets" / "model_specs"
+SPECS = Path(__file__).parents[2] / "model_specs"
 INJECTION = (
     "amount from features.transaction_features limit 0; drop table raw.customers; select amount"
 )

@@ -27,7 +27,7 @@ from data_platform.raw.landing import LandingFileError, PartitionWindow
 from data_platform.raw.partition_status import record_statuses
 from data_platform.raw.placement import FileReconciliation
 from data_platform.raw.run_load import TableLoad, load_table
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import (
@@ -37,7 +37,7 @@ from headwater_core.names import (
     RAW,
     REJECTED_SHARE_CHECK,
 )
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partitions_def as project_partitions
 from headwater_core.resources import LandingZone, Warehouse
 
 _DUCKDB_TO_DAGSTER_TYPE = {"varchar": "string", "timestamp": "timestamp", "integer": "int"}
@@ -273,10 +273,11 @@ def _partition_materializations(
 
 def build_raw_asset(
     contract: SourceContract,
-    partitions_def: dg.TimeWindowPartitionsDefinition = DAILY_PARTITIONS,
+    partitions_def: dg.TimeWindowPartitionsDefinition | None = None,
 ) -> dg.AssetsDefinition:
     """The Dagster asset that loads one raw table from its landing files, partitioned by
-    `partitions_def` unless it is a snapshot."""
+    `partitions_def` (default: the project's) unless it is a snapshot."""
+    partitions_def = partitions_def or project_partitions()
     key = dg.AssetKey(list(contract.asset_key))
     partitioned = not contract.snapshot
     threshold = contract.max_rejected_share
@@ -344,5 +345,5 @@ def build_raw_asset(
 
 def build_raw_assets() -> list[dg.AssetsDefinition]:
     """One raw asset per contract with landing files (database tables: `database_assets`)."""
-    contracts = load_contracts(DBT_PROJECT_DIR).values()
+    contracts = load_contracts(dbt_project_dir()).values()
     return [build_raw_asset(c) for c in contracts if c.database is None]

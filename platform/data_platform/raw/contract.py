@@ -33,6 +33,7 @@ from data_platform.raw.contract_rules import (
     row_test,
 )
 from headwater_core.names import raw_key
+from headwater_core.partition_settings import PartitionSettings, read_partition_settings
 
 __all__ = ["ColumnContract", "ContractError", "FileDialect", "RowTest", "SourceContract"]
 
@@ -126,6 +127,8 @@ class SourceContract:
     """How the landing files are read (`meta.headwater.file`)."""
     table_tests: tuple[RowTest, ...] = ()
     """Table-level tests (`expression_is_true`, `unique_combination_of_columns`)."""
+    partitions: PartitionSettings = field(default_factory=PartitionSettings)
+    """The project's time partitions (dbt_project.yml): a file's partition is one of them."""
 
     @property
     def qualified_name(self) -> str:
@@ -243,11 +246,12 @@ def contracts_from_yml(path: Path) -> list[SourceContract]:
 def load_contracts(dbt_project_dir: Path) -> dict[str, SourceContract]:
     """All raw contracts of the dbt project, keyed by raw table name."""
     contracts: dict[str, SourceContract] = {}
+    partitions = read_partition_settings(dbt_project_dir)
     for path in sorted((dbt_project_dir / "models").rglob("*sources.yml")):
         for contract in contracts_from_yml(path):
             if contract.table in contracts:
                 raise ValueError(f"{path}: raw table {contract.table!r} is declared twice")
-            contracts[contract.table] = contract
+            contracts[contract.table] = dataclasses.replace(contract, partitions=partitions)
     resolved = {name: _with_parents(c, contracts) for name, c in contracts.items()}
     for contract in resolved.values():
         check_sql(contract)

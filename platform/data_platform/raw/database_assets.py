@@ -29,7 +29,7 @@ from data_platform.raw.database import (
     location,
 )
 from data_platform.raw.ingest import LoadResult
-from headwater_core.config import DBT_PROJECT_DIR, state_dir
+from headwater_core.config import dbt_project_dir, state_dir
 from headwater_core.freshness import freshness_policy
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import (
@@ -39,7 +39,7 @@ from headwater_core.names import (
     RAW,
     REJECTED_SHARE_CHECK,
 )
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partitions_def
 from headwater_core.resources import Warehouse
 
 # dlt's run metadata worth keeping next to the contract's figures.
@@ -124,10 +124,11 @@ def _check_result(result: LoadResult, threshold: float) -> dg.AssetCheckResult:
 
 
 def build_database_asset(
-    contract: SourceContract, partitions: dg.DailyPartitionsDefinition = DAILY_PARTITIONS
+    contract: SourceContract, partitions: dg.TimeWindowPartitionsDefinition | None = None
 ) -> dg.AssetsDefinition:
     """The asset that loads one raw table from its database table, incrementally."""
     assert contract.database is not None
+    partitions = partitions or partitions_def()
     key = dg.AssetKey(list(contract.asset_key))
     threshold = contract.max_rejected_share
     first_day = partitions.start.date()
@@ -194,12 +195,10 @@ def build_database_asset(
     return _database_asset
 
 
-def build_database_assets(
-    dbt_project_dir: Path = DBT_PROJECT_DIR,
-) -> list[dg.AssetsDefinition]:
+def build_database_assets(project: Path | None = None) -> list[dg.AssetsDefinition]:
     """One asset per contract served from a database."""
     return [
         build_database_asset(c)
-        for c in load_contracts(dbt_project_dir).values()
+        for c in load_contracts(project or dbt_project_dir()).values()
         if c.database is not None
     ]

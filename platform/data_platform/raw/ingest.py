@@ -19,7 +19,6 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -32,7 +31,7 @@ from data_platform.raw.quarantine import (
     replace_quarantined_rows,
 )
 from data_platform.raw.staging import stage_file
-from data_platform.raw.violations import quote, typed, violations_sql
+from data_platform.raw.violations import in_window, quote, typed, violations_sql
 from headwater_core.names import QUARANTINE_TABLE
 
 
@@ -108,7 +107,8 @@ def load_file(
     `max_rejected_share` of the file's rows break the contract, only its quarantine rows are
     replaced: the partition keeps the rows it had, and the result says 0 loaded.
     """
-    date.fromisoformat(partition_key)  # a malformed key is a bug upstream: fail loudly
+    if not contract.snapshot:  # a malformed key is a bug upstream: fail loudly
+        contract.partitions.window(partition_key)
     ensure_raw_table(con, contract)
     with _utc_session(con):
         try:
@@ -179,8 +179,13 @@ def _replace_partition(
         replace_where = "true"
         partition_value = "null"
     else:
-        replace_where = f"_partition_date = date {quote(partition_key)}"
-        partition_value = f"date {quote(partition_key)}"
+        # the partition's first day; hours of one day share it, and their own window tells
+        # them apart
+        partition_value = f"date {quote(partition_key[:10])}"
+        replace_where = f"_partition_date = {partition_value}"
+        if contract.partitions.grain == "hourly" and contract.partition_column:
+            at = f'"{contract.partition_column}"'
+            replace_where += f" and {in_window(contract, partition_key, at)}"
     con.execute(f"delete from {contract.qualified_name} where {replace_where}")
     con.execute(
         f"""

@@ -19,7 +19,6 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
 
 from data_platform.raw.contract import SourceContract
@@ -31,6 +30,7 @@ from data_platform.raw.landing import (
     list_landing_files,
     settling,
 )
+from headwater_core.partition_settings import SETTING, PartitionSettings
 
 __all__ = ["LandingScan", "consecutive_ranges", "digest", "file_stamp", "scan_landing"]
 
@@ -45,12 +45,15 @@ def _fault_stamp(fault: LandingFault, landing_dir: Path, contract: SourceContrac
     return "fault:" + digest(",".join(f"{p.name}={file_stamp(p)}" for p in paths))
 
 
-def consecutive_ranges(keys: list[str]) -> list[tuple[str, str]]:
-    """Sorted day keys grouped into runs of consecutive days: [(first, last), ...]."""
+def consecutive_ranges(
+    keys: list[str], partitions: PartitionSettings | None = None
+) -> list[tuple[str, str]]:
+    """Sorted partition keys grouped into runs of consecutive partitions (days by default):
+    [(first, last), ...]."""
+    partitions = partitions or PartitionSettings()
     ranges: list[tuple[str, str]] = []
     for key in sorted(keys):
-        day = date.fromisoformat(key)
-        if ranges and date.fromisoformat(ranges[-1][1]) + timedelta(days=1) == day:
+        if ranges and partitions.next_key(ranges[-1][1]) == key:
             ranges[-1] = (ranges[-1][0], key)
         else:
             ranges.append((key, key))
@@ -152,7 +155,11 @@ def _new_daily_keys(
         covered = _covered(contract, partition_key, in_partitions, keys_for)
         if not covered:
             daily = "daily " if contract.delivery == "day" else ""
-            scan.skipped.append(f"{path}: {partition_key} is outside the {daily}partitions")
+            partitions = contract.partitions
+            scan.skipped.append(
+                f"{path}: {partition_key} is outside the {daily}partitions "
+                f"({SETTING} in {partitions.source})"
+            )
             continue
         if not warehouse_built:
             # Not recorded in the cursor: it is requested on the tick after the
@@ -180,7 +187,7 @@ def _scan_daily(
     # Consecutive days go in one run (the daily assets load a range in one run and one
     # dbt invocation), so a first start with 90 days of files is one run, not 180. A faulty
     # day is a run of its own: its failure holds up no other day.
-    ranges = [(r, new_keys) for r in consecutive_ranges(list(new_keys))]
+    ranges = [(r, new_keys) for r in consecutive_ranges(list(new_keys), contract.partitions)]
     ranges += [((k, k), fault_keys) for k in fault_keys]
     for (first, last), keys in ranges:
         stamps = ",".join(dict.fromkeys(keys[k] for k in sorted(keys) if first <= k <= last))

@@ -19,7 +19,7 @@ from data_platform.raw.contract import SourceContract
 from data_platform.raw.landing import PartitionWindow, covered_keys, file_window
 from data_platform.raw.landing_scan import KeysFor, LandingScan, digest, scan_landing
 from headwater_core.names import LANDING_SENSOR, TRIGGER_TAG
-from headwater_core.partitions import DAILY_PARTITIONS
+from headwater_core.partitions import partitions_def
 from headwater_core.resources import LandingZone
 
 TRIGGER_TAGS = {TRIGGER_TAG: LANDING_SENSOR}
@@ -125,6 +125,7 @@ def build_landing_sensor(
 ) -> dg.SensorDefinition:
     """A sensor over every contract's landing files, requesting runs downstream of each."""
     targets = sensor_targets(contracts, all_assets, daily_keys, unpartitioned_warehouse_keys)
+    in_partitions = partitions_def().has_partition_key
 
     @dg.sensor(
         name=LANDING_SENSOR,
@@ -146,8 +147,8 @@ def build_landing_sensor(
             contracts,
             landing.resolved_path(),
             warehouse_built,
-            DAILY_PARTITIONS.has_partition_key,
-            keys_for=keys_for(DAILY_PARTITIONS),
+            in_partitions,
+            keys_for=keys_for(partitions_def()),
         )
         requests = run_requests(scan, targets)
         if not requests:

@@ -39,6 +39,25 @@ def typed(column: str, data_type: str, cast: str = "try_cast") -> str:
     return f"{cast}({column} as {data_type})"
 
 
+def in_window(contract: SourceContract, partition_key: str, at: str) -> str:
+    """SQL true where the timestamp expression `at` falls in the partition's window (its
+    [start, end) in UTC, at the project's grain)."""
+    start, end = (
+        f"timestamp '{t:%Y-%m-%d %H:%M:%S}'" for t in contract.partitions.window(partition_key)
+    )
+    return f"({at} >= {start} and {at} < {end})"
+
+
+def other_partition(contract: SourceContract, partition_key: str, table: str) -> str:
+    """SQL true where a loaded row of `table` belongs to another partition than `partition_key`
+    (`_partition_date` is the partition's first day; hours of one day share it)."""
+    other_day = f"{table}._partition_date <> date {quote(partition_key[:10])}"
+    if contract.partitions.grain != "hourly" or not contract.partition_column:
+        return other_day
+    at = f'{table}."{contract.partition_column}"'
+    return f"({other_day} or not {in_window(contract, partition_key, at)})"
+
+
 def _finer_than_scale(col: str, data_type: str) -> str | None:
     """SQL true where a value that casts to the declared decimal had more fractional digits
     than its scale (the cast would round it); trailing zeros do not count."""
@@ -95,7 +114,7 @@ def _column_checks(
                 f"'unique: duplicate of a row already loaded from ' || any_value(t._source_file), "
                 f"s.{col} from _staged s join {contract.qualified_name} t "
                 f"on t.{col} = {typed('s.' + col, c.data_type)} "
-                f"where t._partition_date <> date {quote(partition_date)} "
+                f"where {other_partition(contract, partition_date, 't')} "
                 f"group by s._source_row, s.{col}"
             )
     return checks
@@ -153,9 +172,9 @@ def _row_test_checks(contract: SourceContract, partition_date: str | None) -> li
 def violations_sql(contract: SourceContract, partition_date: str | None) -> str:
     """SQL over `_staged` giving one row per broken rule: (source_row, column_name, reason, value).
 
-    `partition_date` is the daily partition the file belongs to; rows whose partition column
-    falls on another day break the contract. Duplicates are checked within the file and, for
-    partitioned tables, against rows already loaded for other partitions.
+    `partition_date` is the key of the partition the file belongs to; rows whose partition
+    column falls outside its window break the contract. Duplicates are checked within the file
+    and, for partitioned tables, against rows already loaded for other partitions.
     """
     checks = [q for c in contract.columns for q in _column_checks(contract, c, partition_date)]
     checks += _row_test_checks(contract, partition_date)
@@ -165,7 +184,7 @@ def violations_sql(contract: SourceContract, partition_date: str | None) -> str:
             f"select _source_row, {quote(contract.partition_column)}, "
             f'{quote("outside partition " + partition_date)}, "{contract.partition_column}" '
             f"from _staged where {at} is not null "
-            f"and cast({at} as date) <> date {quote(partition_date)}"
+            f"and not {in_window(contract, partition_date, at)}"
         )
     checks.append(
         "select line, column_name, error_type || ': ' || error_message, csv_line from _csv_errors"

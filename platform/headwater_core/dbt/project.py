@@ -1,8 +1,10 @@
 """The dbt project: where it is, and its manifest kept parsed.
 
 No Dagster definitions here, only dagster-dbt's `DbtProject`: both code locations, the
-`headwater` command and the tests share it. The in-process dbt adapter reads
-`newest_input_mtime` to know when its parsed project is stale.
+`headwater` command and the tests share it. The project is the configured one
+(`headwater_core.config.dbt_project_dir`), resolved when a location loads, and its manifest is
+parsed into its own `target/`. The in-process dbt adapter reads `newest_input_mtime` to know
+when its parsed project is stale.
 """
 
 from __future__ import annotations
@@ -11,16 +13,30 @@ import fcntl
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from headwater_core.config import DBT_PROJECT_DIR
+from headwater_core.config import dbt_project_dir
 
-DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# DbtProject.target_path is relative ("target"); everything here uses the absolute folder, so
-# nothing lands in whatever the current directory happens to be.
-TARGET_DIR = Path(DBT_PROJECT.project_dir) / DBT_PROJECT.target_path
+
+def dbt_project(project_dir: Path | None = None) -> DbtProject:
+    """The dbt project (default: the configured project's), one object per folder."""
+    return _dbt_project(Path(project_dir or dbt_project_dir()).resolve())
+
+
+@cache
+def _dbt_project(project_dir: Path) -> DbtProject:
+    return DbtProject(project_dir=project_dir, profiles_dir=project_dir)
+
+
+def target_dir(project_dir: Path | str) -> Path:
+    """The dbt project's target folder, absolute (DbtProject.target_path is relative), so that
+    nothing lands in whatever the current directory happens to be."""
+    return Path(project_dir) / "target"
+
 
 # Files whose change means the manifest must be parsed again.
 _DBT_INPUTS = ("models", "macros", "tests", "seeds", "snapshots", "analyses")
@@ -43,14 +59,15 @@ def newest_input_mtime(project_dir: Path) -> float:
     return newest
 
 
-def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
+def ensure_manifest(project: DbtProject | None = None) -> Path:
     """Parse the dbt project if its manifest is missing or older than any model, macro or yml.
 
     This is what makes an analyst's new or edited model appear in the UI on reload with no
     Python change. A lock file keeps the two code locations, which load at the same time, from
     parsing into one target folder at once.
     """
-    target = Path(project.project_dir) / project.target_path
+    project = project or dbt_project()
+    target = target_dir(project.project_dir)
     target.mkdir(parents=True, exist_ok=True)
     with open(target / ".parse.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -92,6 +109,14 @@ def dbt_parse(project: DbtProject) -> None:
         )
 
 
+def window_vars(start: datetime, end: datetime, grain: str) -> tuple[str, str]:
+    """A partition window as dbt's `min_date` / `max_date`: dates (in the partitions' time
+    zone), or UTC timestamps for hourly partitions, whose window is not whole days."""
+    if grain == "hourly":
+        return tuple(t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for t in (start, end))
+    return start.date().isoformat(), end.date().isoformat()
+
+
 def dbt_vars(window: tuple[str, str]) -> list[str]:
-    """The `--vars` of a daily run: the partition window its models filter on."""
+    """The `--vars` of a partitioned run: the partition window its models filter on."""
     return ["--vars", json.dumps({"min_date": window[0], "max_date": window[1]})]

@@ -23,7 +23,7 @@ from packaging import version
 
 from headwater_core.config import environ
 from headwater_core.dbt.in_process import DBT_LOCK, cli_in_process
-from headwater_core.dbt.project import DBT_PROJECT, TARGET_DIR, dbt_executable
+from headwater_core.dbt.project import dbt_executable, dbt_project, target_dir
 from headwater_core.metadata import table_stats
 from headwater_core.names import PARTITION_COLUMN_METADATA
 from headwater_core.resources import Warehouse
@@ -53,7 +53,8 @@ class HeadwaterDbtCli(DbtCliResource):
 
 
 def dbt_cli_resource() -> DbtCliResource:
-    return HeadwaterDbtCli(project_dir=DBT_PROJECT, dbt_executable=dbt_executable())
+    """dbt over the configured project (resolved when a code location loads)."""
+    return HeadwaterDbtCli(project_dir=dbt_project(), dbt_executable=dbt_executable())
 
 
 def run_dbt(
@@ -86,9 +87,10 @@ def _invoke(
     """dbt's events for `args`, and dbt's failure if it failed, once dbt has finished."""
     # Each invocation gets its own target folder (so concurrent runs never share one), removed
     # once its events are read; dagster-dbt copies the project's partial-parse file into it.
-    TARGET_DIR.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(prefix="run-", dir=TARGET_DIR))
-    parse_state = _partial_parse_state(warehouse, args, getattr(dbt, "in_process", False))
+    targets = target_dir(dbt.project_dir)
+    targets.mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(prefix="run-", dir=targets))
+    parse_state = _partial_parse_state(targets, warehouse, args, getattr(dbt, "in_process", False))
     events: list[Any] = []
     failure: DagsterDbtCliRuntimeError | None = None
     try:
@@ -140,7 +142,9 @@ def _with_table_stats(
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
-def _partial_parse_state(warehouse: Warehouse, args: list[str], in_process: bool) -> Path | None:
+def _partial_parse_state(
+    targets: Path, warehouse: Warehouse, args: list[str], in_process: bool
+) -> Path | None:
     """Where runs against this warehouse keep dbt's partial-parse state (None: not reusable).
 
     dbt re-parses the whole project (~2 s) unless the saved state was made with the same profile
@@ -154,4 +158,4 @@ def _partial_parse_state(warehouse: Warehouse, args: list[str], in_process: bool
     if "--vars" in args and not in_process:
         return None
     path = str(warehouse.resolved_path())
-    return TARGET_DIR / f"{PARTIAL_PARSE_FILE}.{hashlib.sha256(path.encode()).hexdigest()[:12]}"
+    return targets / f"{PARTIAL_PARSE_FILE}.{hashlib.sha256(path.encode()).hexdigest()[:12]}"
