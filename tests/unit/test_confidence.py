@@ -214,3 +214,38 @@ def test_the_example_and_demo_specs_read_their_confidence_keys():
     spec = spec_from_yml(REPO / "examples/bike_sharing/model_specs/bike_demand.yml")
     assert spec.monitoring.performance.min_labels == 200
     assert spec.promotion.confidence == 0.90 and spec.promotion.resamples == 1000
+
+
+def test_the_window_row_carries_its_interval_also_in_a_table_written_before(tmp_path):
+    import duckdb
+
+    from ml_assets.models.spec import load_specs
+    from ml_assets.monitoring import measure
+    from ml_assets.monitoring.judge import Verdict
+
+    spec = {s.name: s for s in load_specs()}["fraud_classifier"]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema monitoring")
+    con.execute(  # the table as the first release wrote it
+        "create table monitoring.performance (model varchar, day date, model_version varchar, "
+        "metric varchar, value double, test_window_value double, computed_at timestamp)"
+    )
+    measured = measure.PerformanceMeasurement(
+        metrics={"roc_auc": 0.81},
+        labels=240,
+        window=Interval(0.8, 0.75, 0.85, 0.9, 1700, "bootstrap"),
+        window_positives=30,
+        positives=4,
+        reference=0.82,
+        seen_in_training=False,
+        verdict=Verdict("ok", "fine"),
+    )
+    for _ in range(2):  # a day written again replaces its rows
+        measure.write_performance(con, spec, "2025-03-01", "3", measured, {"roc_auc": 0.82})
+    rows = con.sql(
+        "select metric, value, lower, upper, n_labels from monitoring.performance order by metric"
+    ).fetchall()
+    assert rows == [
+        ("roc_auc", 0.81, None, None, 240),
+        ("roc_auc_trailing_7d", 0.8, 0.75, 0.85, 1700),
+    ]
