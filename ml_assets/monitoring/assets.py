@@ -292,9 +292,13 @@ def _window_metadata(measured: measure.PerformanceMeasurement, rule) -> dict:
         "lower": w.lower,
         "upper": w.upper,
         "n_labels": w.n,
-        **({"n_positives": measured.window_positives} if measured.window_positives else {}),
+        **(
+            {"n_positives": measured.window_positives}
+            if measured.window_positives is not None
+            else {}
+        ),
         "test_window_value": measured.reference,
         "interval": f"{w.confidence:.0%}, {w.method}",
         "window_days": rule.window_days,
-        "enough_labels": not measured.verdict.reason.startswith("not enough labels"),
+        "enough_labels": measured.enough_labels,
     }

@@ -112,6 +112,11 @@ def judge_drift(rule: DriftSpec, share: float, drifted: list[str], features: int
     return Verdict("ok", f"{said}: below the warning share {rule.warn_share:.0%}")
 
 
+def enough_labels(rule: PerformanceSpec, labels: int, positives: int | None) -> bool:
+    """Whether a window holds enough matured labels (and positives, for a classifier) to judge."""
+    return labels >= rule.min_labels and (positives is None or positives >= rule.min_positives)
+
+
 def judge_performance(
     rule: PerformanceSpec,
     reference: float,
@@ -129,8 +134,7 @@ def judge_performance(
         return Verdict(
             "ok", f"not judged: the version was trained on this day ({m} {realised.value:.4f})"
         )
-    few_positives = positives is not None and positives < rule.min_positives
-    if n < rule.min_labels or few_positives or math.isnan(realised.value):
+    if not enough_labels(rule, n, positives) or math.isnan(realised.value):
         counted = f"{n} matured labels" + (
             f", {positives} positive" if positives is not None else ""
         )

@@ -30,6 +30,7 @@ from ml_assets.models.spec import ModelSpec, ident, table_ref
 from ml_assets.monitoring.drift import DriftResult, compute_drift
 from ml_assets.monitoring.judge import (
     Verdict,
+    enough_labels,
     importance_share,
     judge_drift,
     judge_performance,
@@ -264,6 +265,7 @@ class PerformanceMeasurement:
     labels: int  # the day's matured labels
     window: Interval  # the check's metric on the trailing window, with its interval
     window_positives: int | None  # the trailing window's positive labels (a classifier's)
+    enough_labels: bool  # the window holds enough labels to be judged
     positives: int | None  # the day's positive labels (a classifier's)
     reference: float  # the check's metric on the version's test window
     seen_in_training: bool  # the version was trained on the day
@@ -296,6 +298,7 @@ def measure_performance(
         labels=len(y),
         window=window,
         window_positives=window_positives,
+        enough_labels=enough_labels(rule, window.n, window_positives),
         positives=int(y.sum()) if binary else None,
         reference=reference,
         seen_in_training=seen,

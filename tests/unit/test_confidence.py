@@ -235,6 +235,7 @@ def test_the_window_row_carries_its_interval_also_in_a_table_written_before(tmp_
         labels=240,
         window=Interval(0.8, 0.75, 0.85, 0.9, 1700, "bootstrap"),
         window_positives=30,
+        enough_labels=True,
         positives=4,
         reference=0.82,
         seen_in_training=False,
