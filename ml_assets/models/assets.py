@@ -213,8 +213,9 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             f"`{spec.name}` challenger, champion and a one-feature baseline "
             f"(`{spec.baseline_feature}` by decile) on the same test window, each model by its "
             "held-out twin (trained before the window began). The check "
-            f"`{GATE_CHECK}` is the promotion gate: {spec.promotion.metric} must beat the "
-            f"champion by {spec.promotion.min_improvement}."
+            f"`{GATE_CHECK}` is the promotion gate: the lower bound of the paired bootstrap "
+            f"interval ({spec.promotion.confidence:.0%}) of the {spec.promotion.metric} "
+            f"improvement over the champion must reach {spec.promotion.min_improvement}."
         ),
         kinds={"python", "mlflow"},
         check_specs=[
@@ -223,9 +224,13 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 asset=keys["evaluation"],
                 blocking=True,
                 description=(
-                    "Passes when the challenger beats the champion by the spec's margin. Fails "
-                    "with WARN when it does not (the champion stays), with ERROR when it does "
-                    "not even beat the baseline (the run stops)."
+                    "Passes when the challenger beats the champion on the same test rows by "
+                    "the spec's margin, clear of noise: the lower bound of the paired bootstrap "
+                    f"interval of the {spec.promotion.metric} improvement "
+                    f"({spec.promotion.confidence:.0%}, two-sided) reaches "
+                    f"{spec.promotion.min_improvement}. Fails with WARN when it does not (the "
+                    "champion stays), with ERROR when the challenger does not even beat the "
+                    "baseline (the run stops)."
                 ),
             )
         ],
@@ -239,7 +244,11 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     ):
         import pyarrow.parquet as pq
 
-        from ml_assets.models.evaluation import evaluate_challenger, metrics_markdown
+        from ml_assets.models.evaluation import (
+            evaluate_challenger,
+            gate_metadata,
+            metrics_markdown,
+        )
         from ml_assets.models.registry import record
 
         table = pq.read_table(artifacts.training_set(spec.name))
@@ -257,6 +266,8 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "challenger_version": result.challenger_version,
                 "champion_version": result.champion_version or "none",
                 "decision": result.decision.reason,
+                "test_rows": result.test_rows,
+                **gate_metadata(result.decision),
                 **{
                     f"{who}_{metric}": value
                     for who, values in result.metrics.items()
@@ -272,6 +283,8 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
 def _gate_check_result(decision) -> dg.AssetCheckResult:
     """The promotion gate's check result for an `evaluate.Decision`."""
+    from ml_assets.models.evaluation import gate_metadata
+
     return dg.AssetCheckResult(
         check_name=GATE_CHECK,
         passed=decision.promote,
@@ -285,6 +298,7 @@ def _gate_check_result(decision) -> dg.AssetCheckResult:
             "challenger": decision.challenger,
             "champion": decision.champion if decision.champion is not None else "none",
             "baseline": decision.baseline,
+            **gate_metadata(decision),
         },
     )
 

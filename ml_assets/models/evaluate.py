@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml_assets.models.bootstrap import Interval
 from ml_assets.models.spec import ModelSpec, PromotionSpec
 
 
@@ -83,11 +84,17 @@ class DecileBaseline:
 
 def metrics_on_test_window(spec: ModelSpec, table, frame, booster) -> dict[str, float]:
     """A model's metrics on the test window of a training set (`frame`: its feature frame)."""
-    from ml_assets.models.train import LABEL_COLUMN, predict, split_of
+    from ml_assets.models.train import LABEL_COLUMN, split_of
 
-    test = split_of(table) == "test"
-    label = table.column(LABEL_COLUMN).to_numpy()
-    return metrics_for(spec, label[test], predict(booster, frame[test]))
+    label = table.column(LABEL_COLUMN).to_numpy()[split_of(table) == "test"]
+    return metrics_for(spec, label, test_predictions(table, frame, booster))
+
+
+def test_predictions(table, frame, booster) -> np.ndarray:
+    """A model's predictions on the test window's rows, in the training set's order."""
+    from ml_assets.models.train import predict, split_of
+
+    return predict(booster, frame[split_of(table) == "test"])
 
 
 def baseline_metrics(spec: ModelSpec, table, frame) -> dict[str, float]:
@@ -95,12 +102,19 @@ def baseline_metrics(spec: ModelSpec, table, frame) -> dict[str, float]:
     window."""
     from ml_assets.models.train import LABEL_COLUMN, split_of
 
+    label = table.column(LABEL_COLUMN).to_numpy()[split_of(table) == "test"]
+    return metrics_for(spec, label, baseline_predictions(spec, table, frame))
+
+
+def baseline_predictions(spec: ModelSpec, table, frame) -> np.ndarray:
+    """The decile baseline fitted on the train window, predicting the test window's rows."""
+    from ml_assets.models.train import LABEL_COLUMN, split_of
+
     split = split_of(table)
     label = table.column(LABEL_COLUMN).to_numpy()
     feature = frame[spec.baseline_feature].astype("float64").to_numpy()
     train, test = split == "train", split == "test"
-    baseline = DecileBaseline.fit(feature[train], label[train])
-    return metrics_for(spec, label[test], baseline.predict(feature[test]))
+    return DecileBaseline.fit(feature[train], label[train]).predict(feature[test])
 
 
 @dataclass(frozen=True)
@@ -116,10 +130,23 @@ class Decision:
     broken: bool = False
     """Refused because the challenger is no better than the baseline (or undefined): something
     is wrong with it, not merely not better than the champion."""
+    improvement: Interval | None = None
+    """Over the champion on the same rows, paired (None without a champion)."""
+    over_baseline: Interval | None = None
+    """Over the baseline on the same rows, paired."""
 
 
 def _improvement(rule: PromotionSpec, new: float, old: float) -> float:
     return new - old if rule.higher_is_better else old - new
+
+
+def _said(interval: Interval | None) -> str:
+    if interval is None:
+        return ""
+    return (
+        f" (paired: {interval.said(signed=True)}, {interval.confidence:.0%} interval, "
+        f"{interval.method}, {interval.n:,} rows)"
+    )
 
 
 def decide(
@@ -127,51 +154,49 @@ def decide(
     challenger: dict[str, float],
     champion: dict[str, float] | None,
     baseline: dict[str, float],
+    improvement: Interval | None = None,
+    over_baseline: Interval | None = None,
 ) -> Decision:
-    """The promotion gate: beat the baseline, and the champion by the rule's margin."""
+    """The promotion gate. The challenger must beat the baseline (a point comparison: below it,
+    the challenger is broken). With no champion that is enough. Against a champion, the lower
+    bound of the paired interval of the `improvement` (`paired_improvement` on the same test
+    rows) must reach the rule's margin and be above zero: a gain inside the noise is refused."""
     m = rule.metric
     new, base = challenger[m], baseline[m]
     old = champion[m] if champion is not None else None
+
+    def said(promote: bool, reason: str, broken: bool = False) -> Decision:
+        return Decision(promote, reason, m, new, old, base, broken, improvement, over_baseline)
+
     if np.isnan(new):
-        return Decision(
-            False, f"challenger {m} is undefined on the test window", m, new, old, base, True
-        )
+        return said(False, f"challenger {m} is undefined on the test window", True)
     if _improvement(rule, new, base) <= 0:
-        return Decision(
+        return said(
             False,
-            f"challenger {m} {new:.4f} does not beat the baseline's {base:.4f}",
-            m,
-            new,
-            old,
-            base,
+            f"challenger {m} {new:.4f} does not beat the baseline's {base:.4f}"
+            + _said(over_baseline),
             True,
         )
     if old is None or np.isnan(old):
-        return Decision(
+        return said(
             True,
-            f"no champion yet; challenger {m} {new:.4f} beats the baseline's {base:.4f}",
-            m,
-            new,
-            old,
-            base,
+            f"no champion yet; challenger {m} {new:.4f} beats the baseline's {base:.4f}"
+            + _said(over_baseline),
         )
-    gain = _improvement(rule, new, old)
-    if gain < rule.min_improvement or gain <= 0:
-        return Decision(
+    if improvement is None:
+        raise ValueError("a challenger is judged against a champion on a paired improvement")
+    required = rule.min_improvement
+    versus = f"challenger {m} {new:.4f} vs champion {old:.4f}: improvement"
+    if improvement.lower < required or improvement.lower <= 0 or np.isnan(improvement.lower):
+        return said(
             False,
-            f"challenger {m} {new:.4f} vs champion {old:.4f}: improvement {gain:+.4f} is below "
-            f"the required {rule.min_improvement:.4f}",
-            m,
-            new,
-            old,
-            base,
+            f"{versus} {improvement.said(signed=True)} ({improvement.confidence:.0%} "
+            f"{improvement.method}, {improvement.n:,} rows): its lower bound does not clear "
+            f"the required {required:.4f}",
         )
-    return Decision(
+    return said(
         True,
-        f"challenger {m} {new:.4f} beats champion {old:.4f} by {gain:+.4f} "
-        f"(required {rule.min_improvement:.4f})",
-        m,
-        new,
-        old,
-        base,
+        f"{versus} {improvement.said(signed=True)} ({improvement.confidence:.0%} "
+        f"{improvement.method}, {improvement.n:,} rows): its lower bound clears the required "
+        f"{required:.4f}",
     )

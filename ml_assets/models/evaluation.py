@@ -6,7 +6,7 @@ the result and says how it is recorded (version tags, the evaluation file, a met
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from headwater_core.names import (
     CHALLENGER,
@@ -15,17 +15,20 @@ from headwater_core.names import (
     TAG_GATE_CHAMPION_VERSION,
     TAG_GATE_METRICS,
     TAG_GATE_REASON,
+    TAG_GATE_TEST,
 )
+from ml_assets.models.bootstrap import Interval, paired_improvement
 from ml_assets.models.evaluate import (
     Decision,
-    baseline_metrics,
+    baseline_predictions,
     decide,
-    metrics_on_test_window,
+    metrics_for,
+    test_predictions,
 )
 from ml_assets.models.registry import require_complete
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking, load_judged
-from ml_assets.models.train import split_of, to_frame
+from ml_assets.models.train import LABEL_COLUMN, split_of, to_frame
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class Evaluation:
 
     def to_json(self) -> str:
         """The evaluation file's content."""
-        return json.dumps({**vars(self), "decision": vars(self.decision)}, indent=2, default=str)
+        return json.dumps(asdict(self), indent=2, default=str)
 
     def gate_tags(self) -> dict[str, str]:
         """The decision as recorded on the challenger version's tags."""
@@ -50,7 +53,18 @@ class Evaluation:
             TAG_GATE_REASON: self.decision.reason,
             TAG_GATE_CHAMPION_VERSION: self.champion_version or "",
             TAG_GATE_METRICS: json.dumps(self.metrics, sort_keys=True),
+            TAG_GATE_TEST: json.dumps(
+                {
+                    "vs_champion": _interval(self.decision.improvement),
+                    "vs_baseline": _interval(self.decision.over_baseline),
+                },
+                sort_keys=True,
+            ),
         }
+
+
+def _interval(interval: Interval | None) -> dict | None:
+    return asdict(interval) if interval is not None else None
 
 
 def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Evaluation:
@@ -71,29 +85,74 @@ def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Eva
         require_complete(tracking, name, champion, marker=False)
 
     frame = to_frame(table, spec)
-    metrics: dict[str, dict[str, float] | None] = {
-        "challenger": metrics_on_test_window(
-            spec, table, frame, load_judged(tracking, name, challenger)
-        ),
-        # The champion's held-out twin stopped learning before this test window began (its own
-        # validation window ended earlier); its refit may have trained on these very rows.
+    label = table.column(LABEL_COLUMN).to_numpy()[split_of(table) == "test"]
+    # Every model predicts the same test rows, so the gate compares them row by row (paired).
+    # The champion's held-out twin stopped learning before this test window began (its own
+    # validation window ended earlier); its refit may have trained on these very rows.
+    predictions = {
+        "challenger": test_predictions(table, frame, load_judged(tracking, name, challenger)),
         "champion": (
-            metrics_on_test_window(spec, table, frame, load_judged(tracking, name, champion))
+            test_predictions(table, frame, load_judged(tracking, name, champion))
             if champion is not None
             else None
         ),
-        "baseline": baseline_metrics(spec, table, frame),
+        "baseline": baseline_predictions(spec, table, frame),
     }
+    metrics: dict[str, dict[str, float] | None] = {
+        who: metrics_for(spec, label, p) if p is not None else None
+        for who, p in predictions.items()
+    }
+
+    def paired(old) -> Interval:
+        rule = spec.promotion
+        return paired_improvement(
+            rule.metric,
+            label,
+            predictions["challenger"],
+            old,
+            confidence=rule.confidence,
+            resamples=rule.resamples,
+            seed=int(spec.lightgbm.get("seed", 0)),
+            top_k_share=spec.top_k_share,
+            stratified=spec.objective == "binary",
+        )
+
     decision = decide(
-        spec.promotion, metrics["challenger"], metrics["champion"], metrics["baseline"]
+        spec.promotion,
+        metrics["challenger"],
+        metrics["champion"],
+        metrics["baseline"],
+        improvement=paired(predictions["champion"]) if champion is not None else None,
+        over_baseline=paired(predictions["baseline"]),
     )
     return Evaluation(
         challenger_version=challenger.version,
         champion_version=champion.version if champion is not None else None,
         metrics=metrics,
-        test_rows=int((split_of(table) == "test").sum()),
+        test_rows=len(label),
         decision=decision,
     )
+
+
+def gate_metadata(decision: Decision) -> dict[str, float | int | str]:
+    """The gate's paired intervals as flat numbers (Dagster plots them over materialisations):
+    `improvement*` over the champion, `over_baseline*` over the baseline."""
+    out: dict[str, float | int | str] = {}
+    for prefix, interval in (
+        ("improvement", decision.improvement),
+        ("over_baseline", decision.over_baseline),
+    ):
+        if interval is not None:
+            out.update(
+                {
+                    prefix: interval.value,
+                    f"{prefix}_lower": interval.lower,
+                    f"{prefix}_upper": interval.upper,
+                }
+            )
+            out["gate_method"] = f"{interval.method}, {interval.confidence:.0%} interval"
+            out["gate_rows"] = interval.n
+    return out
 
 
 def metrics_markdown(rows: dict[str, dict[str, float] | None], metrics: tuple[str, ...]) -> str:

@@ -8,7 +8,7 @@ model is SQL plus a spec, with no Python. No Dagster import here.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,11 +64,17 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class PromotionSpec:
-    """A challenger replaces the champion only if it beats it (and the baseline) on `metric`
-    by at least `min_improvement` on the same test window."""
+    """A challenger replaces the champion only if it beats it on `metric` on the same test rows,
+    clear of noise: the lower bound of the paired bootstrap interval of the improvement (at
+    `confidence`, two-sided) must reach `min_improvement` and be above zero. The first version
+    (no champion) must beat the decile baseline."""
 
     metric: str
     min_improvement: float = 0.0
+    confidence: float = 0.90
+    """Two-sided level of the improvement's interval: 0.90 makes its lower bound a one-sided 95%
+    bound."""
+    resamples: int = 1000
 
     @property
     def higher_is_better(self) -> bool:
@@ -94,17 +100,22 @@ class DriftSpec:
 class PerformanceSpec:
     """When realised performance has decayed: `metric` on matured labels (over the trailing
     `window_days`) against the same metric on the model version's own test window, as a
-    relative loss (0.05 = 5% worse).
-    A decay of `warn_decay` warns; one of `error_decay` fails the check and the model retrains."""
+    relative loss (0.05 = 5% worse). The realised metric carries a bootstrap interval at
+    `confidence` (two-sided); the check warns when even its best bound is `warn_decay` worse,
+    and fails (the model retrains) when it is `error_decay` worse: a decay clear of noise."""
 
     metric: str
     warn_decay: float
     error_decay: float
-    min_rows: int = 200
-    """A window with fewer scored rows (or, for a classifier, no positive) is not judged."""
+    min_labels: int = 200
+    """A window with fewer matured labels is not judged ("not enough labels")."""
+    min_positives: int = 10
+    """Nor, for a classifier, one with fewer positive labels."""
     window_days: int = 7
     """The check judges the metric over this many days up to the measured one (the same version,
     matured labels): a single day's ROC-AUC on a few dozen frauds is mostly noise."""
+    confidence: float = 0.90
+    resamples: int = 1000
 
 
 @dataclass(frozen=True)
@@ -158,12 +169,17 @@ def spec_from_yml(path: Path) -> ModelSpec:
     try:
         label = LabelSpec(**raw["label"])
         split = SplitSpec(**raw["split"])
-        promotion = PromotionSpec(**raw["promotion"])
+        promotion = _block(PromotionSpec, raw["promotion"], where, "promotion")
         monitoring_raw = raw.get("monitoring") or {}
         monitoring = MonitoringSpec(
             drift=DriftSpec(**(monitoring_raw.get("drift") or {})),
             performance=(
-                PerformanceSpec(**monitoring_raw["performance"])
+                _block(
+                    PerformanceSpec,
+                    monitoring_raw["performance"],
+                    where,
+                    "monitoring.performance",
+                )
                 if monitoring_raw.get("performance")
                 else None
             ),
@@ -198,8 +214,6 @@ def spec_from_yml(path: Path) -> ModelSpec:
         raise ValueError(f"{where}: spec name {spec.name!r} must match its file name")
     if spec.objective not in ("binary", "regression"):
         raise ValueError(f"{where}: objective must be binary or regression")
-    if spec.promotion.metric not in spec.metrics:
-        raise ValueError(f"{where}: promotion metric must be one of {spec.metrics}")
     unknown = set(spec.categorical) - set(spec.features)
     if unknown:
         raise ValueError(f"{where}: categorical columns {sorted(unknown)} are not features")
@@ -208,17 +222,60 @@ def spec_from_yml(path: Path) -> ModelSpec:
     drift = spec.monitoring.drift
     if not 0 < drift.warn_share <= drift.error_share <= 1:
         raise ValueError(f"{where}: monitoring.drift needs 0 < warn_share <= error_share <= 1")
-    performance = spec.monitoring.performance
-    if performance is not None:
-        if performance.metric not in spec.metrics:
-            raise ValueError(
-                f"{where}: monitoring.performance.metric must be one of {spec.metrics}"
-            )
-        if not 0 <= performance.warn_decay <= performance.error_decay:
-            raise ValueError(
-                f"{where}: monitoring.performance needs 0 <= warn_decay <= error_decay"
-            )
+    _check_promotion(spec, where)
+    _check_performance(spec, where)
     return spec
+
+
+def _block(cls, raw, where: str, name: str):
+    """A spec block (a mapping) as its dataclass; an unknown key is named with the block."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: {name} must be a mapping")
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: {name}.{unknown[0]} is not a known key (known: {known})")
+    return cls(**raw)
+
+
+def _check_interval_keys(rule, where: str, name: str) -> None:
+    """The bootstrap keys every interval-carrying block shares."""
+    if not (isinstance(rule.confidence, float | int) and 0.5 <= rule.confidence < 1):
+        raise ValueError(
+            f"{where}: {name}.confidence must be a number in [0.5, 1) (got {rule.confidence!r})"
+        )
+    if not (isinstance(rule.resamples, int) and rule.resamples >= 100):
+        raise ValueError(
+            f"{where}: {name}.resamples must be an integer >= 100 (got {rule.resamples!r})"
+        )
+
+
+def _check_promotion(spec: ModelSpec, where: str) -> None:
+    rule = spec.promotion
+    if rule.metric not in spec.metrics:
+        raise ValueError(f"{where}: promotion.metric must be one of {spec.metrics}")
+    if not (isinstance(rule.min_improvement, float | int) and rule.min_improvement >= 0):
+        raise ValueError(
+            f"{where}: promotion.min_improvement must be a number >= 0 "
+            f"(got {rule.min_improvement!r})"
+        )
+    _check_interval_keys(rule, where, "promotion")
+
+
+def _check_performance(spec: ModelSpec, where: str) -> None:
+    rule = spec.monitoring.performance
+    if rule is None:
+        return
+    name = "monitoring.performance"
+    if rule.metric not in spec.metrics:
+        raise ValueError(f"{where}: {name}.metric must be one of {spec.metrics}")
+    if not 0 <= rule.warn_decay <= rule.error_decay:
+        raise ValueError(f"{where}: {name} needs 0 <= warn_decay <= error_decay")
+    for key in ("min_labels", "min_positives", "window_days"):
+        value = getattr(rule, key)
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{where}: {name}.{key} must be an integer >= 1 (got {value!r})")
+    _check_interval_keys(rule, where, name)
 
 
 def _check_names(spec: ModelSpec, where: str) -> None:

@@ -120,9 +120,13 @@ def _performance_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckS
         PERFORMANCE_CHECK,
         asset=key,
         description=(
-            f"{rule.metric} no more than {rule.warn_decay:.0%} worse than on the version's "
-            f"test window (WARN beyond, ERROR beyond {rule.error_decay:.0%}: the model "
-            "retrains)."
+            f"{rule.metric} over the trailing {rule.window_days} days no more than "
+            f"{rule.warn_decay:.0%} worse than on the version's test window, clear of noise: "
+            f"the best bound of its {rule.confidence:.0%} bootstrap interval decides (WARN "
+            f"beyond, ERROR beyond {rule.error_decay:.0%}: the model retrains). Below "
+            f"{rule.min_labels} matured labels"
+            + (f" or {rule.min_positives} positive" if spec.objective == "binary" else "")
+            + ': "not enough labels", not judged.'
         ),
     )
 
@@ -249,18 +253,13 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         trained_through = version.tags.get(TAG_TRAINED_THROUGH, "")
         measured = measure.measure_performance(spec, day, scored, test_metrics, trained_through)
         with warehouse.connect() as con:
-            measure.write_performance(
-                con, name, day, version.version, measured.metrics, test_metrics
-            )
+            measure.write_performance(con, spec, day, version.version, measured, test_metrics)
         verdict = measured.verdict
         context.log.info(f"{name} {day}: {verdict.reason}")
-        window = f"trailing_{rule.window_days}d"
         yield dg.MaterializeResult(
             metadata={
                 **{m: float(v) for m, v in measured.metrics.items()},
-                f"test_window_{rule.metric}": measured.reference,
-                f"{window}_{rule.metric}": float(measured.window_metrics[rule.metric]),
-                f"{window}_rows": measured.window_rows,
+                **_window_metadata(measured, rule),
                 "model_version": version.version,
                 "seen_in_training": measured.seen_in_training,
                 "rows": scored.rows.num_rows,
@@ -273,7 +272,33 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             passed=verdict.passed,
             severity=_severity(verdict),
             description=verdict.reason,
-            metadata={"day": day, "model_version": version.version, "metric": rule.metric},
+            metadata={
+                "day": day,
+                "model_version": version.version,
+                **_window_metadata(measured, rule),
+            },
         )
 
     return performance
+
+
+def _window_metadata(measured: measure.PerformanceMeasurement, rule) -> dict:
+    """The check's evidence as flat numbers Dagster plots over partitions: the trailing
+    window's metric, its interval, its matured labels, and the test window's value."""
+    w = measured.window
+    return {
+        "metric": rule.metric,
+        "value": w.value,
+        "lower": w.lower,
+        "upper": w.upper,
+        "n_labels": w.n,
+        **(
+            {"n_positives": measured.window_positives}
+            if measured.window_positives is not None
+            else {}
+        ),
+        "test_window_value": measured.reference,
+        "interval": f"{w.confidence:.0%}, {w.method}",
+        "window_days": rule.window_days,
+        "enough_labels": measured.enough_labels,
+    }

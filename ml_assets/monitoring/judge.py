@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from ml_assets.models.bootstrap import Interval, metric_interval
 from ml_assets.models.evaluate import metrics_for
 from ml_assets.models.spec import HIGHER_IS_BETTER, DriftSpec, ModelSpec, PerformanceSpec
 
@@ -59,6 +60,22 @@ def realised_metrics(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> dict[s
     return metrics
 
 
+def realised_interval(spec: ModelSpec, y: np.ndarray, pred: np.ndarray) -> Interval:
+    """The decay check's metric on matured labels with its bootstrap interval (a classifier's
+    resampled within each class, so its positives are all in every resample)."""
+    rule = spec.monitoring.performance
+    return metric_interval(
+        rule.metric,
+        y,
+        pred,
+        confidence=rule.confidence,
+        resamples=rule.resamples,
+        seed=int(spec.lightgbm.get("seed", 0)),
+        top_k_share=spec.top_k_share,
+        stratified=spec.objective == "binary",
+    )
+
+
 def relative_decay(metric: str, reference: float, realised: float) -> float:
     """How much worse `realised` is than `reference`, as a share of it (negative: better)."""
     if reference == 0 or math.isnan(reference) or math.isnan(realised):
@@ -95,28 +112,48 @@ def judge_drift(rule: DriftSpec, share: float, drifted: list[str], features: int
     return Verdict("ok", f"{said}: below the warning share {rule.warn_share:.0%}")
 
 
+def enough_labels(rule: PerformanceSpec, labels: int, positives: int | None) -> bool:
+    """Whether a window holds enough matured labels (and positives, for a classifier) to judge."""
+    return labels >= rule.min_labels and (positives is None or positives >= rule.min_positives)
+
+
 def judge_performance(
     rule: PerformanceSpec,
     reference: float,
-    realised: float,
-    rows: int,
+    realised: Interval,
     positives: int | None,
     seen_in_training: bool = False,
 ) -> Verdict:
-    """Decay of `rule.metric` against the version's test window. Too few rows (or no positive
-    for a classifier) is not judged: a metric on them says nothing; nor is a day the version was
-    trained or selected on (its score there is not a realised one)."""
-    m = rule.metric
+    """Decay of `rule.metric` against the version's test window, clear of noise: the level is
+    set by the realised interval's best bound (the upper one for a metric where higher is
+    better), so a window merely unlucky in which rows it drew does not alarm. Too few matured
+    labels (or, for a classifier, too few positives) is "not enough labels", not judged; nor is
+    a day the version was trained or selected on (its score there is not a realised one)."""
+    m, n = rule.metric, realised.n
     if seen_in_training:
         return Verdict(
-            "ok", f"not judged: the version was trained on this day ({m} {realised:.4f})"
+            "ok", f"not judged: the version was trained on this day ({m} {realised.value:.4f})"
         )
-    if rows < rule.min_rows or positives == 0 or math.isnan(realised):
-        return Verdict("ok", f"not judged: {rows} rows, {positives} positives, {m} {realised:.4f}")
-    decay = relative_decay(m, reference, realised)
-    said = f"{m} {realised:.4f} vs {reference:.4f} on the test window ({decay:+.1%} decay)"
-    if decay >= rule.error_decay:
+    if not enough_labels(rule, n, positives) or math.isnan(realised.value):
+        counted = f"{n} matured labels" + (
+            f", {positives} positive" if positives is not None else ""
+        )
+        return Verdict(
+            "ok",
+            f"not enough labels: {counted} (the check needs {rule.min_labels}"
+            + (f" and {rule.min_positives} positive" if positives is not None else "")
+            + f"); {m} {realised.value:.4f}",
+        )
+    best = realised.upper if m in HIGHER_IS_BETTER else realised.lower
+    decay = relative_decay(m, reference, realised.value)
+    clear = relative_decay(m, reference, best)
+    said = (
+        f"{m} {realised.said()} ({realised.confidence:.0%} interval, {n} labels) vs "
+        f"{reference:.4f} on the test window: {decay:+.1%} decay, {clear:+.1%} at the interval's "
+        "best bound"
+    )
+    if clear >= rule.error_decay:
         return Verdict("error", f"{said}, at or above the error decay {rule.error_decay:.0%}")
-    if decay >= rule.warn_decay:
+    if clear >= rule.warn_decay:
         return Verdict("warn", f"{said}, at or above the warning decay {rule.warn_decay:.0%}")
     return Verdict("ok", f"{said}, below the warning decay {rule.warn_decay:.0%}")

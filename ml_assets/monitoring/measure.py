@@ -25,13 +25,16 @@ from headwater_core.names import (
     REFERENCE_ARTIFACT,
     scores_table,
 )
+from ml_assets.models.bootstrap import Interval
 from ml_assets.models.spec import ModelSpec, ident, table_ref
 from ml_assets.monitoring.drift import DriftResult, compute_drift
 from ml_assets.monitoring.judge import (
     Verdict,
+    enough_labels,
     importance_share,
     judge_drift,
     judge_performance,
+    realised_interval,
     realised_metrics,
 )
 
@@ -47,8 +50,12 @@ DRIFT_COLUMNS = (
 )
 PERFORMANCE_COLUMNS = (
     "model varchar, day date, model_version varchar, metric varchar, value double, "
-    "test_window_value double, computed_at timestamp"
+    "test_window_value double, computed_at timestamp, lower double, upper double, "
+    "n_labels integer"
 )
+# Added after the first release: a table written before gets them (appended, so the positional
+# insert of `replace_rows` still lines up).
+_PERFORMANCE_ADDED = ("lower double", "upper double", "n_labels integer")
 
 
 class NotMeasurable(Exception):
@@ -255,8 +262,10 @@ def read_performance_day(
 @dataclass(frozen=True)
 class PerformanceMeasurement:
     metrics: dict[str, float]  # the day's realised metrics
-    window_metrics: dict[str, float]  # the trailing window's
-    window_rows: int
+    labels: int  # the day's matured labels
+    window: Interval  # the check's metric on the trailing window, with its interval
+    window_positives: int | None  # the trailing window's positive labels (a classifier's)
+    enough_labels: bool  # the window holds enough labels to be judged
     positives: int | None  # the day's positive labels (a classifier's)
     reference: float  # the check's metric on the version's test window
     seen_in_training: bool  # the version was trained on the day
@@ -270,29 +279,26 @@ def measure_performance(
     test_metrics: dict[str, float],
     trained_through: str,
 ) -> PerformanceMeasurement:
-    """Realised performance of a day and of its trailing window, and the decay check's verdict
-    against the scoring version's `test_metrics` (not judged on a day up to `trained_through`,
-    the last day the version was trained on)."""
+    """Realised performance of a day, the check's metric with its bootstrap interval over the
+    trailing window, and the decay check's verdict against the scoring version's
+    `test_metrics` (not judged on a day up to `trained_through`, the last day the version was
+    trained on)."""
     rule = spec.monitoring.performance
     binary = spec.objective == "binary"
     y = measured.rows.column("label").to_numpy()
     metrics = realised_metrics(spec, y, measured.rows.column("score").to_numpy())
     window_y = measured.window.column("label").to_numpy()
-    window_metrics = realised_metrics(spec, window_y, measured.window.column("score").to_numpy())
+    window = realised_interval(spec, window_y, measured.window.column("score").to_numpy())
+    window_positives = int(window_y.sum()) if binary else None
     reference = float(test_metrics.get(rule.metric, float("nan")))
     seen = day <= trained_through
-    verdict = judge_performance(
-        rule,
-        reference,
-        window_metrics[rule.metric],
-        len(window_y),
-        int(window_y.sum()) if binary else None,
-        seen_in_training=seen,
-    )
+    verdict = judge_performance(rule, reference, window, window_positives, seen_in_training=seen)
     return PerformanceMeasurement(
         metrics=metrics,
-        window_metrics=window_metrics,
-        window_rows=len(window_y),
+        labels=len(y),
+        window=window,
+        window_positives=window_positives,
+        enough_labels=enough_labels(rule, window.n, window_positives),
         positives=int(y.sum()) if binary else None,
         reference=reference,
         seen_in_training=seen,
@@ -302,16 +308,29 @@ def measure_performance(
 
 def write_performance(
     con: duckdb.DuckDBPyConnection,
-    model: str,
+    spec: ModelSpec,
     day: str,
     version: str,
-    metrics: dict[str, float],
+    measured: PerformanceMeasurement,
     test_metrics: dict[str, float],
 ) -> None:
-    """The day's rows of `monitoring.performance`: one per realised metric, beside the same
-    metric on the version's test window."""
+    """The day's rows of `monitoring.performance`: one per realised metric of the day (beside
+    the same metric on the version's test window), and one for the check's metric over the
+    trailing window (`<metric>_trailing_<N>d`) with its interval and count of matured labels."""
+    rule = spec.monitoring.performance
     computed_at = _now()
     rows = [
-        (model, day, version, m, v, test_metrics.get(m), computed_at) for m, v in metrics.items()
+        (spec.name, day, version, m, v, test_metrics.get(m), computed_at)
+        + (None, None, measured.labels)
+        for m, v in measured.metrics.items()
     ]
-    replace_rows(con, PERFORMANCE_TABLE, PERFORMANCE_COLUMNS, model, day, rows)
+    w = measured.window
+    rows.append(
+        (spec.name, day, version, f"{rule.metric}_trailing_{rule.window_days}d", w.value)
+        + (test_metrics.get(rule.metric), computed_at, w.lower, w.upper, w.n)
+    )
+    con.execute(f"create schema if not exists {PERFORMANCE_TABLE.split('.')[0]}")
+    con.execute(f"create table if not exists {PERFORMANCE_TABLE} ({PERFORMANCE_COLUMNS})")
+    for column in _PERFORMANCE_ADDED:
+        con.execute(f"alter table {PERFORMANCE_TABLE} add column if not exists {column}")
+    replace_rows(con, PERFORMANCE_TABLE, PERFORMANCE_COLUMNS, spec.name, day, rows)

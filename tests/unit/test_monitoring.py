@@ -5,12 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from ml_assets.models.spec import DriftSpec, PerformanceSpec
+from ml_assets.models.spec import DriftSpec
 from ml_assets.monitoring.judge import (
     calibration,
     importance_share,
     judge_drift,
-    judge_performance,
     relative_decay,
 )
 
@@ -56,15 +55,3 @@ def test_drift_verdicts_follow_the_spec_thresholds():
     assert (ok.level, warn.level, error.level) == ("ok", "warn", "error")
     assert ok.passed and not warn.passed and not error.passed
     assert "amount, category" in error.reason and "65%" in error.reason
-
-
-def test_performance_verdicts_judge_only_days_with_enough_evidence():
-    rule = PerformanceSpec(metric="roc_auc", warn_decay=0.03, error_decay=0.06, min_rows=200)
-    assert judge_performance(rule, 0.95, 0.94, 1000, 10).level == "ok"
-    assert judge_performance(rule, 0.95, 0.91, 1000, 10).level == "warn"
-    assert judge_performance(rule, 0.95, 0.80, 1000, 10).level == "error"
-    assert judge_performance(rule, 0.95, 0.50, 100, 10).level == "ok", "too few rows"
-    assert judge_performance(rule, 0.95, math.nan, 1000, 0).level == "ok", "no positive"
-    assert "not judged" in judge_performance(rule, 0.95, 0.5, 100, 10).reason
-    in_sample = judge_performance(rule, 0.95, 0.50, 1000, 10, seen_in_training=True)
-    assert in_sample.level == "ok" and "trained on this day" in in_sample.reason
