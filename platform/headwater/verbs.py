@@ -31,6 +31,11 @@ SELECT_HELP = (
 )
 
 
+# The console says what each step did (INFO), not each of Dagster's events (DEBUG); the event log
+# in the instance keeps them all.
+PROGRESS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
 def parse_selection(text: str):
     """A Dagster asset selection from its string form; UserError if it is not one."""
     import dagster as dg
@@ -46,7 +51,7 @@ def _run(args: argparse.Namespace, selection, command: str) -> int:
     from headwater.headless import materialize_range, print_summary
 
     started = time.perf_counter()
-    result = materialize_range(args.start, args.end, selection=selection)
+    result = materialize_range(args.start, args.end, selection=selection, run_config=PROGRESS)
     print_summary(result, time.perf_counter() - started, command)
     return 0 if result.success else 1
 
@@ -83,11 +88,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     scores tables are written, each row naming the champion version that scored it."""
     import dagster as dg
 
-    from headwater.headless import TRAINING
+    from headwater.headless import TRAINING, partition_range
     from headwater_core.names import CHAMPION, MONITORING, SCORES, model_keys
     from ml_assets.models.tracking import MlflowTracking
 
     configure_environment()
+    partition_range(args.start, args.end)  # a wrong range fails before MLflow is asked
     specs = _specs(args.model)
     tracking = MlflowTracking()
     without = [
