@@ -65,6 +65,18 @@ def home(tmp_path_factory):
     return home
 
 
+def _set_versions(home, version: str, of: str) -> None:
+    """Mark the scores rows of version `of` as scored by `version`."""
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    try:
+        con.execute(
+            "update scores.fraud_classifier set model_version = $1 where model_version = $2",
+            [version, of],
+        )
+    finally:
+        con.close()
+
+
 def _tracking(home) -> MlflowTracking:
     return MlflowTracking(tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
 
@@ -84,25 +96,26 @@ def test_score_rewrites_only_its_range_and_never_trains(home):
     tracking = _tracking(home)
     champion = str(tracking.version_by_alias(FRAUD, CHAMPION).version)
     versions = len(tracking.client().search_model_versions(f"name = '{FRAUD}'"))
-    con = duckdb.connect(str(home / "warehouse.duckdb"))
-    try:
-        con.execute("update scores.fraud_classifier set model_version = 'old'")
-    finally:
-        con.close()
+    _set_versions(home, "old", champion)
     runs = len(_runs(home))
 
-    out = _headwater(
-        home, "score", "--start", "2025-04-01", "--end", "2025-04-03", "--model", "fraud_classifier"
-    )
+    try:
+        out = _headwater(
+            home,
+            *("score", "--start", "2025-04-01", "--end", "2025-04-03"),
+            *("--model", "fraud_classifier"),
+        )
+        by_version = dict(
+            _query(
+                home,
+                "select cast(event_time as date) between '2025-04-01' and '2025-04-03', "
+                "string_agg(distinct model_version) from scores.fraud_classifier group by 1",
+            )
+        )
+    finally:  # the other tests monitor days scored by the real version
+        _set_versions(home, champion, "old")
 
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
-    by_version = dict(
-        _query(
-            home,
-            "select cast(event_time as date) between '2025-04-01' and '2025-04-03', "
-            "string_agg(distinct model_version) from scores.fraud_classifier group by 1",
-        )
-    )
     assert by_version == {True: champion, False: "old"}
     (in_range,) = _query(
         home,
@@ -111,7 +124,8 @@ def test_score_rewrites_only_its_range_and_never_trains(home):
     )
     assert _query(
         home,
-        "select count(*) from scores.fraud_classifier where model_version = '" + champion + "'",
+        "select count(*) from scores.fraud_classifier "
+        "where cast(event_time as date) between '2025-04-01' and '2025-04-03'",
     ) == [in_range]
     assert len(tracking.client().search_model_versions(f"name = '{FRAUD}'")) == versions
     assert len(_runs(home)) == runs + 1
