@@ -133,7 +133,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         if role != "performance" or s.monitoring.performance is not None
     ]
     if not keys:
-        raise UserError(f"{args.model} declares no {args.only} monitoring")
+        raise UserError(f"{args.model or 'no model'} declares no {args.only} monitoring")
     return _run(args, dg.AssetSelection.assets(*keys), "monitor")
 
 
