@@ -284,6 +284,12 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             )
         if verdicts:
             yield _check_result(PERFORMANCE_CHECK, verdicts, metadata)
+        elif not refused:  # a range without a scored day: the check still answers
+            yield dg.AssetCheckResult(
+                check_name=PERFORMANCE_CHECK,
+                passed=True,
+                description=f"nothing scored in {days[0]}..{days[-1]}: no performance to measure",
+            )
         if refused:
             more = f" (and {len(refused) - 3} more days)" if len(refused) > 3 else ""
             measured = f"; {len(verdicts)} other day(s) measured" if verdicts else ""

@@ -174,6 +174,19 @@ def test_monitor_measures_every_day_of_a_range_in_one_run(home):
     assert "| monitoring/fraud_classifier/drift | " in out.stdout
 
 
+def test_monitoring_a_range_with_nothing_scored_measures_nothing_and_succeeds(home):
+    """Days after the world's last one are partitions with no scores (as a weekly model's
+    other days are): skipped, and the checks still answer."""
+    out = _headwater(
+        home,
+        *("monitor", "--start", "2025-04-20", "--end", "2025-04-21"),
+        *("--model", "fraud_classifier"),
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert "| monitoring/fraud_classifier/performance | " not in out.stdout
+    assert _query(home, "select count(*) from monitoring.drift where day >= '2025-04-20'") == [(0,)]
+
+
 def test_a_failing_command_prints_one_line(home):
     outside = _headwater(home, "score", "--start", "2024-06-01", "--end", "2024-06-02")
     assert outside.returncode == 1
