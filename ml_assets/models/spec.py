@@ -9,6 +9,7 @@ model is SQL plus a spec, with no Python. No Dagster import here.
 
 import re
 from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,18 +49,109 @@ class LabelSpec:
     """Timestamp column: when a positive label became known; a later one counts as unknown."""
 
 
+class SpecError(ValueError):
+    """A model spec that cannot be used; the message names its file and the field."""
+
+
+@dataclass(frozen=True)
+class DateWindow:
+    """A window of event dates pinned in the spec, both ends inclusive; no start: every earlier
+    matured row (the training window only)."""
+
+    start: date | None
+    end: date
+
+
 @dataclass(frozen=True)
 class SplitSpec:
-    """Time windows, counted back in days from the last matured event: test, then validation,
-    then training (all earlier matured rows when `train_days` is null)."""
+    """Time windows of the training set: counted back in days from the last matured event
+    (test, then validation, then training: all earlier matured rows when `train_days` is null),
+    or pinned by date (`train`, `validation`, `test`, each `{start, end}`)."""
 
-    test_days: int
-    validation_days: int
+    test_days: int | None = None
+    validation_days: int | None = None
     train_days: int | None = None
     refit: bool = True
     """The gate judges the model trained on the train window; the version that serves is then
     refit on all three windows with the same number of rounds (false: the held-out model
     serves)."""
+    train: DateWindow | None = None
+    validation: DateWindow | None = None
+    test: DateWindow | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the windows are dates rather than day counts."""
+        return self.test is not None
+
+
+PINNED_WINDOWS = ("train", "validation", "test")
+
+
+def split_from_yml(raw: dict, where: str) -> SplitSpec:
+    """The `split:` block: day counts, or the three windows pinned by date, checked to be
+    ordered and not to overlap (whether they hold data is known only when training)."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: split must be a mapping")
+    pinned = [w for w in PINNED_WINDOWS if w in raw]
+    if not pinned:
+        split = SplitSpec(**raw)
+        for field_name in ("test_days", "validation_days"):
+            value = getattr(split, field_name)
+            if not (isinstance(value, int) and value > 0):
+                raise SpecError(
+                    f"{where}: split.{field_name} must be a whole number of days above 0 "
+                    "(or pin the windows: split.train, split.validation, split.test)"
+                )
+        return split
+    counted = sorted(k for k in raw if k.endswith("_days") and raw[k] is not None)
+    if counted:
+        raise SpecError(
+            f"{where}: split pins {', '.join(pinned)} by date and also counts "
+            f"{', '.join(counted)}: give one or the other"
+        )
+    missing = [w for w in PINNED_WINDOWS if w not in raw]
+    if missing:
+        raise SpecError(
+            f"{where}: split pins {', '.join(pinned)} by date but not "
+            f"{', '.join(missing)}: pin all three ({{start, end}} each)"
+        )
+    windows = {w: _date_window(raw[w], f"split.{w}", where) for w in PINNED_WINDOWS}
+    for earlier, later in (("train", "validation"), ("validation", "test")):
+        if windows[later].start is None or windows[later].start <= windows[earlier].end:
+            raise SpecError(
+                f"{where}: split.{later}.start ({windows[later].start}) must be after "
+                f"split.{earlier}.end ({windows[earlier].end}): the windows come in the order "
+                "train, validation, test and do not overlap"
+            )
+    rest = {k: v for k, v in raw.items() if k not in PINNED_WINDOWS}
+    return SplitSpec(**rest, **windows)
+
+
+def _date_window(raw, field_name: str, where: str) -> DateWindow:
+    if not isinstance(raw, dict) or set(raw) - {"start", "end"} or "end" not in raw:
+        raise SpecError(f"{where}: {field_name} must be {{start: YYYY-MM-DD, end: YYYY-MM-DD}}")
+    ends = {}
+    for edge in ("start", "end"):
+        value = raw.get(edge)
+        if value is None or isinstance(value, date):
+            ends[edge] = value
+            continue
+        try:
+            ends[edge] = date.fromisoformat(str(value))
+        except ValueError:
+            raise SpecError(
+                f"{where}: {field_name}.{edge} {value!r} is not a date (YYYY-MM-DD)"
+            ) from None
+    if ends["end"] is None:
+        raise SpecError(f"{where}: {field_name}.end is missing")
+    if field_name != "split.train" and ends["start"] is None:
+        raise SpecError(f"{where}: {field_name}.start is missing (only train may leave it out)")
+    if ends["start"] is not None and ends["start"] > ends["end"]:
+        raise SpecError(
+            f"{where}: {field_name}.start ({ends['start']}) is after its end ({ends['end']})"
+        )
+    return DateWindow(ends["start"], ends["end"])
 
 
 @dataclass(frozen=True)
@@ -164,11 +256,14 @@ class ModelSpec:
 
 
 def spec_from_yml(path: Path) -> ModelSpec:
-    raw = yaml.safe_load(path.read_text()) or {}
     where = str(path)
     try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SpecError(f"{where}: not valid YAML ({e})") from e
+    try:
         label = LabelSpec(**raw["label"])
-        split = SplitSpec(**raw["split"])
+        split = split_from_yml(raw["split"], where)
         promotion = _block(PromotionSpec, raw["promotion"], where, "promotion")
         monitoring_raw = raw.get("monitoring") or {}
         monitoring = MonitoringSpec(
@@ -207,21 +302,23 @@ def spec_from_yml(path: Path) -> ModelSpec:
             monitoring=monitoring,
             source=where,
         )
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{where}: invalid model spec ({e})") from e
+    except KeyError as e:
+        raise SpecError(f"{where}: invalid model spec (field {e} is missing)") from e
+    except TypeError as e:
+        raise SpecError(f"{where}: invalid model spec ({e})") from e
     _check_names(spec, where)
     if spec.name != path.stem:
-        raise ValueError(f"{where}: spec name {spec.name!r} must match its file name")
+        raise SpecError(f"{where}: spec name {spec.name!r} must match its file name")
     if spec.objective not in ("binary", "regression"):
-        raise ValueError(f"{where}: objective must be binary or regression")
+        raise SpecError(f"{where}: objective must be binary or regression")
     unknown = set(spec.categorical) - set(spec.features)
     if unknown:
-        raise ValueError(f"{where}: categorical columns {sorted(unknown)} are not features")
+        raise SpecError(f"{where}: categorical columns {sorted(unknown)} are not features")
     if spec.baseline_feature not in spec.features:
-        raise ValueError(f"{where}: baseline_feature must be one of the features")
+        raise SpecError(f"{where}: baseline_feature must be one of the features")
     drift = spec.monitoring.drift
     if not 0 < drift.warn_share <= drift.error_share <= 1:
-        raise ValueError(f"{where}: monitoring.drift needs 0 < warn_share <= error_share <= 1")
+        raise SpecError(f"{where}: monitoring.drift needs 0 < warn_share <= error_share <= 1")
     _check_promotion(spec, where)
     _check_performance(spec, where)
     return spec
@@ -230,22 +327,22 @@ def spec_from_yml(path: Path) -> ModelSpec:
 def _block(cls, raw, where: str, name: str):
     """A spec block (a mapping) as its dataclass; an unknown key is named with the block."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: {name} must be a mapping")
+        raise SpecError(f"{where}: {name} must be a mapping")
     known = [f.name for f in fields(cls)]
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ValueError(f"{where}: {name}.{unknown[0]} is not a known key (known: {known})")
+        raise SpecError(f"{where}: {name}.{unknown[0]} is not a known key (known: {known})")
     return cls(**raw)
 
 
 def _check_interval_keys(rule, where: str, name: str) -> None:
     """The bootstrap keys every interval-carrying block shares."""
     if not (isinstance(rule.confidence, float | int) and 0.5 <= rule.confidence < 1):
-        raise ValueError(
+        raise SpecError(
             f"{where}: {name}.confidence must be a number in [0.5, 1) (got {rule.confidence!r})"
         )
     if not (isinstance(rule.resamples, int) and rule.resamples >= 100):
-        raise ValueError(
+        raise SpecError(
             f"{where}: {name}.resamples must be an integer >= 100 (got {rule.resamples!r})"
         )
 
@@ -253,9 +350,9 @@ def _check_interval_keys(rule, where: str, name: str) -> None:
 def _check_promotion(spec: ModelSpec, where: str) -> None:
     rule = spec.promotion
     if rule.metric not in spec.metrics:
-        raise ValueError(f"{where}: promotion.metric must be one of {spec.metrics}")
+        raise SpecError(f"{where}: promotion.metric must be one of {spec.metrics}")
     if not (isinstance(rule.min_improvement, float | int) and rule.min_improvement >= 0):
-        raise ValueError(
+        raise SpecError(
             f"{where}: promotion.min_improvement must be a number >= 0 "
             f"(got {rule.min_improvement!r})"
         )
@@ -268,13 +365,13 @@ def _check_performance(spec: ModelSpec, where: str) -> None:
         return
     name = "monitoring.performance"
     if rule.metric not in spec.metrics:
-        raise ValueError(f"{where}: {name}.metric must be one of {spec.metrics}")
+        raise SpecError(f"{where}: {name}.metric must be one of {spec.metrics}")
     if not 0 <= rule.warn_decay <= rule.error_decay:
-        raise ValueError(f"{where}: {name} needs 0 <= warn_decay <= error_decay")
+        raise SpecError(f"{where}: {name} needs 0 <= warn_decay <= error_decay")
     for key in ("min_labels", "min_positives", "window_days"):
         value = getattr(rule, key)
         if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{where}: {name}.{key} must be an integer >= 1 (got {value!r})")
+            raise SpecError(f"{where}: {name}.{key} must be an integer >= 1 (got {value!r})")
     _check_interval_keys(rule, where, name)
 
 
@@ -298,14 +395,14 @@ def _check_names(spec: ModelSpec, where: str) -> None:
     for name, values in columns.items():
         for value in values:
             if not (isinstance(value, str) and IDENTIFIER.fullmatch(value)):
-                raise ValueError(
+                raise SpecError(
                     f"{where}: {name} {value!r} is not an identifier (letters, digits and "
                     "underscores, not starting with a digit)"
                 )
     for name, value in tables.items():
         parts = value.split(".") if isinstance(value, str) else []
         if len(parts) != 2 or not all(IDENTIFIER.fullmatch(p) for p in parts):
-            raise ValueError(
+            raise SpecError(
                 f"{where}: {name} {value!r} is not a table as schema.name (each part letters, "
                 "digits and underscores, not starting with a digit)"
             )

@@ -40,7 +40,16 @@ class Windows:
 
 
 def split_windows(last_matured_day: date, split: SplitSpec) -> Windows:
-    """Windows counted back from the last day whose labels have matured."""
+    """The spec's pinned windows, or windows counted back from the last day whose labels have
+    matured."""
+    if split.pinned:
+        day = timedelta(days=1)
+        train, validation, test = split.train, split.validation, split.test
+        return Windows(
+            (train.start, train.end + day),
+            (validation.start, validation.end + day),
+            (test.start, test.end + day),
+        )
     end = last_matured_day + timedelta(days=1)
     test_start = end - timedelta(days=split.test_days)
     validation_start = test_start - timedelta(days=split.validation_days)

@@ -7,12 +7,12 @@ Dagster import: the training-set asset and the benchmark floor call the same two
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 
-from ml_assets.models.spec import ModelSpec, ident, table_ref
+from ml_assets.models.spec import ModelSpec, SpecError, ident, table_ref
 from ml_assets.models.train import (
     EVENT_DATE_COLUMN,
     LABEL_COLUMN,
@@ -56,15 +56,17 @@ def matured_rows(con, spec: ModelSpec) -> tuple[datetime, pa.Table]:
 def build_training_set(
     spec: ModelSpec, cutoff: datetime, rows: pa.Table, path: Path
 ) -> TrainingSet:
-    """Split the matured rows by time (windows counted back from the newest matured day) and
-    write them to `path`."""
+    """Split the matured rows by time (the spec's pinned windows, or windows counted back from the
+    newest matured day) and write them to `path`."""
     if rows.num_rows == 0:
         raise ValueError(
             f"{spec.name}: no row of {spec.feature_set} has a matured label by {cutoff}"
         )
-    last_day = max(rows.column(EVENT_DATE_COLUMN).to_pylist())
-    windows = split_windows(last_day, spec.split)
+    days = rows.column(EVENT_DATE_COLUMN).to_pylist()
+    windows = split_windows(max(days), spec.split)
     table = assign_splits(rows, windows)
+    if spec.split.pinned:
+        check_pinned_windows(spec, windows, min(days), max(days), table)
     version = write_training_set(table, path)
     counts = {s: 0 for s in SPLITS}
     for s in table.column(SPLIT_COLUMN).to_pylist():
@@ -78,3 +80,30 @@ def build_training_set(
         rows=counts,
         label_mean=float(table.column(LABEL_COLUMN).to_numpy().mean()),
     )
+
+
+def check_pinned_windows(
+    spec: ModelSpec, windows: Windows, first_day: date, last_day: date, table: pa.Table
+) -> None:
+    """Windows pinned by date must lie inside the matured data and each hold rows: a test window
+    past the last matured day would judge the model on labels not final yet."""
+    where = spec.source or spec.name
+    start, end = windows.train[0], windows.test[1] - timedelta(days=1)
+    if end > last_day:
+        raise SpecError(
+            f"{where}: split.test.end ({end}) is after the last day whose labels have matured "
+            f"({last_day}): move it back, or load more days"
+        )
+    if start is not None and start < first_day:
+        raise SpecError(
+            f"{where}: split.train.start ({start}) is before the first day with a matured label "
+            f"({first_day})"
+        )
+    split = table.column(SPLIT_COLUMN).to_pylist()
+    for name in SPLITS:
+        if name not in split:
+            lo, hi = getattr(windows, name)
+            raise SpecError(
+                f"{where}: split.{name} ({lo or 'start'}..{hi - timedelta(days=1)}) holds no row "
+                f"of {spec.feature_set} with a matured label"
+            )

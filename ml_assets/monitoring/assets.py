@@ -1,4 +1,5 @@
-"""The two monitoring assets every model spec gets, per scored day.
+"""The two monitoring assets every model spec gets, per scored day; a run over a range of days
+(a backfill: their policy is a single run) measures each day and judges them together.
 
     monitoring/<name>/drift        Evidently data drift of the day's features and prediction drift
                                    against the scoring version's training window; HTML + JSON
@@ -36,7 +37,7 @@ from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring import measure
 from ml_assets.monitoring.drift import DriftResult
-from ml_assets.monitoring.judge import Verdict
+from ml_assets.monitoring.judge import Verdict, range_verdict
 
 
 class MonitoringReports(dg.ConfigurableResource):
@@ -136,6 +137,10 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
         "group_name": MONITORING,
         "owners": [spec.owner],
         "partitions_def": partitions_def(),
+        # A range of days is one run (a backfill, `headwater monitor`): each day is measured and
+        # materialised on its own, and the check judges the run's days together.
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "output_required": False,
         "pool": DUCKDB_POOL,
         "metadata": {"model_spec": dg.MetadataValue.path(spec.source)},
     }
@@ -143,6 +148,20 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     if spec.monitoring.performance is not None:
         performance_assets.append(_performance_asset(spec, common))
     return [_drift_asset(spec, common), *performance_assets]
+
+
+def _check_result(check_name: str, verdicts: dict[str, Verdict], metadata: dict):
+    """The check's one result for the run's days (`verdicts`, by day)."""
+    verdict = range_verdict(verdicts)
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=verdict.passed,
+        severity=_severity(verdict),
+        description=verdict.reason,
+        metadata={"day": f"{min(verdicts)}..{max(verdicts)}", **metadata}
+        if len(verdicts) > 1
+        else metadata,
+    )
 
 
 def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
@@ -155,7 +174,7 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         key=k["drift"],
         deps=[k["scores"], feature_key],
         description=(
-            f"Drift of `{name}`'s scored day: Evidently's per-column tests on the model's "
+            f"Drift of `{name}`'s scored days: Evidently's per-column tests on the model's "
             f"features and on its score, against a sample of the training window of the version "
             f"that scored the day. Days are sampled to {sample_rows:,} rows a side. "
             f"The HTML report is linked in the metadata."
@@ -172,64 +191,71 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         artifacts: ModelArtifacts,
         reports: MonitoringReports,
     ):
-        day = context.partition_key
-        with warehouse.connect(read_only=True) as con:
-            rows = measure.read_scored_day(con, spec, day)
-        if rows.num_rows == 0:
-            # Nothing scored that day (a weekly model's off days, or scores not written yet).
-            yield dg.MaterializeResult(metadata={"scored_rows": 0})
-            yield dg.AssetCheckResult(
-                check_name=DRIFT_CHECK,
-                passed=True,
-                description=f"nothing scored on {day}: no drift to measure",
+        verdicts, metadata = {}, {}
+        for day in context.partition_keys:
+            day_metadata, verdict, check_metadata = _drift_of_day(
+                spec, day, warehouse, mlflow_tracking, artifacts, reports
             )
-            return
-        version = mlflow_tracking.version_of(
-            spec.registered_model_name, measure.scoring_version(rows)
-        )
-        reference = measure.load_reference(
-            artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
-        )
-        importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
-        folder = reports.folder() / name / "drift"
-        html, report_json = folder / f"{day}.html", folder / f"{day}.json"
-        measured = measure.measure_drift(
-            spec, reference, measure.scored_frame(rows, spec), importance, html, report_json
-        )
-        with warehouse.connect() as con:
-            measure.write_drift(con, name, day, version.version, measured.result, importance)
-        yield dg.MaterializeResult(
-            metadata=_drift_metadata(
-                measured, importance, version.version, reports.link(html), html
+            verdicts[day], metadata = verdict, check_metadata or metadata
+            yield dg.AssetMaterialization(
+                asset_key=k["drift"], partition=day, metadata=day_metadata
             )
-        )
-        yield dg.AssetCheckResult(
-            check_name=DRIFT_CHECK,
-            passed=measured.verdict.passed,
-            severity=_severity(measured.verdict),
-            description=measured.verdict.reason,
-            metadata={
-                "drifted_importance_share": measured.share,
-                "drift_share": measured.result.drift_share,
-                "day": day,
-                "model_version": version.version,
-            },
-        )
+        yield _check_result(DRIFT_CHECK, verdicts, metadata)
 
     return drift
+
+
+def _drift_of_day(
+    spec: ModelSpec,
+    day: str,
+    warehouse: Warehouse,
+    mlflow_tracking: MlflowTracking,
+    artifacts: ModelArtifacts,
+    reports: MonitoringReports,
+) -> tuple[dict, Verdict, dict]:
+    """One scored day's drift, measured and written: its metadata, verdict and check metadata."""
+    name = spec.name
+    with warehouse.connect(read_only=True) as con:
+        rows = measure.read_scored_day(con, spec, day)
+    if rows.num_rows == 0:
+        # Nothing scored that day (a weekly model's off days, or scores not written yet).
+        return (
+            {"scored_rows": 0},
+            Verdict("ok", f"nothing scored on {day}: no drift to measure"),
+            {},
+        )
+    version = mlflow_tracking.version_of(spec.registered_model_name, measure.scoring_version(rows))
+    reference = measure.load_reference(
+        artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
+    )
+    importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
+    folder = reports.folder() / name / "drift"
+    html, report_json = folder / f"{day}.html", folder / f"{day}.json"
+    measured = measure.measure_drift(
+        spec, reference, measure.scored_frame(rows, spec), importance, html, report_json
+    )
+    with warehouse.connect() as con:
+        measure.write_drift(con, name, day, version.version, measured.result, importance)
+    check_metadata = {
+        "drifted_importance_share": measured.share,
+        "drift_share": measured.result.drift_share,
+        "day": day,
+        "model_version": version.version,
+    }
+    metadata = _drift_metadata(measured, importance, version.version, reports.link(html), html)
+    return metadata, measured.verdict, check_metadata
 
 
 def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     name = spec.name
     k = keys_of(name)
-    rule = spec.monitoring.performance
     label = spec.label
 
     @dg.asset(
         key=k["performance"],
         deps=[k["scores"], dg.AssetKey(table_key(label.table))],
         description=(
-            f"Realised performance of `{name}` on a scored day, once every label of the day has "
+            f"Realised performance of `{name}` on scored days, once every label of the day has "
             f"matured ({label.table}.{label.matures_at}), for the model version that scored it. "
             "Asked for by the `model_monitor` sensor."
         ),
@@ -242,42 +268,36 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         warehouse: Warehouse,
         mlflow_tracking: MlflowTracking,
     ):
-        day = context.partition_key
-        with warehouse.connect(read_only=True) as con:
+        days = context.partition_keys
+        verdicts, metadata, refused = {}, {}, []
+        for day in days:
             try:
-                scored = measure.read_performance_day(con, spec, day)
+                day_metadata, verdict, metadata = _performance_of_day(
+                    spec, day, warehouse, mlflow_tracking
+                )
             except measure.NotMeasurable as e:
-                raise dg.Failure(str(e)) from e
-        version = mlflow_tracking.version_of(spec.registered_model_name, scored.version)
-        test_metrics = json.loads(version.tags.get(TAG_TEST_METRICS, "{}"))
-        trained_through = version.tags.get(TAG_TRAINED_THROUGH, "")
-        measured = measure.measure_performance(spec, day, scored, test_metrics, trained_through)
-        with warehouse.connect() as con:
-            measure.write_performance(con, spec, day, version.version, measured, test_metrics)
-        verdict = measured.verdict
-        context.log.info(f"{name} {day}: {verdict.reason}")
-        yield dg.MaterializeResult(
-            metadata={
-                **{m: float(v) for m, v in measured.metrics.items()},
-                **_window_metadata(measured, rule),
-                "model_version": version.version,
-                "seen_in_training": measured.seen_in_training,
-                "rows": scored.rows.num_rows,
-                **({"positives": measured.positives} if measured.positives is not None else {}),
-                "labels_matured_at": str(scored.matures_at),
-            }
-        )
-        yield dg.AssetCheckResult(
-            check_name=PERFORMANCE_CHECK,
-            passed=verdict.passed,
-            severity=_severity(verdict),
-            description=verdict.reason,
-            metadata={
-                "day": day,
-                "model_version": version.version,
-                **_window_metadata(measured, rule),
-            },
-        )
+                # In a range, a weekly model's unscored days are not an error; a day whose labels
+                # have not matured is, once the measurable days are recorded.
+                if len(days) == 1 or not e.nothing_scored:
+                    refused.append(str(e))
+                continue
+            context.log.info(f"{name} {day}: {verdict.reason}")
+            verdicts[day] = verdict
+            yield dg.AssetMaterialization(
+                asset_key=k["performance"], partition=day, metadata=day_metadata
+            )
+        if verdicts:
+            yield _check_result(PERFORMANCE_CHECK, verdicts, metadata)
+        elif not refused:  # a range without a scored day: the check still answers
+            yield dg.AssetCheckResult(
+                check_name=PERFORMANCE_CHECK,
+                passed=True,
+                description=f"nothing scored in {days[0]}..{days[-1]}: no performance to measure",
+            )
+        if refused:
+            more = f" (and {len(refused) - 3} more days)" if len(refused) > 3 else ""
+            measured = f"; {len(verdicts)} other day(s) measured" if verdicts else ""
+            raise dg.Failure("; ".join(refused[:3]) + more + measured)
 
     return performance
 
@@ -302,3 +322,34 @@ def _window_metadata(measured: measure.PerformanceMeasurement, rule) -> dict:
         "window_days": rule.window_days,
         "enough_labels": measured.enough_labels,
     }
+
+
+def _performance_of_day(
+    spec: ModelSpec, day: str, warehouse: Warehouse, mlflow_tracking: MlflowTracking
+) -> tuple[dict, Verdict, dict]:
+    """One scored day's realised performance, measured and written: its metadata, verdict and
+    check metadata. Raises measure.NotMeasurable."""
+    rule = spec.monitoring.performance
+    with warehouse.connect(read_only=True) as con:
+        scored = measure.read_performance_day(con, spec, day)
+    version = mlflow_tracking.version_of(spec.registered_model_name, scored.version)
+    test_metrics = json.loads(version.tags.get(TAG_TEST_METRICS, "{}"))
+    trained_through = version.tags.get(TAG_TRAINED_THROUGH, "")
+    measured = measure.measure_performance(spec, day, scored, test_metrics, trained_through)
+    with warehouse.connect() as con:
+        measure.write_performance(con, spec, day, version.version, measured, test_metrics)
+    metadata = {
+        **{m: float(v) for m, v in measured.metrics.items()},
+        **_window_metadata(measured, rule),
+        "model_version": version.version,
+        "seen_in_training": measured.seen_in_training,
+        "rows": scored.rows.num_rows,
+        **({"positives": measured.positives} if measured.positives is not None else {}),
+        "labels_matured_at": str(scored.matures_at),
+    }
+    check_metadata = {
+        "day": day,
+        "model_version": version.version,
+        **_window_metadata(measured, rule),
+    }
+    return metadata, measured.verdict, check_metadata

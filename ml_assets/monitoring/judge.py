@@ -28,6 +28,23 @@ class Verdict:
         return self.level == "ok"
 
 
+def range_verdict(days: dict[str, Verdict]) -> Verdict:
+    """One verdict for the days of a run (one day: its own): the worst level, and the reasons of
+    the days that did not pass."""
+    if len(days) == 1:
+        return next(iter(days.values()))
+    failed = {day: v for day, v in sorted(days.items()) if not v.passed}
+    if not failed:
+        return Verdict("ok", f"every day of {min(days)}..{max(days)} passed ({len(days)} days)")
+    level: Level = "error" if any(v.level == "error" for v in failed.values()) else "warn"
+    listed = "; ".join(f"{day} ({v.level}): {v.reason}" for day, v in list(failed.items())[:5])
+    more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+    return Verdict(
+        level,
+        f"{len(failed)} of {len(days)} days of {min(days)}..{max(days)} failed: {listed}{more}",
+    )
+
+
 def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float]:
     """Expected calibration error over equal-width score bins, and the two rates it compares.
 

@@ -61,6 +61,10 @@ _PERFORMANCE_ADDED = ("lower double", "upper double", "n_labels integer")
 class NotMeasurable(Exception):
     """A day whose performance cannot be measured (yet): nothing scored, or labels not matured."""
 
+    def __init__(self, message: str, nothing_scored: bool = False):
+        super().__init__(message)
+        self.nothing_scored = nothing_scored
+
 
 def scoring_version(rows: pa.Table) -> str:
     """The version that scored the rows: the last of their `model_version`s in sorted order."""
@@ -235,7 +239,9 @@ def read_performance_day(
         f"select max({ident(spec.event_time)}) from {table_ref(spec.feature_set)}"
     ).fetchall()
     if rows.num_rows == 0:
-        raise NotMeasurable(f"{name}: nothing scored on {day}, so no performance to measure")
+        raise NotMeasurable(
+            f"{name}: nothing scored on {day}, so no performance to measure", nothing_scored=True
+        )
     matures_at = max(rows.column("matures_at").to_pylist())
     # The newest event's day has landed whole: data reaches midnight after it.
     data_until = _day_after(data_until) if data_until is not None else None

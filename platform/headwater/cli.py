@@ -3,8 +3,12 @@
     headwater dev                       generate demo data if absent (or land its missing days),
                                         serve the UI, the daemon, the MLflow UI and the
                                         monitoring reports
-    headwater materialize --start D --end D [--generate]
-                                        materialise the whole graph for [start, end] and summarise
+    headwater materialize --start D --end D [--select SEL] [--no-train] [--generate]
+                                        materialise a selection (default: the whole graph but
+                                        monitoring) for [start, end] and summarise
+    headwater score --start D --end D   land, build and score [start, end] with the champions,
+                                        without retraining
+    headwater monitor --start D --end D drift and performance of every day, in one run
     headwater generate [...]            write demo landing files (see --help)
     headwater models [NAME]             registered versions, aliases and gate decisions
     headwater rollback NAME --to-version N --reason TEXT
@@ -17,7 +21,8 @@
 
 Every subcommand works on the configured project ($HEADWATER_PROJECT_DIR, default the
 repository), resolves the state folder the same way ($HEADWATER_HOME, default
-`<project>/.headwater`) and sets the variables the resources and dbt read, unless already set.
+`<project>/.headwater`) and sets the variables the resources and dbt read, unless already set. A
+failing subcommand prints one line, not a traceback (errors.run_command).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -34,7 +39,9 @@ from headwater.environment import (
 )
 from headwater.environment import WORKSPACE as WORKSPACE  # re-exported for tests
 from headwater.environment import configure_environment
+from headwater.errors import OneLineParser, run_command
 from headwater.project import add_project_commands
+from headwater.verbs import add_verbs
 from headwater_core.config import MLFLOW_UI_PORT, state_dir
 from headwater_core.names import TAG_GATE, TAG_GATE_REASON
 
@@ -128,26 +135,6 @@ def _prepare_demo(args: argparse.Namespace, landing: Path) -> None:
             "they are, and the demo feed does not add days to them",
             flush=True,
         )
-
-
-def cmd_materialize(args: argparse.Namespace) -> int:
-    from headwater.headless import materialize_range, print_summary
-    from headwater_core.partitions import PartitionRangeError, partition_keys_between
-
-    configure_environment()
-    try:
-        partition_keys_between(args.start, args.end)
-    except PartitionRangeError as e:
-        print(f"headwater: {e}", file=sys.stderr)
-        return 2
-    if args.generate:
-        from fraud_demo.generator import generate_if_absent
-
-        generate_if_absent(_demo_config(args), Path(os.environ["HEADWATER_LANDING_DIR"]))
-    started = time.perf_counter()
-    result = materialize_range(args.start, args.end)
-    print_summary(result, time.perf_counter() - started)
-    return 0 if result.success else 1
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -264,18 +251,12 @@ def _add_dev(sub) -> None:
 
 
 def _add_data_commands(sub) -> None:
-    """`generate` and `materialize`."""
+    """`generate`, and the headless verbs: `materialize`, `score`, `monitor`."""
     gen = sub.add_parser("generate", help="write demo landing files")
     _add_demo_options(gen)
     gen.add_argument("--quiet", action="store_true")
     gen.set_defaults(func=cmd_generate)
-
-    mat = sub.add_parser("materialize", help="materialise the whole graph for a date range")
-    mat.add_argument("--start", required=True, help="first day partition (YYYY-MM-DD)")
-    mat.add_argument("--end", required=True, help="last day partition, inclusive")
-    mat.add_argument("--generate", action="store_true", help="generate demo data if absent")
-    _add_demo_options(mat)
-    mat.set_defaults(func=cmd_materialize)
+    add_verbs(sub, _add_demo_options)
 
 
 def _add_model_commands(sub) -> None:
@@ -328,7 +309,7 @@ def _add_simulate(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `headwater` command's parser: each subcommand's `func` runs it."""
-    parser = argparse.ArgumentParser(prog="headwater", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="headwater", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_dev(sub)
     _add_data_commands(sub)
@@ -340,8 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a failure is one line on stderr (errors.run_command)."""
+    # Dagster announces every beta or preview API it is asked for on stderr, at each import.
+    warnings.filterwarnings("ignore", message=r".* is currently in (beta|preview)")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    return run_command(args.command, lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
-"""Materialising the whole graph in one process, for a range of days, without the daemon.
+"""Materialising a selection of the graph (default: all of it but monitoring) in one process, for
+a range of days, without the daemon.
 
 Both code locations' assets run in one in-process run: unpartitioned assets once, daily ones for
 the whole range at once (their backfill policy is a single run), in dependency order. The run is
 recorded in the instance ($DAGSTER_HOME), so it shows in the UI like any other.
 """
 
+import functools
 from dataclasses import dataclass, field
+from datetime import date
 
 import dagster as dg
 
+from headwater.errors import UserError, one_line
 from headwater.run_launcher import recover_dead_runs
 from headwater_core.config import environ
-from headwater_core.names import TRIGGER_TAG
-from headwater_core.partitions import partition_keys_between
+from headwater_core.names import MODELS, MONITORING, TRIGGER_TAG
+from headwater_core.partitions import PartitionRangeError, partition_keys_between
 
 
 @dataclass
@@ -23,8 +27,12 @@ class AssetSummary:
     seconds: float = 0.0
     row_count: int | None = None
     partition_row_count: int | None = None
+    partitions: int = 0
+    """partitions materialised (0: an unpartitioned asset, or none)"""
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
+    failed_checks_said: list[str] = field(default_factory=list)
+    """each failed check's description"""
 
 
 @dataclass
@@ -50,20 +58,33 @@ def all_materializable_assets() -> list[dg.AssetsDefinition]:
     return assets
 
 
+# What `headwater materialize` runs unless told otherwise: drift and performance are measured per
+# scored day (by automation, or `headwater monitor` for a range), not after every load.
+EVERYTHING_BUT_MONITORING = dg.AssetSelection.all() - dg.AssetSelection.groups(MONITORING)
+# Training, evaluation and the champion: what a score-only run leaves out.
+TRAINING = dg.AssetSelection.groups(MODELS)
+
+
 def materialize_range(
-    start: str,
-    end: str,
+    start: str | None,
+    end: str | None,
     instance: dg.DagsterInstance | None = None,
     resources: dict | None = None,
     selection: dg.AssetSelection | None = None,
     run_config: dict | None = None,
 ) -> RangeResult:
-    """Materialise `selection` for the day partitions start..end.
+    """Materialise `selection` (default: everything but monitoring) for the partitions
+    start..end, in one run. A range is needed only if the selection holds a partitioned asset.
 
-    The default is everything but the monitoring group: drift and performance are measured per
-    scored day (by automation, or per partition from the UI), not over a range in one run.
-    """
-    keys = partition_keys_between(start, end)
+    Raises UserError for a range that is not one (outside the partitions, reversed, not keys)
+    and for a selection that selects nothing."""
+    selection = selection if selection is not None else EVERYTHING_BUT_MONITORING
+    # The range is checked before the code locations load: a wrong date fails in a second.
+    keys = partition_range(start, end) if start or end else []
+    if not selects_partitioned(selection):
+        keys = []
+    elif not keys:
+        raise UserError("the selection holds partitioned assets: give --start and --end")
     instance = instance or dg.DagsterInstance.get()
     # A killed earlier run may hold the DuckDB pool's slot, and no daemon may be running to
     # give it back: this run would wait for it for ever.
@@ -73,11 +94,59 @@ def materialize_range(
     return RangeResult(
         success=result.success,
         run_id=result.run_id,
-        start=keys[0],
-        end=keys[-1],
+        start=keys[0] if keys else "",
+        end=keys[-1] if keys else "",
         assets=_summarise(result, instance),
         failure=_first_failure(result),
     )
+
+
+def selected_keys(selection: dg.AssetSelection) -> set[dg.AssetKey]:
+    """The asset keys `selection` picks among both code locations' assets; UserError if none."""
+    from dagster._core.errors import DagsterError
+
+    try:
+        keys = selection.resolve(_asset_graph())
+    except DagsterError as e:  # a key that no asset has, a malformed string
+        raise UserError(one_line(e)) from e
+    if not keys:
+        raise UserError(f"the selection {selection} matches no asset")
+    return keys
+
+
+def selects_partitioned(selection: dg.AssetSelection) -> bool:
+    graph = _asset_graph()
+    return any(graph.get(key).partitions_def is not None for key in selected_keys(selection))
+
+
+@functools.cache
+def _asset_graph():
+    from data_platform.definitions import defs as data_defs
+    from ml_assets.definitions import defs as ml_defs
+
+    return dg.Definitions(
+        assets=all_materializable_assets(),
+        resources={**data_defs.resources, **ml_defs.resources},
+    ).resolve_asset_graph()
+
+
+def partition_range(start: str | None, end: str | None) -> list[str]:
+    """The partition keys from `start` to `end`, both included: dates, or keys of the project's
+    grain (headwater_core.partitions.partition_keys_between).
+
+    Raises UserError naming what is wrong: a missing or malformed bound, a reversed range, a
+    range outside the partitions (with the setting that bounds them)."""
+    if not start or not end:
+        raise UserError("give both --start and --end")
+    for flag, bound in (("--start", start), ("--end", end)):
+        try:
+            date.fromisoformat(bound[:10])
+        except ValueError:
+            raise UserError(f"{flag} {bound!r} is not a date (YYYY-MM-DD)") from None
+    try:
+        return partition_keys_between(start, end)
+    except PartitionRangeError as e:
+        raise UserError(str(e)) from None
 
 
 # Record the run's plan as one event per asset instead of one per asset and day.
@@ -99,16 +168,20 @@ def _materialize(keys, instance, resources, selection, run_config) -> dg.Execute
     from data_platform.definitions import defs as data_defs
     from ml_assets.definitions import defs as ml_defs
 
+    partition_range_tags = (
+        {
+            "dagster/asset_partition_range_start": keys[0],
+            "dagster/asset_partition_range_end": keys[-1],
+        }
+        if keys
+        else {}
+    )
     return dg.materialize(
         all_materializable_assets(),
         instance=instance,
         resources=resources or {**data_defs.resources, **ml_defs.resources},
-        selection=selection or dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring"),
-        tags={
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-            TRIGGER_TAG: "headless",
-        },
+        selection=selection,
+        tags={**partition_range_tags, TRIGGER_TAG: "headless"},
         run_config=run_config,
         raise_on_error=False,
     )
@@ -136,6 +209,7 @@ def _summarise(
         key = mat.asset_key.to_user_string()
         s = summaries.setdefault(key, AssetSummary(key))
         s.seconds = step_seconds.get(event.step_key, 0.0)
+        s.partitions += mat.partition is not None
         if "dagster/row_count" in mat.metadata:
             s.row_count = mat.metadata["dagster/row_count"].value
         if "dagster/partition_row_count" in mat.metadata:
@@ -149,6 +223,7 @@ def _summarise(
                 s.checks_passed += 1
             else:
                 s.checks_failed.append(evaluation.check_name)
+                s.failed_checks_said.append(f"{evaluation.check_name}: {evaluation.description}")
     return summaries
 
 
@@ -160,21 +235,28 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     return ""
 
 
-def print_summary(result: RangeResult, seconds: float) -> None:
-    """A markdown table of what the run did, one line per asset."""
+def print_summary(result: RangeResult, seconds: float, command: str = "materialize") -> None:
+    """A markdown table of what the run did, one line per asset, then what its failed checks
+    said."""
     status = "succeeded" if result.success else "FAILED"
-    print(
-        f"\nheadwater materialize {result.start}..{result.end}: {status} in {seconds:.1f} s "
-        f"(run {result.run_id})\n"
-    )
-    print("| asset | step s | rows | rows in range | checks passed | checks failed |")
-    print("|---|---:|---:|---:|---:|---|")
+    days = f" {result.start}..{result.end}" if result.start else ""
+    print(f"\nheadwater {command}{days}: {status} in {seconds:.1f} s (run {result.run_id})\n")
+    print("| asset | step s | partitions | rows | rows in range | checks passed | checks failed |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for key in sorted(result.assets):
         a = result.assets[key]
         print(
-            f"| {key} | {a.seconds:.1f} | {a.row_count if a.row_count is not None else ''} | "
+            f"| {key} | {a.seconds:.1f} | {a.partitions or ''} | "
+            f"{a.row_count if a.row_count is not None else ''} | "
             f"{a.partition_row_count if a.partition_row_count is not None else ''} | "
             f"{a.checks_passed} | {', '.join(a.checks_failed)} |"
         )
+    said = [
+        f"{key} {text}"
+        for key in sorted(result.assets)
+        for text in result.assets[key].failed_checks_said
+    ]
+    if said:
+        print("\nfailed checks:\n" + "\n".join(f"- {line}" for line in said))
     if result.failure:
         print(f"\nfirst failure: {result.failure}")

@@ -201,7 +201,7 @@ def test_too_few_labels_or_positives_is_not_enough_labels():
     ],
 )
 def test_a_bad_confidence_key_names_the_file_and_the_field(tmp_path, old, new, field):
-    good = (REPO / "ml_assets/model_specs/fraud_classifier.yml").read_text()
+    good = (REPO / "model_specs/fraud_classifier.yml").read_text()
     assert old in good
     bad = tmp_path / "fraud_classifier.yml"
     bad.write_text(good.replace(old, new))
