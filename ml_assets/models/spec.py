@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
+from ml_assets.models.drift_spec import DriftSpec, parse_drift
+
 SPECS_DIR = Path(__file__).resolve().parents[1] / "model_specs"
 
 # Metrics where larger is better; every other metric is an error (smaller is better).
@@ -73,21 +75,6 @@ class PromotionSpec:
     @property
     def higher_is_better(self) -> bool:
         return self.metric in HIGHER_IS_BETTER
-
-
-@dataclass(frozen=True)
-class DriftSpec:
-    """When a scored day counts as drifted: the share of the model's importance (gain) carried
-    by the features whose distribution moved away from the reference (Evidently's per-column
-    tests). At `warn_share` the drift check warns; at `error_share` it fails and the model
-    retrains."""
-
-    warn_share: float = 0.05
-    error_share: float = 0.10
-    sample_rows: int = 5000
-    """Rows compared per side at most (Evidently slows badly on large frames)."""
-    reference_days: int = 14
-    """The reference is the last this many days of the champion's training window."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +148,7 @@ def spec_from_yml(path: Path) -> ModelSpec:
         promotion = PromotionSpec(**raw["promotion"])
         monitoring_raw = raw.get("monitoring") or {}
         monitoring = MonitoringSpec(
-            drift=DriftSpec(**(monitoring_raw.get("drift") or {})),
+            drift=parse_drift(monitoring_raw.get("drift"), where, tuple(raw["features"])),
             performance=(
                 PerformanceSpec(**monitoring_raw["performance"])
                 if monitoring_raw.get("performance")
@@ -205,9 +192,6 @@ def spec_from_yml(path: Path) -> ModelSpec:
         raise ValueError(f"{where}: categorical columns {sorted(unknown)} are not features")
     if spec.baseline_feature not in spec.features:
         raise ValueError(f"{where}: baseline_feature must be one of the features")
-    drift = spec.monitoring.drift
-    if not 0 < drift.warn_share <= drift.error_share <= 1:
-        raise ValueError(f"{where}: monitoring.drift needs 0 < warn_share <= error_share <= 1")
     performance = spec.monitoring.performance
     if performance is not None:
         if performance.metric not in spec.metrics:

@@ -60,15 +60,20 @@ def _severity(verdict: Verdict) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if verdict.level == "error" else dg.AssetCheckSeverity.WARN
 
 
+def _number(value: float) -> str:
+    return f"{value:.4f}" if value == value else "-"  # NaN: not compared
+
+
 def _columns_table(result: DriftResult, importance: dict[str, float]) -> str:
-    """Every compared column's test, score and verdict, as a markdown table."""
+    """Every column's test, threshold, score and verdict, as a markdown table."""
     table = "\n".join(
-        f"| {f.column} | {importance.get(f.column, 0.0):.3f} | {f.method} | {f.score:.4f} | "
-        f"{f.threshold:.4f} | {'**drifted**' if f.drifted else 'no'} |"
+        f"| {f.column} | {importance.get(f.column, 0.0):.3f} | {f.method} | "
+        f"{_number(f.threshold)} | {_number(f.score)} | "
+        f"{'**drifted**' if f.drifted else 'no' if f.compared else 'not judged'} |"
         for f in (*result.features, result.prediction)
     )
     return (
-        "| column | importance | test | score | threshold | drifted |\n"
+        "| column | importance | test | threshold | score | drifted |\n"
         "|---|---:|---|---:|---:|---|\n" + table
     )
 
@@ -77,20 +82,30 @@ def _drift_metadata(
     measured: measure.DriftMeasurement,
     importance: dict[str, float],
     version: str,
+    window: measure.ScoredWindow,
     report_link: str,
     report_path: Path,
 ) -> dict:
-    """The drift asset's metadata: the check's share, Evidently's counts, every column's score,
-    the scoring version and the report."""
+    """The drift asset's metadata: the check's share, Evidently's counts, every column's method
+    and score, the window compared, the scoring version and the report."""
     result = measured.result
+    compared = [f for f in result.features if f.compared]
     return {
+        "drift_status": result.status,
+        **({"not_enough_data": result.shortfall} if result.shortfall else {}),
         "drifted_importance_share": measured.share,
         "drift_share": result.drift_share,
         "drifted_features": result.drifted_features,
-        "prediction_drift_score": result.prediction.score,
+        "compared_features": len(compared),
+        **(
+            {"prediction_drift_score": result.prediction.score}
+            if result.prediction.compared
+            else {}
+        ),
         "prediction_drifted": result.prediction.drifted,
-        **{f"drift_score/{f.column}": f.score for f in result.features},
+        **{f"drift_score/{f.column}": f.score for f in compared},
         "model_version": version,
+        "window": window.label,
         "scored_rows": result.current_rows_total,
         "compared_rows": result.current_rows,
         "reference_rows": result.reference_rows,
@@ -103,13 +118,21 @@ def _drift_metadata(
 
 def _drift_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
     rule = spec.monitoring.drift
+    overrides = ", ".join(f"{c}: {m}" for c, m in rule.methods.items())
     return dg.AssetCheckSpec(
         DRIFT_CHECK,
         asset=key,
         description=(
             "Drifted features carry less than "
             f"{rule.warn_share:.0%} of the model's importance (WARN at or above "
-            f"it, ERROR at or above {rule.error_share:.0%}: the model retrains)."
+            f"it, ERROR at or above {rule.error_share:.0%}: the model retrains). "
+            f"Window: {rule.window_partitions} day(s), grown back to {rule.min_rows} rows "
+            f"(at most {rule.max_partitions} days); reference: {rule.reference_label}. "
+            "Tests: Evidently's by size for numeric and low-cardinality columns, Jensen-Shannon "
+            f"on the top {rule.top_k} levels + other above {rule.max_levels} levels"
+            + (f"; set per feature: {overrides}" if overrides else "")
+            + (f"; exempt: {', '.join(rule.exempt)}" if rule.exempt else "")
+            + f". Fewer than {rule.min_rows} rows a side: passes as not enough data."
         ),
     )
 
@@ -145,16 +168,16 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     name = spec.name
     k = keys_of(name)
     feature_key = dg.AssetKey(table_key(spec.feature_set))
-    sample_rows = spec.monitoring.drift.sample_rows
+    rule = spec.monitoring.drift
 
     @dg.asset(
         key=k["drift"],
         deps=[k["scores"], feature_key],
         description=(
-            f"Drift of `{name}`'s scored day: Evidently's per-column tests on the model's "
-            f"features and on its score, against a sample of the training window of the version "
-            f"that scored the day. Days are sampled to {sample_rows:,} rows a side. "
-            f"The HTML report is linked in the metadata."
+            f"Drift of `{name}`'s scored window up to the day: Evidently's per-column tests on "
+            f"the model's features and on its score, against {rule.reference_label} (of the "
+            f"version that scored the day). Sampled to {rule.sample_rows:,} rows a side. The "
+            "method per feature is in the `columns` table; the HTML report is linked."
         ),
         kinds={"python", "evidently", "duckdb"},
         automation_condition=drift_condition(feature_key),
@@ -170,8 +193,13 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     ):
         day = context.partition_key
         with warehouse.connect(read_only=True) as con:
-            rows = measure.read_scored_day(con, spec, day)
-        if rows.num_rows == 0:
+            window = measure.read_scored_window(con, spec, day)
+            same_period = (
+                measure.read_same_period(con, spec, window)
+                if rule.same_period_days is not None and window.day_rows
+                else None
+            )
+        if window.day_rows == 0:
             # Nothing scored that day (a weekly model's off days, or scores not written yet).
             yield dg.MaterializeResult(metadata={"scored_rows": 0})
             yield dg.AssetCheckResult(
@@ -180,12 +208,18 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
                 description=f"nothing scored on {day}: no drift to measure",
             )
             return
+        rows = window.rows
         version = mlflow_tracking.version_of(
             spec.registered_model_name, measure.scoring_version(rows)
         )
-        reference = measure.load_reference(
-            artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
-        )
+        reference = same_period
+        if reference is None:
+            reference = measure.load_reference(
+                artifacts.folder(name),
+                version.version,
+                version.run_id,
+                mlflow_tracking.resolved_uri(),
+            )
         importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
         folder = reports.folder() / name / "drift"
         html, report_json = folder / f"{day}.html", folder / f"{day}.json"
@@ -196,19 +230,25 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
             measure.write_drift(con, name, day, version.version, measured.result, importance)
         yield dg.MaterializeResult(
             metadata=_drift_metadata(
-                measured, importance, version.version, reports.link(html), html
+                measured, importance, version.version, window, reports.link(html), html
             )
         )
+        result = measured.result
         yield dg.AssetCheckResult(
             check_name=DRIFT_CHECK,
             passed=measured.verdict.passed,
             severity=_severity(measured.verdict),
-            description=measured.verdict.reason,
+            description=f"{window.label}: {measured.verdict.reason}",
             metadata={
+                "drift_status": result.status,
                 "drifted_importance_share": measured.share,
-                "drift_share": measured.result.drift_share,
+                "drift_share": result.drift_share,
                 "day": day,
+                "window": window.label,
                 "model_version": version.version,
+                "methods": dg.MetadataValue.json(
+                    {f.column: f"{f.method} ({_number(f.threshold)})" for f in result.features}
+                ),
             },
         )
 

@@ -1,9 +1,11 @@
 """Measuring a scored day: the steps of the monitoring assets as plain functions over a DuckDB
 connection, with no Dagster and no MLflow resource, so the benchmark floor runs the same code.
 
-Drift of a day: `read_scored_day` (the day's scored rows and their features), `scored_frame`,
-`load_reference` (the scoring version's reference, cached), `measure_drift` (Evidently's drift
-and the check's verdict) and `write_drift` (the day's rows of `monitoring.drift`).
+Drift of a day: `read_scored_window` (the scored rows of the spec's current window up to the
+day and their features; `read_scored_day` for one day), `scored_frame`, the reference
+(`load_reference`: the scoring version's training sample, cached; or `read_same_period` a cycle
+earlier), `measure_drift` (Evidently's drift and the check's verdict) and `write_drift` (the
+day's rows of `monitoring.drift`).
 
 Performance of a day: `read_performance_day` (the day's scores and matured labels, and the
 trailing window the check judges), `measure_performance` (realised metrics and the verdict) and
@@ -14,7 +16,7 @@ Both tables hold one set of rows per model and day: writing a day again replaces
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,6 +101,70 @@ def read_scored_day(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -
     ).to_arrow_table()
 
 
+@dataclass(frozen=True)
+class ScoredWindow:
+    rows: pa.Table  # the window's scored rows: features, `score` and `model_version`
+    first_day: str
+    last_day: str  # the measured day
+    day_rows: int  # rows scored on the measured day itself
+
+    @property
+    def label(self) -> str:
+        if self.first_day == self.last_day:
+            return self.last_day
+        return f"{self.first_day}..{self.last_day}"
+
+
+def read_scored_window(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> ScoredWindow:
+    """The scored rows drift compares for `day`: the `window.partitions` days up to it, grown
+    back a day at a time (to `window.max_partitions` days at most) until they hold
+    `window.min_rows` rows."""
+    rule = spec.monitoring.drift
+    last = date.fromisoformat(day)
+    oldest = last - timedelta(days=rule.max_partitions - 1)
+    counts = dict(
+        con.sql(
+            f"select cast(event_time as date), count(*) from {scores_table(spec.name)} "
+            "where cast(event_time as date) between $1 and $2 group by 1",
+            params=[oldest.isoformat(), day],
+        ).fetchall()
+    )
+    rows = 0
+    for days in range(1, rule.max_partitions + 1):
+        rows += counts.get(last - timedelta(days=days - 1), 0)
+        if days >= rule.window_partitions and rows >= rule.min_rows:
+            break
+    first = (last - timedelta(days=days - 1)).isoformat()
+    keys = ", ".join(ident(k) for k in spec.keys)
+    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
+    table = con.sql(
+        f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
+        f"join {table_ref(spec.feature_set)} f using ({keys}) "
+        "where cast(s.event_time as date) between $1 and $2",
+        params=[first, day],
+    ).to_arrow_table()
+    return ScoredWindow(table, first, day, counts.get(last, 0))
+
+
+def read_same_period(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, window: ScoredWindow
+) -> pd.DataFrame:
+    """The drift reference `reference: {same_period: ...}`: the feature rows of the window's
+    days one cycle earlier, with their scores where they were scored (NaN where not)."""
+    shift = timedelta(days=spec.monitoring.drift.same_period_days)
+    first = date.fromisoformat(window.first_day) - shift
+    last = date.fromisoformat(window.last_day) - shift
+    keys = ", ".join(ident(k) for k in spec.keys)
+    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
+    rows = con.sql(
+        f"select {columns}, s.score from {table_ref(spec.feature_set)} f "
+        f"left join {scores_table(spec.name)} s using ({keys}) "
+        f"where cast(f.{ident(spec.score_date)} as date) between $1 and $2",
+        params=[first.isoformat(), last.isoformat()],
+    ).to_arrow_table()
+    return scored_frame(rows, spec)
+
+
 def scored_frame(rows: pa.Table, spec: ModelSpec) -> pd.DataFrame:
     """The scored rows as the drift test compares them: the model's feature frame and `score`."""
     from ml_assets.models.train import to_frame
@@ -146,19 +212,24 @@ def measure_drift(
     """Drift of a scored day (`scored_frame`) against the version's reference, with the spec's
     sampling, and the drift check's verdict weighed by the version's feature `importance`. The
     Evidently report goes to `html_path` / `json_path` if given."""
+    rule = spec.monitoring.drift
+    if len(reference) and reference["score"].isna().all():
+        # A same-period reference from before the model scored: its prediction has no values.
+        rule = replace(rule, exempt=(*rule.exempt, "score"))
     result = compute_drift(
         reference,
         current,
         features=spec.features,
         categorical=spec.categorical,
-        max_rows=spec.monitoring.drift.sample_rows,
+        max_rows=rule.sample_rows,
         seed=int(spec.lightgbm.get("seed", 0)),
         html_path=html_path,
         json_path=json_path,
+        rule=rule,
     )
     drifted = [f.column for f in result.features if f.drifted]
     share = importance_share(drifted, importance, spec.features)
-    verdict = judge_drift(spec.monitoring.drift, share, drifted, len(result.features))
+    verdict = judge_drift(rule, share, drifted, len(result.features), result.shortfall)
     return DriftMeasurement(result=result, drifted=drifted, share=share, verdict=verdict)
 
 
