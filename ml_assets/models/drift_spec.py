@@ -33,6 +33,21 @@ METHODS = {
     "anderson": 0.05,
     "ed": 0.1,
 }
+# How Evidently names them in its report (it records the short name when one is asked for).
+METHOD_NAMES = {
+    "wasserstein": "Wasserstein distance (normed)",
+    "ks": "K-S p_value",
+    "jensenshannon": "Jensen-Shannon distance",
+    "chisquare": "chi-square p_value",
+    "psi": "PSI",
+    "hellinger": "Hellinger distance",
+    "kl_div": "Kullback-Leibler divergence",
+    "TVD": "Total-Variation-Distance",
+    "z": "Z-test p_value",
+    "mannw": "Mann-Whitney U-rank test",
+    "anderson": "Anderson-Darling",
+    "ed": "Energy-distance",
+}
 # A same-period reference lies this many days earlier: a year is 52 weeks so weekdays line up.
 CYCLES = {"week": 7, "year": 364}
 

@@ -116,6 +116,29 @@ def _drift_metadata(
     }
 
 
+def _drift_check_result(
+    measured: measure.DriftMeasurement, window: measure.ScoredWindow, version: str
+) -> dg.AssetCheckResult:
+    result = measured.result
+    return dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=measured.verdict.passed,
+        severity=_severity(measured.verdict),
+        description=f"{window.label}: {measured.verdict.reason}",
+        metadata={
+            "drift_status": result.status,
+            "drifted_importance_share": measured.share,
+            "drift_share": result.drift_share,
+            "day": window.last_day,
+            "window": window.label,
+            "model_version": version,
+            "methods": dg.MetadataValue.json(
+                {f.column: f"{f.method} ({_number(f.threshold)})" for f in result.features}
+            ),
+        },
+    )
+
+
 def _drift_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
     rule = spec.monitoring.drift
     overrides = ", ".join(f"{c}: {m}" for c, m in rule.methods.items())
@@ -233,24 +256,7 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
                 measured, importance, version.version, window, reports.link(html), html
             )
         )
-        result = measured.result
-        yield dg.AssetCheckResult(
-            check_name=DRIFT_CHECK,
-            passed=measured.verdict.passed,
-            severity=_severity(measured.verdict),
-            description=f"{window.label}: {measured.verdict.reason}",
-            metadata={
-                "drift_status": result.status,
-                "drifted_importance_share": measured.share,
-                "drift_share": result.drift_share,
-                "day": day,
-                "window": window.label,
-                "model_version": version.version,
-                "methods": dg.MetadataValue.json(
-                    {f.column: f"{f.method} ({_number(f.threshold)})" for f in result.features}
-                ),
-            },
-        )
+        yield _drift_check_result(measured, window, version.version)
 
     return drift
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ml_assets.models.drift_spec import METHODS, DriftSpec
+from ml_assets.models.drift_spec import METHOD_NAMES, METHODS, DriftSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,9 +41,10 @@ class ColumnPlan:
 
     def label(self, evidently_method: str) -> str:
         """The method as reported: Evidently's name, plus the level folding if any."""
+        name = METHOD_NAMES.get(evidently_method, evidently_method)
         if self.levels is None:
-            return evidently_method
-        return f"{evidently_method} on the top {len(self.levels)} levels + other"
+            return name
+        return f"{name} on the top {len(self.levels)} levels + other"
 
 
 def plan_columns(
