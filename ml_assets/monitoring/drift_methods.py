@@ -7,9 +7,10 @@ Pure, no Evidently: `drift.compute_drift` hands the plan to Evidently as per-col
     low-cardinality categorical    Evidently's choice by size: chi-square (p < 0.05) up to 1,000
                                    reference values, Jensen-Shannon distance (>= 0.1) above
     high-cardinality categorical   more than `max_levels` reference levels: its `top_k` most
-                                   frequent reference levels plus "other", Jensen-Shannon distance
-                                   (>= 0.1): on a few hundred rows most of hundreds of levels are
-                                   unseen, and every test on them "drifts"
+                                   frequent reference levels (at most one per ROWS_PER_LEVEL rows)
+                                   plus "other", Jensen-Shannon distance (>= 0.1): on a few hundred
+                                   rows most of hundreds of levels are unseen, and every test on
+                                   them "drifts"
     exempt                         not compared (calendar and cyclical features)
 
 A spec's `methods:` replaces the choice for a feature.
@@ -29,6 +30,9 @@ EXEMPT = "exempt"
 NOT_ENOUGH_DATA = "not enough data"
 OTHER = "__other__"
 HIGH_CARDINALITY_METHOD = "jensenshannon"
+# At most one kept level per this many rows of the smaller side: the noise of a distance grows
+# with the number of levels over the rows, so a small window keeps fewer levels.
+ROWS_PER_LEVEL = 50
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ def plan_columns(
 ) -> dict[str, ColumnPlan]:
     """The test of every column of `kinds` ('numerical' or 'categorical')."""
     plans = {}
+    top_k = min(rule.top_k, max(1, min(len(reference), len(current)) // ROWS_PER_LEVEL))
     for column, kind in kinds.items():
         if column in rule.exempt:
             plans[column] = ColumnPlan(column, None, None, skip=EXEMPT)
@@ -70,7 +75,7 @@ def plan_columns(
         if kind == "categorical":
             counts = reference[column].astype("object").value_counts()
             if len(counts) > rule.max_levels:
-                levels = tuple(counts.index[: rule.top_k])
+                levels = tuple(counts.index[:top_k])
                 if method is None:
                     method = HIGH_CARDINALITY_METHOD
                     threshold = METHODS[method]
