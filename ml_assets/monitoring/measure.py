@@ -91,13 +91,19 @@ def _now() -> datetime:
 
 def read_scored_day(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> pa.Table:
     """The rows the model scored on `day`: their features, `score` and `model_version`."""
+    return _scored_rows(con, spec, day, day)
+
+
+def _scored_rows(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, first: str, last: str
+) -> pa.Table:
     keys = ", ".join(ident(k) for k in spec.keys)
     columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
     return con.sql(
         f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
         f"join {table_ref(spec.feature_set)} f using ({keys}) "
-        "where cast(s.event_time as date) = $1",
-        params=[day],
+        "where cast(s.event_time as date) between $1 and $2",
+        params=[first, last],
     ).to_arrow_table()
 
 
@@ -135,15 +141,7 @@ def read_scored_window(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str
         if days >= rule.window_partitions and rows >= rule.min_rows:
             break
     first = (last - timedelta(days=days - 1)).isoformat()
-    keys = ", ".join(ident(k) for k in spec.keys)
-    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
-    table = con.sql(
-        f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
-        f"join {table_ref(spec.feature_set)} f using ({keys}) "
-        "where cast(s.event_time as date) between $1 and $2",
-        params=[first, day],
-    ).to_arrow_table()
-    return ScoredWindow(table, first, day, counts.get(last, 0))
+    return ScoredWindow(_scored_rows(con, spec, first, day), first, day, counts.get(last, 0))
 
 
 def read_same_period(
