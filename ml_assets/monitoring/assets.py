@@ -35,6 +35,7 @@ from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring import measure
+from ml_assets.monitoring import window as window_
 from ml_assets.monitoring.drift import DriftResult
 from ml_assets.monitoring.judge import Verdict
 
@@ -82,7 +83,7 @@ def _drift_metadata(
     measured: measure.DriftMeasurement,
     importance: dict[str, float],
     version: str,
-    window: measure.ScoredWindow,
+    window: window_.ScoredWindow,
     report_link: str,
     report_path: Path,
 ) -> dict:
@@ -117,7 +118,7 @@ def _drift_metadata(
 
 
 def _drift_check_result(
-    measured: measure.DriftMeasurement, window: measure.ScoredWindow, version: str
+    measured: measure.DriftMeasurement, window: window_.ScoredWindow, version: str
 ) -> dg.AssetCheckResult:
     result = measured.result
     return dg.AssetCheckResult(
@@ -216,9 +217,9 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     ):
         day = context.partition_key
         with warehouse.connect(read_only=True) as con:
-            window = measure.read_scored_window(con, spec, day)
+            window = window_.read_scored_window(con, spec, day)
             same_period = (
-                measure.read_same_period(con, spec, window)
+                measure.scored_frame(window_.read_same_period(con, spec, window), spec)
                 if rule.same_period_days is not None and window.day_rows
                 else None
             )

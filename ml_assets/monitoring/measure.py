@@ -1,11 +1,10 @@
 """Measuring a scored day: the steps of the monitoring assets as plain functions over a DuckDB
 connection, with no Dagster and no MLflow resource, so the benchmark floor runs the same code.
 
-Drift of a day: `read_scored_window` (the scored rows of the spec's current window up to the
-day and their features; `read_scored_day` for one day), `scored_frame`, the reference
-(`load_reference`: the scoring version's training sample, cached; or `read_same_period` a cycle
-earlier), `measure_drift` (Evidently's drift and the check's verdict) and `write_drift` (the
-day's rows of `monitoring.drift`).
+Drift of a day: `read_scored_day` (the day's scored rows and their features; `window` reads the
+spec's current window and a same-period reference), `scored_frame`, `load_reference` (the
+scoring version's training sample, cached), `measure_drift` (Evidently's drift and the check's
+verdict) and `write_drift` (the day's rows of `monitoring.drift`).
 
 Performance of a day: `read_performance_day` (the day's scores and matured labels, and the
 trailing window the check judges), `measure_performance` (realised metrics and the verdict) and
@@ -36,6 +35,7 @@ from ml_assets.monitoring.judge import (
     judge_performance,
     realised_metrics,
 )
+from ml_assets.monitoring.window import read_scored_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,76 +91,7 @@ def _now() -> datetime:
 
 def read_scored_day(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> pa.Table:
     """The rows the model scored on `day`: their features, `score` and `model_version`."""
-    return _scored_rows(con, spec, day, day)
-
-
-def _scored_rows(
-    con: duckdb.DuckDBPyConnection, spec: ModelSpec, first: str, last: str
-) -> pa.Table:
-    keys = ", ".join(ident(k) for k in spec.keys)
-    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
-    return con.sql(
-        f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
-        f"join {table_ref(spec.feature_set)} f using ({keys}) "
-        "where cast(s.event_time as date) between $1 and $2",
-        params=[first, last],
-    ).to_arrow_table()
-
-
-@dataclass(frozen=True)
-class ScoredWindow:
-    rows: pa.Table  # the window's scored rows: features, `score` and `model_version`
-    first_day: str
-    last_day: str  # the measured day
-    day_rows: int  # rows scored on the measured day itself
-
-    @property
-    def label(self) -> str:
-        if self.first_day == self.last_day:
-            return self.last_day
-        return f"{self.first_day}..{self.last_day}"
-
-
-def read_scored_window(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> ScoredWindow:
-    """The scored rows drift compares for `day`: the `window.partitions` days up to it, grown
-    back a day at a time (to `window.max_partitions` days at most) until they hold
-    `window.min_rows` rows."""
-    rule = spec.monitoring.drift
-    last = date.fromisoformat(day)
-    oldest = last - timedelta(days=rule.max_partitions - 1)
-    counts = dict(
-        con.sql(
-            f"select cast(event_time as date), count(*) from {scores_table(spec.name)} "
-            "where cast(event_time as date) between $1 and $2 group by 1",
-            params=[oldest.isoformat(), day],
-        ).fetchall()
-    )
-    rows = 0
-    for days in range(1, rule.max_partitions + 1):
-        rows += counts.get(last - timedelta(days=days - 1), 0)
-        if days >= rule.window_partitions and rows >= rule.min_rows:
-            break
-    first = (last - timedelta(days=days - 1)).isoformat()
-    return ScoredWindow(_scored_rows(con, spec, first, day), first, day, counts.get(last, 0))
-
-
-def read_same_period(
-    con: duckdb.DuckDBPyConnection, spec: ModelSpec, window: ScoredWindow
-) -> pd.DataFrame:
-    """The drift reference `reference: {same_period: ...}`: the feature rows of the window's
-    days one cycle earlier, with their scores where they were scored (NaN where not)."""
-    shift = timedelta(days=spec.monitoring.drift.same_period_days)
-    first = date.fromisoformat(window.first_day) - shift
-    last = date.fromisoformat(window.last_day) - shift
-    keys = ", ".join(ident(k) for k in spec.keys)
-    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
-    rows = con.sql(
-        f"select {columns}, s.score from {table_ref(spec.feature_set)} f "
-        f"left join {scores_table(spec.name)} s using ({keys}) "
-        f"where cast(f.{ident(spec.score_date)} as date) between $1 and $2",
-        params=[first.isoformat(), last.isoformat()],
-    ).to_arrow_table()
-    return scored_frame(rows, spec)
+    return read_scored_rows(con, spec, day, day)
 
 
 def scored_frame(rows: pa.Table, spec: ModelSpec) -> pd.DataFrame:

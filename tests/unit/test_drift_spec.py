@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from ml_assets.models.spec import spec_from_yml
-from ml_assets.monitoring.measure import read_same_period, read_scored_window
+from ml_assets.monitoring.measure import scored_frame
+from ml_assets.monitoring.window import read_same_period, read_scored_window
 from ml_assets.scores.scoring import score_window
 from tests.conftest import ROOT
 from tests.unit.test_spec_identifiers import _booster, _keyword_spec, _keyword_warehouse
@@ -130,9 +131,11 @@ def test_the_same_period_reference_is_the_window_a_cycle_earlier(scored):
     spec = _with_drift(spec, window_partitions=2, min_rows=1, same_period_days=7)
     window = read_scored_window(con, spec, "2025-01-20")
 
-    reference = read_same_period(con, spec, window)
+    reference = scored_frame(read_same_period(con, spec, window), spec)
 
     assert len(reference) == 40  # 2025-01-12 .. 13
     assert reference["score"].notna().all()
-    early = read_same_period(con, spec, read_scored_window(con, spec, "2025-01-09"))
+    early = scored_frame(
+        read_same_period(con, spec, read_scored_window(con, spec, "2025-01-09")), spec
+    )
     assert len(early) == 40 and early["score"].isna().all()  # 01-01 .. 02: never scored
