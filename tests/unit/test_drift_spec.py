@@ -139,3 +139,25 @@ def test_the_same_period_reference_is_the_window_a_cycle_earlier(scored):
         read_same_period(con, spec, read_scored_window(con, spec, "2025-01-09")), spec
     )
     assert len(early) == 40 and early["score"].isna().all()  # 01-01 .. 02: never scored
+
+
+def test_the_check_and_the_metadata_table_show_methods_and_not_enough_data():
+    import dagster as dg
+    import pandas as pd
+
+    from ml_assets.monitoring.assets import _columns_table, _drift_check_spec
+    from ml_assets.monitoring.drift import compute_drift
+
+    spec = spec_from_yml(BIKE)
+    described = _drift_check_spec(spec, dg.AssetKey(["d"])).description
+    assert "Window: 7 day(s), grown back to 150 rows" in described
+    assert "exempt: hour_of_day, day_of_week" in described
+    assert "not enough data" in described
+
+    frame = pd.DataFrame({"x": range(10), "hour": range(10), "score": [0.5] * 10})
+    result = compute_drift(
+        frame, frame, ["x", "hour"], [], rule=replace(spec.monitoring.drift, exempt=("hour",))
+    )
+    table = _columns_table(result, {"x": 0.7, "hour": 0.3})
+    assert "| x | 0.700 | not enough data | - | - | not judged |" in table
+    assert "| hour | 0.300 | exempt | - | - | not judged |" in table
