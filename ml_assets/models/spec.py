@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 
 from headwater_core.config import model_specs_dir
+from ml_assets.models.drift_spec import DriftSpec, parse_drift
 
 # Metrics where larger is better; every other metric is an error (smaller is better).
 HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2", "recall_at_top_k", "precision_at_top_k"}
@@ -174,21 +175,6 @@ class PromotionSpec:
 
 
 @dataclass(frozen=True)
-class DriftSpec:
-    """When a scored day counts as drifted: the share of the model's importance (gain) carried
-    by the features whose distribution moved away from the reference (Evidently's per-column
-    tests). At `warn_share` the drift check warns; at `error_share` it fails and the model
-    retrains."""
-
-    warn_share: float = 0.05
-    error_share: float = 0.10
-    sample_rows: int = 5000
-    """Rows compared per side at most (Evidently slows badly on large frames)."""
-    reference_days: int = 14
-    """The reference is the last this many days of the champion's training window."""
-
-
-@dataclass(frozen=True)
 class PerformanceSpec:
     """When realised performance has decayed: `metric` on matured labels (over the trailing
     `window_days`) against the same metric on the model version's own test window, as a
@@ -267,7 +253,7 @@ def spec_from_yml(path: Path) -> ModelSpec:
         promotion = _block(PromotionSpec, raw["promotion"], where, "promotion")
         monitoring_raw = raw.get("monitoring") or {}
         monitoring = MonitoringSpec(
-            drift=DriftSpec(**(monitoring_raw.get("drift") or {})),
+            drift=parse_drift(monitoring_raw.get("drift"), where, tuple(raw["features"])),
             performance=(
                 _block(
                     PerformanceSpec,
@@ -316,9 +302,6 @@ def spec_from_yml(path: Path) -> ModelSpec:
         raise SpecError(f"{where}: categorical columns {sorted(unknown)} are not features")
     if spec.baseline_feature not in spec.features:
         raise SpecError(f"{where}: baseline_feature must be one of the features")
-    drift = spec.monitoring.drift
-    if not 0 < drift.warn_share <= drift.error_share <= 1:
-        raise SpecError(f"{where}: monitoring.drift needs 0 < warn_share <= error_share <= 1")
     _check_promotion(spec, where)
     _check_performance(spec, where)
     return spec

@@ -12,6 +12,7 @@ queried as well as plotted. The bodies are thin: the steps are plain functions i
 `drift` (Evidently) and `judge` (the verdicts).
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring import measure
-from ml_assets.monitoring.drift import DriftResult
+from ml_assets.monitoring import metadata as shown
+from ml_assets.monitoring import window as window_
 from ml_assets.monitoring.judge import Verdict, range_verdict
 
 
@@ -61,56 +63,23 @@ def _severity(verdict: Verdict) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if verdict.level == "error" else dg.AssetCheckSeverity.WARN
 
 
-def _columns_table(result: DriftResult, importance: dict[str, float]) -> str:
-    """Every compared column's test, score and verdict, as a markdown table."""
-    table = "\n".join(
-        f"| {f.column} | {importance.get(f.column, 0.0):.3f} | {f.method} | {f.score:.4f} | "
-        f"{f.threshold:.4f} | {'**drifted**' if f.drifted else 'no'} |"
-        for f in (*result.features, result.prediction)
-    )
-    return (
-        "| column | importance | test | score | threshold | drifted |\n"
-        "|---|---:|---|---:|---:|---|\n" + table
-    )
-
-
-def _drift_metadata(
-    measured: measure.DriftMeasurement,
-    importance: dict[str, float],
-    version: str,
-    report_link: str,
-    report_path: Path,
-) -> dict:
-    """The drift asset's metadata: the check's share, Evidently's counts, every column's score,
-    the scoring version and the report."""
-    result = measured.result
-    return {
-        "drifted_importance_share": measured.share,
-        "drift_share": result.drift_share,
-        "drifted_features": result.drifted_features,
-        "prediction_drift_score": result.prediction.score,
-        "prediction_drifted": result.prediction.drifted,
-        **{f"drift_score/{f.column}": f.score for f in result.features},
-        "model_version": version,
-        "scored_rows": result.current_rows_total,
-        "compared_rows": result.current_rows,
-        "reference_rows": result.reference_rows,
-        "sampled": result.sampled,
-        "report": dg.MetadataValue.url(report_link),
-        "report_path": dg.MetadataValue.path(str(report_path)),
-        "columns": dg.MetadataValue.md(_columns_table(result, importance)),
-    }
-
-
 def _drift_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckSpec:
     rule = spec.monitoring.drift
+    overrides = ", ".join(f"{c}: {m}" for c, m in rule.methods.items())
     return dg.AssetCheckSpec(
         DRIFT_CHECK,
         asset=key,
         description=(
             "Drifted features carry less than "
             f"{rule.warn_share:.0%} of the model's importance (WARN at or above "
-            f"it, ERROR at or above {rule.error_share:.0%}: the model retrains)."
+            f"it, ERROR at or above {rule.error_share:.0%}: the model retrains). "
+            f"Window: {rule.window_partitions} day(s), grown back to {rule.min_rows} rows "
+            f"(at most {rule.max_partitions} days); reference: {rule.reference_label}. "
+            "Tests: Evidently's by size for numeric and low-cardinality columns, Jensen-Shannon "
+            f"on the top {rule.top_k} levels + other above {rule.max_levels} levels"
+            + (f"; set per feature: {overrides}" if overrides else "")
+            + (f"; exempt: {', '.join(rule.exempt)}" if rule.exempt else "")
+            + f". Fewer than {rule.min_rows} rows a side: passes as not enough data."
         ),
     )
 
@@ -168,16 +137,16 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     name = spec.name
     k = keys_of(name)
     feature_key = dg.AssetKey(table_key(spec.feature_set))
-    sample_rows = spec.monitoring.drift.sample_rows
+    rule = spec.monitoring.drift
 
     @dg.asset(
         key=k["drift"],
         deps=[k["scores"], feature_key],
         description=(
-            f"Drift of `{name}`'s scored days: Evidently's per-column tests on the model's "
-            f"features and on its score, against a sample of the training window of the version "
-            f"that scored the day. Days are sampled to {sample_rows:,} rows a side. "
-            f"The HTML report is linked in the metadata."
+            f"Drift of `{name}`'s scored window up to the day: Evidently's per-column tests on "
+            f"the model's features and on its score, against {rule.reference_label} (of the "
+            f"version that scored the day). Sampled to {rule.sample_rows:,} rows a side. The "
+            "method per feature is in the `columns` table; the HTML report is linked."
         ),
         kinds={"python", "evidently", "duckdb"},
         automation_condition=drift_condition(feature_key),
@@ -213,21 +182,30 @@ def _drift_of_day(
     artifacts: ModelArtifacts,
     reports: MonitoringReports,
 ) -> tuple[dict, Verdict, dict]:
-    """One scored day's drift, measured and written: its metadata, verdict and check metadata."""
-    name = spec.name
+    """Drift of the window ending on one scored day, measured and written: its metadata,
+    verdict and check metadata."""
+    name, rule = spec.name, spec.monitoring.drift
     with warehouse.connect(read_only=True) as con:
-        rows = measure.read_scored_day(con, spec, day)
-    if rows.num_rows == 0:
+        window = window_.read_scored_window(con, spec, day)
+        same_period = (
+            measure.scored_frame(window_.read_same_period(con, spec, window), spec)
+            if rule.same_period_days is not None and window.day_rows
+            else None
+        )
+    if window.day_rows == 0:
         # Nothing scored that day (a weekly model's off days, or scores not written yet).
         return (
             {"scored_rows": 0},
             Verdict("ok", f"nothing scored on {day}: no drift to measure"),
             {},
         )
+    rows = window.rows
     version = mlflow_tracking.version_of(spec.registered_model_name, measure.scoring_version(rows))
-    reference = measure.load_reference(
-        artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
-    )
+    reference = same_period
+    if reference is None:
+        reference = measure.load_reference(
+            artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
+        )
     importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
     folder = reports.folder() / name / "drift"
     html, report_json = folder / f"{day}.html", folder / f"{day}.json"
@@ -236,14 +214,13 @@ def _drift_of_day(
     )
     with warehouse.connect() as con:
         measure.write_drift(con, name, day, version.version, measured.result, importance)
-    check_metadata = {
-        "drifted_importance_share": measured.share,
-        "drift_share": measured.result.drift_share,
-        "day": day,
-        "model_version": version.version,
-    }
-    metadata = _drift_metadata(measured, importance, version.version, reports.link(html), html)
-    return metadata, measured.verdict, check_metadata
+    metadata = shown.drift_metadata(
+        measured, importance, version.version, window, reports.link(html), html
+    )
+    verdict = dataclasses.replace(
+        measured.verdict, reason=f"{window.label}: {measured.verdict.reason}"
+    )
+    return metadata, verdict, shown.drift_check_metadata(measured, window, version.version)
 
 
 def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
@@ -302,28 +279,6 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
     return performance
 
 
-def _window_metadata(measured: measure.PerformanceMeasurement, rule) -> dict:
-    """The check's evidence as flat numbers Dagster plots over partitions: the trailing
-    window's metric, its interval, its matured labels, and the test window's value."""
-    w = measured.window
-    return {
-        "metric": rule.metric,
-        "value": w.value,
-        "lower": w.lower,
-        "upper": w.upper,
-        "n_labels": w.n,
-        **(
-            {"n_positives": measured.window_positives}
-            if measured.window_positives is not None
-            else {}
-        ),
-        "test_window_value": measured.reference,
-        "interval": f"{w.confidence:.0%}, {w.method}",
-        "window_days": rule.window_days,
-        "enough_labels": measured.enough_labels,
-    }
-
-
 def _performance_of_day(
     spec: ModelSpec, day: str, warehouse: Warehouse, mlflow_tracking: MlflowTracking
 ) -> tuple[dict, Verdict, dict]:
@@ -340,7 +295,7 @@ def _performance_of_day(
         measure.write_performance(con, spec, day, version.version, measured, test_metrics)
     metadata = {
         **{m: float(v) for m, v in measured.metrics.items()},
-        **_window_metadata(measured, rule),
+        **shown.window_metadata(measured, rule),
         "model_version": version.version,
         "seen_in_training": measured.seen_in_training,
         "rows": scored.rows.num_rows,
@@ -350,6 +305,6 @@ def _performance_of_day(
     check_metadata = {
         "day": day,
         "model_version": version.version,
-        **_window_metadata(measured, rule),
+        **shown.window_metadata(measured, rule),
     }
     return metadata, measured.verdict, check_metadata

@@ -6,12 +6,14 @@ method, threshold and verdict from the snapshot, and optionally writes the repor
 JSON. Evidently and pandas are imported inside the functions so that loading the code location
 stays fast.
 
-Evidently picks the stat test per column (its default selection): with more than 1,000
-non-null reference values, "Wasserstein distance (normed)" for numeric columns with more than
-5 distinct values and "Jensen-Shannon distance" for categorical and low-cardinality numeric
-ones, both drifted at distance >= 0.1; with fewer reference values, p-value tests
-(K-S, chi-square, Z-test) drifted at p < 0.05. So a score is a distance or a p-value depending
-on `method`; the verdict is always Evidently's own.
+The test per column follows its type and cardinality (`drift_methods.plan_columns`): Evidently's
+own choice by size for numeric and low-cardinality columns, the top levels plus "other" for
+high-cardinality categoricals, none for exempt ones, or the spec's override. A score is a
+distance or a p-value depending on `method`; the verdict is always Evidently's own.
+
+Sample size: a window or a reference with fewer than `min_rows` rows is not compared at all,
+and a feature with fewer than `min_values` non-null values on a side is not judged; either says
+"not enough data" (`DriftResult.shortfall`, `FeatureDrift.compared`) instead of drifting.
 
 Evidently refuses a column that has no values on one side (its whole report fails), so such
 columns are left out of the report (so also out of its HTML and JSON) and judged by a rule
@@ -20,6 +22,7 @@ here instead; see `_null_column_drift`.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -27,6 +30,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ml_assets.models.drift_spec import DriftSpec
+from ml_assets.monitoring.drift_methods import (
+    EXEMPT,
+    NOT_ENOUGH_DATA,
+    ColumnPlan,
+    column_kind,
+    fold_levels,
+    no_values,
+    normalise,
+    plan_columns,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +60,7 @@ class FeatureDrift:
     score: float  # a p-value or a distance, depending on `method`
     threshold: float
     drifted: bool
+    compared: bool = True  # False: exempt, or not enough data to judge (score and threshold NaN)
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,7 @@ class DriftResult:
     current_rows: int  # rows compared, after sampling
     current_rows_total: int  # rows of the current frame before sampling
     sampled: bool  # either side was sampled
+    shortfall: str | None = None  # why the window was not compared ("not enough data: ...")
 
     @property
     def drifted_features(self) -> int:
@@ -78,7 +95,13 @@ class DriftResult:
             "current_rows": self.current_rows,
             "current_rows_total": self.current_rows_total,
             "sampled": self.sampled,
+            "status": self.status,
+            "methods": {f.column: f.method for f in self.features},
         }
+
+    @property
+    def status(self) -> str:
+        return NOT_ENOUGH_DATA if self.shortfall else "compared"
 
 
 def _json_float(value: float) -> float | None:
@@ -109,38 +132,53 @@ def compute_drift(
     seed: int = 0,
     html_path: Path | None = None,
     json_path: Path | None = None,
+    rule: DriftSpec | None = None,
 ) -> DriftResult:
     """Drift of every feature and of the prediction column, current against reference.
 
     Features listed in `categorical`, and any whose reference values are boolean or not numeric,
     are compared as categorical; the rest as numeric (nulls allowed). Each side is sampled to at
-    most `max_rows` rows first. The Evidently report goes to `html_path` / `json_path` if given.
+    most `max_rows` rows first. `rule` (the spec's `monitoring.drift`, default settings if None)
+    gives the sample-size minimums, the exempt features and the per-feature methods. The
+    Evidently report goes to `html_path` / `json_path` if given.
     """
+    rule = rule or DriftSpec()
     features = list(features)
     columns = list(dict.fromkeys([*features, prediction]))
     _check_inputs(reference, current, columns)
+    if min(len(reference), len(current)) < rule.min_rows:
+        reports = (html_path, json_path)
+        return _not_enough_data(reference, current, features, prediction, rule, *reports)
 
     ref, ref_sampled = sample_rows(reference, max_rows, seed)
     cur, cur_sampled = sample_rows(current, max_rows, seed)
     declared = set(categorical)
-    kinds = {c: _column_kind(reference[c], current[c], c in declared) for c in columns}
-    ref = _normalise(ref, kinds)
-    cur = _normalise(cur, kinds)
+    kinds = {c: column_kind(reference[c], current[c], c in declared) for c in columns}
+    ref = normalise(ref, kinds)
+    cur = normalise(cur, kinds)
 
+    exempt = set(rule.exempt)
     # Evidently fails the whole report on a column with no values on one side.
     null_rule = {
         c: _null_column_drift(c, ref[c], cur[c])
         for c in columns
-        if _no_values(ref[c]) or _no_values(cur[c])
+        if c not in exempt and (no_values(ref[c]) or no_values(cur[c]))
     }
-    testable = [c for c in columns if c not in null_rule]
+    plans = plan_columns(ref, cur, {c: k for c, k in kinds.items() if c not in null_rule}, rule)
+    skipped = {c: _not_compared(c, p.skip) for c, p in plans.items() if p.skip is not None}
+    plans = {c: p for c, p in plans.items() if p.skip is None}
+    for column, plan in plans.items():
+        if plan.levels is not None:
+            ref[column] = fold_levels(ref[column], plan.levels)
+            cur[column] = fold_levels(cur[column], plan.levels)
+    testable = list(plans)
 
-    snapshot = _run_report(ref, cur, kinds, testable, [c for c in testable if c in features])
-    measured = _value_drifts(snapshot.dict())
+    snapshot = _run_report(ref, cur, kinds, plans, [c for c in testable if c in features])
+    measured = _value_drifts(snapshot.dict(), plans)
     missing = [c for c in testable if c not in measured]
     if missing:
         raise RuntimeError(f"Evidently returned no drift result for columns {missing}")
-    by_column = measured | null_rule
+    by_column = measured | null_rule | skipped
 
     if html_path is not None:
         _write_atomically(Path(html_path), snapshot.get_html_str(as_iframe=False))
@@ -157,67 +195,58 @@ def compute_drift(
     )
 
 
+def _not_compared(column: str, why: str) -> FeatureDrift:
+    return FeatureDrift(column, why, math.nan, math.nan, drifted=False, compared=False)
+
+
+def _not_enough_data(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: list[str],
+    prediction: str,
+    rule: DriftSpec,
+    html_path: Path | None,
+    json_path: Path | None,
+) -> DriftResult:
+    """The result for a window or reference below `rule.min_rows`: nothing compared, nothing
+    drifted, and a report that says so."""
+    shortfall = (
+        f"{NOT_ENOUGH_DATA}: {len(current)} rows in the window and {len(reference)} in the "
+        f"reference, at least {rule.min_rows} needed on each side"
+    )
+    exempt = set(rule.exempt)
+    result = DriftResult(
+        features=tuple(
+            _not_compared(f, EXEMPT if f in exempt else NOT_ENOUGH_DATA) for f in features
+        ),
+        prediction=_not_compared(prediction, NOT_ENOUGH_DATA),
+        reference_rows=len(reference),
+        current_rows=len(current),
+        current_rows_total=len(current),
+        sampled=False,
+        shortfall=shortfall,
+    )
+    if html_path is not None:
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Drift: not enough data"
+            f"</title></head><body><h1>Drift: not enough data</h1><p>{shortfall}.</p>"
+            "<p>No test was run; the drift check passes without judging.</p></body></html>"
+        )
+        _write_atomically(Path(html_path), page)
+    if json_path is not None:
+        _write_atomically(Path(json_path), json.dumps(result.headline(), allow_nan=False))
+    return result
+
+
 def _check_inputs(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> None:
     for side, frame in (("reference", reference), ("current", current)):
         absent = [c for c in columns if c not in frame.columns]
         if absent:
             raise ValueError(f"drift: the {side} frame has no column(s) {absent}")
-        if len(frame) == 0:
-            raise ValueError(f"drift: the {side} frame has 0 rows, nothing to compare")
-
-
-def _column_kind(reference: pd.Series, current: pd.Series, declared_categorical: bool) -> str:
-    import pandas as pd
-
-    # The reference (training-time data) decides, unless it has no values to go by.
-    column = reference if reference.notna().any() else current
-    values = column.dropna()
-    if declared_categorical or pd.api.types.is_bool_dtype(column):
-        return "categorical"
-    if pd.api.types.is_numeric_dtype(column):
-        return "numerical"
-    # Object columns: None among booleans or numbers makes pandas fall back to object dtype.
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "empty"):
-        return "numerical"
-    return "categorical"
-
-
-def _normalise(frame: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
-    """Only the compared columns, in dtypes Evidently's tests handle: float64 for numeric (so
-    nullable Int64 and pd.NA become NaN), pandas category for categorical (string, object and
-    boolean columns alike; as object, Evidently's inf-cleaning trips pandas' downcasting
-    FutureWarning on every boolean column)."""
-    import pandas as pd
-
-    out = {
-        c: _as_float(frame[c]) if kind == "numerical" else frame[c].astype("category")
-        for c, kind in kinds.items()
-    }
-    return pd.DataFrame(out).reset_index(drop=True)
-
-
-def _as_float(values: pd.Series) -> pd.Series:
-    import pandas as pd
-
-    try:
-        return pd.to_numeric(values).astype("float64")
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"drift: column {values.name!r} is numeric in the reference but holds non-numeric "
-            f"values; declare it categorical ({e})"
-        ) from e
-
-
-def _no_values(column: pd.Series) -> bool:
-    # Evidently drops NaN and +-inf before testing, so a column of only those is empty to it.
-    import numpy as np
-    import pandas as pd
-
-    values = column.dropna()
-    if pd.api.types.is_float_dtype(values):
-        values = values[np.isfinite(values)]
-    return values.empty
+    # An empty reference (a cycle earlier than the data) is "not enough data"; an empty current
+    # frame is a caller's mistake: there is no scored day to measure.
+    if len(current) == 0:
+        raise ValueError("drift: the current frame has 0 rows, nothing to compare")
 
 
 def _null_column_drift(column: str, reference: pd.Series, current: pd.Series) -> FeatureDrift:
@@ -226,7 +255,7 @@ def _null_column_drift(column: str, reference: pd.Series, current: pd.Series) ->
     side has no nulls at all). All null on both sides: nothing changed, score 0, not drifted."""
     ref_share = 1.0 - reference.isna().mean()
     cur_share = 1.0 - current.isna().mean()
-    both = _no_values(reference) and _no_values(current)
+    both = no_values(reference) and no_values(current)
     score = 0.0 if both else abs(float(ref_share - cur_share))
     return FeatureDrift(
         column=column,
@@ -241,13 +270,14 @@ def _run_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     kinds: dict[str, str],
-    columns: list[str],
+    plans: dict[str, ColumnPlan],
     features: list[str],
 ):
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
+    columns = list(plans)
     # Every list given explicitly: left as None, Evidently infers types from dtypes (ints with
     # <= 10 distinct values become categorical, object columns may become text).
     definition = DataDefinition(
@@ -258,11 +288,24 @@ def _run_report(
         unknown_columns=[],
         list_columns=[],
     )
+    chosen = {c: p for c, p in plans.items() if p.method is not None}
     metrics: list = []
     if features:
         # An empty `columns` would mean "all columns" to the preset.
-        metrics.append(DataDriftPreset(columns=features))
-    metrics += [ValueDrift(column=c) for c in columns if c not in features]
+        metrics.append(
+            DataDriftPreset(
+                columns=features,
+                per_column_method={c: p.method for c, p in chosen.items() if c in features},
+                per_column_threshold={
+                    c: p.threshold for c, p in chosen.items() if c in features and p.threshold
+                },
+            )
+        )
+    metrics += [
+        ValueDrift(column=c, method=plans[c].method, threshold=plans[c].threshold)
+        for c in columns
+        if c not in features
+    ]
     # include_tests makes each ValueDrift carry Evidently's drifted / not-drifted verdict.
     report = Report(metrics, include_tests=True)
     return report.run(
@@ -271,7 +314,7 @@ def _run_report(
     )
 
 
-def _value_drifts(snapshot: dict) -> dict[str, FeatureDrift]:
+def _value_drifts(snapshot: dict, plans: dict[str, ColumnPlan]) -> dict[str, FeatureDrift]:
     """Per-column drift from `Snapshot.dict()`, keyed by column name.
 
     A ValueDrift metric's config holds the column and the method and threshold Evidently
@@ -291,7 +334,7 @@ def _value_drifts(snapshot: dict) -> dict[str, FeatureDrift]:
             raise RuntimeError(f"Evidently gave no drift verdict for column {config['column']!r}")
         drifts[config["column"]] = FeatureDrift(
             column=config["column"],
-            method=str(config["method"]),
+            method=plans[config["column"]].label(str(config["method"])),
             score=float(metric["value"]),
             threshold=float(config["threshold"]),
             drifted=verdicts[metric["id"]],

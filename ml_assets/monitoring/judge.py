@@ -115,8 +115,14 @@ def importance_share(drifted: list[str], importance: dict[str, float], features)
     return sum(weights[f] for f in drifted if f in weights) / total
 
 
-def judge_drift(rule: DriftSpec, share: float, drifted: list[str], features: int) -> Verdict:
-    """`share` is the importance share of the drifted features (see `importance_share`)."""
+def judge_drift(
+    rule: DriftSpec, share: float, drifted: list[str], features: int, shortfall: str | None = None
+) -> Verdict:
+    """`share` is the importance share of the drifted features (see `importance_share`). A
+    window too small to compare (`shortfall`, see `DriftResult.shortfall`) is not judged: the
+    check passes and says so, rather than alarm on noise."""
+    if shortfall:
+        return Verdict("ok", f"not judged, {shortfall}")
     names = f" ({', '.join(drifted)})" if drifted else ""
     said = (
         f"{len(drifted)} of {features} features drifted{names}, carrying {share:.0%} of the "

@@ -1,9 +1,10 @@
 """Measuring a scored day: the steps of the monitoring assets as plain functions over a DuckDB
 connection, with no Dagster and no MLflow resource, so the benchmark floor runs the same code.
 
-Drift of a day: `read_scored_day` (the day's scored rows and their features), `scored_frame`,
-`load_reference` (the scoring version's reference, cached), `measure_drift` (Evidently's drift
-and the check's verdict) and `write_drift` (the day's rows of `monitoring.drift`).
+Drift of a day: `read_scored_day` (the day's scored rows and their features; `window` reads the
+spec's current window and a same-period reference), `scored_frame`, `load_reference` (the
+scoring version's training sample, cached), `measure_drift` (Evidently's drift and the check's
+verdict) and `write_drift` (the day's rows of `monitoring.drift`).
 
 Performance of a day: `read_performance_day` (the day's scores and matured labels, and the
 trailing window the check judges), `measure_performance` (realised metrics and the verdict) and
@@ -14,7 +15,7 @@ Both tables hold one set of rows per model and day: writing a day again replaces
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from ml_assets.monitoring.judge import (
     realised_interval,
     realised_metrics,
 )
+from ml_assets.monitoring.window import read_scored_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -100,14 +102,7 @@ def _now() -> datetime:
 
 def read_scored_day(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> pa.Table:
     """The rows the model scored on `day`: their features, `score` and `model_version`."""
-    keys = ", ".join(ident(k) for k in spec.keys)
-    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
-    return con.sql(
-        f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
-        f"join {table_ref(spec.feature_set)} f using ({keys}) "
-        "where cast(s.event_time as date) = $1",
-        params=[day],
-    ).to_arrow_table()
+    return read_scored_rows(con, spec, day, day)
 
 
 def scored_frame(rows: pa.Table, spec: ModelSpec) -> pd.DataFrame:
@@ -157,19 +152,24 @@ def measure_drift(
     """Drift of a scored day (`scored_frame`) against the version's reference, with the spec's
     sampling, and the drift check's verdict weighed by the version's feature `importance`. The
     Evidently report goes to `html_path` / `json_path` if given."""
+    rule = spec.monitoring.drift
+    if len(reference) and reference["score"].isna().all():
+        # A same-period reference from before the model scored: its prediction has no values.
+        rule = replace(rule, exempt=(*rule.exempt, "score"))
     result = compute_drift(
         reference,
         current,
         features=spec.features,
         categorical=spec.categorical,
-        max_rows=spec.monitoring.drift.sample_rows,
+        max_rows=rule.sample_rows,
         seed=int(spec.lightgbm.get("seed", 0)),
         html_path=html_path,
         json_path=json_path,
+        rule=rule,
     )
     drifted = [f.column for f in result.features if f.drifted]
     share = importance_share(drifted, importance, spec.features)
-    verdict = judge_drift(spec.monitoring.drift, share, drifted, len(result.features))
+    verdict = judge_drift(rule, share, drifted, len(result.features), result.shortfall)
     return DriftMeasurement(result=result, drifted=drifted, share=share, verdict=verdict)
 
 
