@@ -13,7 +13,6 @@ benchmark floor use it without loading Dagster.
 from __future__ import annotations
 
 import calendar
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,9 +27,6 @@ SETTING = "vars.headwater.partitions"
 # Partition keys: the partition's first instant, as Dagster formats it for the grain.
 _DAY_FORMAT = "%Y-%m-%d"
 _HOUR_FORMAT = "%Y-%m-%d-%H:%M"
-# A partition key inside a file name: a date, and for hourly partitions its hour
-# (`2011-01-01-05:00`, `2011-01-01-05`, `2011-01-01T05`; a colon is awkward in file names).
-_KEY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[-T](\d{2})(?::?(\d{2}))?)?")
 
 
 class PartitionSettingsError(ValueError):
@@ -111,17 +107,6 @@ class PartitionSettings:
 
     def example_key(self) -> str:
         return self.key_of(datetime.fromisoformat(self.start))
-
-    def key_in_name(self, text: str) -> str | None:
-        """The partition key a landing file's name carries (its first date, plus the hour for
-        hourly partitions), or None."""
-        match = _KEY_IN_NAME.search(text)
-        if not match:
-            return None
-        day, hour, minute = match.groups()
-        if self.grain != "hourly":
-            return day
-        return f"{day}-{hour or '00'}:{minute or '00'}"
 
 
 def read_partition_settings(dbt_project_dir: Path) -> PartitionSettings:
