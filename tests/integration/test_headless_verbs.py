@@ -196,16 +196,23 @@ def test_monitoring_a_range_with_nothing_scored_measures_nothing_and_succeeds(ho
     assert cells["monitoring/fraud_classifier/performance"][5] == "1"
     assert cells["monitoring/fraud_classifier/drift"][5] == "1"
     for table in ("drift", "performance"):
-        assert _query(
-            home, f"select count(*) from monitoring.{table} where day >= '2025-04-20'"
-        ) == [(0,)]
+        exists = _query(
+            home,
+            "select count(*) from information_schema.tables "
+            f"where table_schema = 'monitoring' and table_name = '{table}'",
+        ) == [(1,)]
+        if exists:  # an earlier test of the module may have measured other days
+            assert _query(
+                home, f"select count(*) from monitoring.{table} where day >= '2025-04-20'"
+            ) == [(0,)]
 
 
 def test_a_failing_command_prints_one_line(home):
     outside = _headwater(home, "score", "--start", "2024-06-01", "--end", "2024-06-02")
     assert outside.returncode == 1
     assert outside.stderr.startswith(
-        "headwater score: --start 2024-06-01 is outside the partitions"
+        "headwater score: 2024-06-01 is before the first partition 2025-01-01 "
+        "(vars.headwater.partitions.start in "
     )
     assert outside.stderr.count("\n") == 1, outside.stderr
 
