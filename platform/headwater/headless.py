@@ -78,9 +78,12 @@ def materialize_range(
 
     Raises UserError for a range that is not one (outside the partitions, reversed, not keys)
     and for a selection that selects nothing."""
-    selection = selection if selection is not None else EVERYTHING_BUT_MONITORING
     # The range is checked before the code locations load: a wrong date fails in a second.
     keys = partition_range(start, end) if start or end else []
+    if selection is None and not EVERYTHING_BUT_MONITORING.resolve(_asset_graph()):
+        # A new project with no sources or specs yet: nothing to do is not an error.
+        return RangeResult(success=True, run_id="none", start="", end="", assets={})
+    selection = selection if selection is not None else EVERYTHING_BUT_MONITORING
     if not selects_partitioned(selection):
         keys = []
     elif not keys:

@@ -60,9 +60,10 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     from headwater.headless import EVERYTHING_BUT_MONITORING, TRAINING
 
     configure_environment()
-    selection = parse_selection(args.select) if args.select else EVERYTHING_BUT_MONITORING
+    # No --select: the default (everything but monitoring), which may be empty in a new project.
+    selection = parse_selection(args.select) if args.select else None
     if args.no_train:
-        selection = selection - TRAINING
+        selection = (selection or EVERYTHING_BUT_MONITORING) - TRAINING
     if args.generate:
         from fraud_demo.generator import generate_if_absent
         from headwater.cli import _demo_config

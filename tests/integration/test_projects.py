@@ -95,9 +95,10 @@ def test_an_empty_project_loads_and_materialises_nothing(project, capsys):
     assert [j.name for j in data.jobs] == ["daily_warehouse_job"] and not data.schedules
     assert main(["materialize", "--start", "2025-01-01", "--end", "2025-01-02"]) == 0
     capsys.readouterr()
-    assert main(["materialize", "--start", "2024-12-31", "--end", "2025-01-02"]) == 2
+    # a user error: one line naming the setting, exit 1 (headwater.errors)
+    assert main(["materialize", "--start", "2024-12-31", "--end", "2025-01-02"]) == 1
     assert capsys.readouterr().err == (
-        "headwater: 2024-12-31 is before the first partition 2025-01-01 "
+        "headwater materialize: 2024-12-31 is before the first partition 2025-01-01 "
         "(vars.headwater.partitions.start in dbt_project/dbt_project.yml)\n"
     )
     # the repository's project declares the demo's sources: it gets the feed
