@@ -60,6 +60,7 @@ def serve(config: DevConfig, tracking_uri: str, prepare: Callable[[], None]) -> 
         raise SystemExit(_port_taken("the reports", config.host, config.reports_port, e)) from e
     try:
         prepare()
+        _make_instance_storage()
         # The daemon, the code servers and the runs they launch inherit these, so that an
         # asset's metadata links to its report and to its MLflow run.
         os.environ["HEADWATER_REPORTS_URL"] = reports_url
@@ -78,6 +79,17 @@ def serve(config: DevConfig, tracking_uri: str, prepare: Callable[[], None]) -> 
     finally:
         reports.shutdown()
         reports.server_close()
+
+
+def _make_instance_storage() -> None:
+    """Create a new instance's storage here, once. Otherwise `dagster dev`'s processes (the
+    webserver, the daemon, the code servers) and the run watcher create it together, and
+    SQLite's alembic table can end with two heads ("more than one head present"), which every
+    one of them then refuses."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get():
+        pass
 
 
 def _claim_ports(config: DevConfig, tracking_uri: str) -> MlflowUi | None:

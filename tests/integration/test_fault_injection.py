@@ -60,6 +60,7 @@ EXCLUDED_COLUMNS = {
     "run_id": "raw.quarantine: the Dagster run that refused it",
     "scored_at": "scores.*: when the row was scored",
     "computed_at": "monitoring.*: when the day was measured",
+    "recorded_at": "raw._partition_status: when a partition's outcome was recorded",
     # The registry's version number: the registration kill leaves a half-registered version 1
     # behind, so the next run's champion is version 2 of the same model. Every score is
     # checked to come from the champion instead (`test_every_score_comes_from_the_champion`).
