@@ -18,6 +18,10 @@ import pytest
 from fraud_demo.generator import GeneratorConfig, generate
 from ml_assets.models.tracking import CHAMPION, MlflowTracking
 
+# A 100-day world and five headless commands: about 3.5 minutes, so the slow tier (the default
+# tier stays under 15 minutes on 2 cores).
+pytestmark = pytest.mark.slow
+
 WORLD = GeneratorConfig(seed=11, start_date=date(2025, 1, 1), days=100, transactions=40_000)
 FIRST, LAST = "2025-01-01", "2025-04-10"
 FRAUD = "headwater.fraud_classifier"
