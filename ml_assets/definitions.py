@@ -10,11 +10,9 @@ repository: its model specs and feature sets), built when Dagster loads the loca
 object.
 """
 
-from pathlib import Path
-
 import dagster as dg
 
-from headwater_core.config import model_specs_dir, project_dir
+from headwater_core.config import model_specs_dir, once_per_project
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import build_automation_sensor
@@ -52,16 +50,13 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-_BUILT: dict[Path, dg.Definitions] = {}
+_definitions = once_per_project(build_definitions)
 
 
 @dg.definitions
 def project_definitions() -> dg.Definitions:
     """What Dagster loads: the configured project's definitions, built once per project folder."""
-    project = project_dir()
-    if project not in _BUILT:
-        _BUILT[project] = build_definitions()
-    return _BUILT[project]
+    return _definitions()
 
 
 def __getattr__(name: str) -> dg.Definitions:

@@ -5,8 +5,6 @@ repository), built when Dagster loads the location (`project_definitions`), not 
 `from data_platform.definitions import defs` gives the same object.
 """
 
-from pathlib import Path
-
 import dagster as dg
 
 from data_platform.demo_feed import build_demo_feed, has_demo_sources
@@ -15,7 +13,7 @@ from data_platform.raw.contract import load_contracts
 from data_platform.raw.database_assets import build_database_assets
 from data_platform.raw.landing_sensor import build_landing_sensor
 from data_platform.warehouse.assets import build_warehouse_assets
-from headwater_core.config import dbt_project_dir, project_dir
+from headwater_core.config import dbt_project_dir, once_per_project
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.names import DAILY_WAREHOUSE_JOB
 from headwater_core.partitions import partitions_def
@@ -64,16 +62,13 @@ def build_definitions() -> dg.Definitions:
     )
 
 
-_BUILT: dict[Path, dg.Definitions] = {}
+_definitions = once_per_project(build_definitions)
 
 
 @dg.definitions
 def project_definitions() -> dg.Definitions:
     """What Dagster loads: the configured project's definitions, built once per project folder."""
-    project = project_dir()
-    if project not in _BUILT:
-        _BUILT[project] = build_definitions()
-    return _BUILT[project]
+    return _definitions()
 
 
 def __getattr__(name: str) -> dg.Definitions:

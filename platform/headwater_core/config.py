@@ -15,9 +15,12 @@ The platform's own files (instance config, workspace, deploy/) stay in `PROJECT_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # The repository: the platform's code and its own files, and the default project.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +92,17 @@ def environ(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def once_per_project(build: Callable[[], T]) -> Callable[[], T]:
+    """`build`, called once per project folder (`project_dir()` when asked) and remembered:
+    what a code location loads is built when Dagster loads it, not at import."""
+    built: dict[Path, T] = {}
+
+    def get() -> T:
+        project = project_dir()
+        if project not in built:
+            built[project] = build()
+        return built[project]
+
+    return get
