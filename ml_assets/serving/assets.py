@@ -87,6 +87,8 @@ def _common(spec: ModelSpec) -> dict:
         "owners": [spec.owner],
         "partitions_def": partitions_def(),
         "backfill_policy": dg.BackfillPolicy.single_run(),
+        # one materialisation per day of the run (a range is one run)
+        "output_required": False,
         "pool": DUCKDB_POOL,
         "metadata": {"model_spec": dg.MetadataValue.path(spec.source)},
     }
