@@ -20,16 +20,20 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from headwater_core.names import (
+    CHALLENGER,
+    CHAMPION,
     DRIFT_CHECK,
     PERFORMANCE_CHECK,
     REFERENCE_ARTIFACT,
     TAG_FEATURE_IMPORTANCE,
+    TAG_GATE,
     TAG_SERVED_COMPARISON,
     TAG_TEST_METRICS,
     TAG_TRAINED_THROUGH,
 )
 from headwater_core.resources import Warehouse
 from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.assets import build_champion_asset
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
@@ -306,6 +310,17 @@ def test_served_days_land_once_measured_and_compared(served):
     strict = replace(gated, promotion=replace(SPEC.promotion, min_improvement=meta["upper"]))
     promote, reason = served_gate(strict, "2", stored)
     assert promote is False and "does not clear" in reason
+    # the champion step asks it: a challenger the offline gate passed stays out
+    tracking = served["resources"]["mlflow_tracking"]
+    client = tracking.client()
+    client.set_registered_model_alias(SPEC.registered_model_name, CHAMPION, "1")
+    client.set_registered_model_alias(SPEC.registered_model_name, CHALLENGER, "2")
+    client.set_model_version_tag(SPEC.registered_model_name, "2", TAG_GATE, "passed")
+    kept = dg.materialize([build_champion_asset(strict)], resources={"mlflow_tracking": tracking})
+    meta = _meta(kept)
+    assert meta["champion_version"] == "1" and meta["promoted"] is False
+    assert "served pr_auc improvement on 1,200 matured requests" in meta["reason"]
+    assert tracking.version_by_alias(SPEC.registered_model_name, CHAMPION).version == "1"
 
 
 def test_a_day_with_too_many_bad_records_is_refused_and_keeps_its_rows(served):
