@@ -12,7 +12,8 @@ A record is refused when its request id is missing or already loaded (in this da
 another day, for the same role), its role, model, day or version is not what its file says, its
 score is missing or NaN, or a key or feature is missing or not of its column's type. Over
 `max_quarantined_share` of the day refused, the day's loaded rows stay as they were (only the
-quarantine is replaced) and `LogRefused` says why.                                     (pure)
+quarantine is replaced) and `LogRefused` says why; an empty log never empties a loaded day.
+                                                                                        (pure)
 """
 
 from __future__ import annotations
@@ -235,6 +236,8 @@ def load_day(
     types = column_types(con, spec)
     _stage(con, records)
     _create_tables(con, spec, types)
+    if records.num_rows == 0:
+        _refuse_emptying(con, spec, day)
     _judge(con, spec, types, day)
     counted = con.execute(
         "select coalesce(reason, ''), role, model_version, count(*) "
@@ -272,6 +275,19 @@ def load_day(
             f"{SERVING_QUARANTINE_TABLE}"
         )
     return result
+
+
+def _refuse_emptying(con, spec: ModelSpec, day: date) -> None:
+    """An empty log never empties a loaded day: the log folder may be the wrong one, or pruned."""
+    ((loaded,),) = con.execute(
+        f"select count(*) from {predictions_table(spec.name)} where score_date = $1", [day]
+    ).fetchall()
+    if loaded:
+        con.unregister(_STAGED)
+        raise LogRefused(
+            f"{spec.name} {day}: the log holds no record of the day, but {loaded} served rows "
+            "are loaded: kept (is the log folder the service's?)"
+        )
 
 
 def _write(con, spec: ModelSpec, day: date, types: dict[str, str], replace_day: bool) -> None:

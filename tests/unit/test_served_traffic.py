@@ -118,6 +118,17 @@ def test_too_many_bad_records_refuse_the_day_and_keep_its_rows(con):
     assert con.execute("select count(*) from serving.quarantine").fetchone() == (20,)
 
 
+def test_an_empty_log_loads_an_empty_day_but_never_empties_a_loaded_one(con):
+    empty = SCHEMA.empty_table()
+    assert load.load_day(con, SPEC, DAY, empty).read == 0
+    load.load_day(con, SPEC, DAY, _records(5))
+    with pytest.raises(load.LogRefused, match="no record of the day, but 5 served rows"):
+        load.load_day(con, SPEC, DAY, empty)
+    assert con.execute("select count(*) from serving.fraud_classifier_predictions").fetchone() == (
+        5,
+    )
+
+
 def test_the_serving_block_is_checked():
     assert parse_serving(None, "x.yml") == ServingSpec()
     rule = parse_serving({"shadow": {"window_days": 7, "gate": True}}, "x.yml").shadow
