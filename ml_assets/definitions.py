@@ -25,7 +25,7 @@ from ml_assets.models.assets import build_model_assets
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
-from ml_assets.serving.assets import ServingLog, build_serving_assets
+from ml_assets.serving.assets import build_serving_assets
 
 
 def build_definitions() -> dg.Definitions:
@@ -51,7 +51,6 @@ def build_definitions() -> dg.Definitions:
             "mlflow_tracking": MlflowTracking(),
             "artifacts": ModelArtifacts(),
             "reports": MonitoringReports(),
-            "serving_log": ServingLog(),
         },
         # Steps that write the warehouse take turns anyway (one DuckDB writer); running them in
         # the run's own process saves a code load per step.

@@ -42,19 +42,16 @@ from ml_assets.monitoring.assets import Traffic, build_monitoring_assets
 from ml_assets.serving import load, prediction_log, shadow
 
 
-class ServingLog(dg.ConfigurableResource):
-    """The served predictions' log folder that `headwater serve` writes (empty:
-    $HEADWATER_SERVING_LOG_DIR, else `<state>/serving`)."""
-
-    path: str = ""
-
-    def folder(self) -> Path:
-        return Path(self.path) if self.path else prediction_log.log_dir()
-
-
 class PredictionsConfig(dg.Config):
+    log_dir: str = ""
+    """The log folder `headwater serve` writes (empty: $HEADWATER_SERVING_LOG_DIR, else
+    `<state>/serving`). Run config rather than a resource: every caller that materialises the
+    ML assets with its own resources keeps working."""
     max_quarantined_share: float = load.MAX_QUARANTINED_SHARE
     """Refuse the day (keep its loaded rows) when a larger share of its records is bad."""
+
+    def folder(self) -> Path:
+        return Path(self.log_dir) if self.log_dir else prediction_log.log_dir()
 
 
 def _keys(name: str) -> dict[str, dg.AssetKey]:
@@ -114,10 +111,9 @@ def _predictions_asset(spec: ModelSpec, k: dict[str, dg.AssetKey]) -> dg.AssetsD
         context: dg.AssetExecutionContext,
         config: PredictionsConfig,
         warehouse: Warehouse,
-        serving_log: ServingLog,
     ):
         for day in context.partition_keys:
-            records = prediction_log.read_day(serving_log.folder(), name, date.fromisoformat(day))
+            records = prediction_log.read_day(config.folder(), name, date.fromisoformat(day))
             with warehouse.connect() as con:
                 try:
                     loaded = load.load_day(

@@ -37,7 +37,7 @@ from ml_assets.models.assets import build_champion_asset
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
-from ml_assets.serving.assets import ServingLog, build_serving_assets
+from ml_assets.serving.assets import build_serving_assets
 from ml_assets.serving.gate import served_gate
 from ml_assets.serving.prediction_log import (
     ROLE_CHAMPION,
@@ -189,7 +189,6 @@ def served(tmp_path_factory):
     requests = _log_traffic(tmp / "log", world)
     resources = {
         "warehouse": Warehouse(path=str(tmp / "warehouse.duckdb")),
-        "serving_log": ServingLog(path=str(tmp / "log")),
         "mlflow_tracking": tracking,
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
         "reports": MonitoringReports(path=str(tmp / "reports"), base_url="http://127.0.0.1:3001"),
@@ -199,10 +198,15 @@ def served(tmp_path_factory):
 
 def _materialize(served, role: str, day: date):
     assets = build_serving_assets(SPEC)
+    key = dg.AssetKey(["serving", SPEC.name, role])
+    log = {"log_dir": str(served["tmp"] / "log")}
     return dg.materialize(
         assets,
-        selection=dg.AssetSelection.assets(dg.AssetKey(["serving", SPEC.name, role])),
+        selection=dg.AssetSelection.assets(key),
         resources=served["resources"],
+        run_config={"ops": {"serving__fraud_classifier__predictions": {"config": log}}}
+        if role == "predictions"
+        else None,
         partition_key=day.isoformat(),
         raise_on_error=False,
     )
