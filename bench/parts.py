@@ -309,7 +309,9 @@ def part_incremental(config: dict) -> dict:
     # What the daily loop runs for a new day: its raw files and facts, the dimensions (a new
     # CRM and acquirer snapshot came with it), the features, the day's scores and its drift.
     # No retraining: that is weekly, or when a check fails.
-    selection = dg.AssetSelection.all() - dg.AssetSelection.groups("monitoring", "models")
+    selection = dg.AssetSelection.all() - dg.AssetSelection.groups(
+        "monitoring", "models", "serving"
+    )
     run = range_run("new day", day, day, selection=selection)
     drift = drift_runs({m: day for m in newest_scored_days()})
     day_seconds = run["seconds"] + sum(r["seconds"] for r in drift)

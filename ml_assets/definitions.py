@@ -1,4 +1,5 @@
-"""The ML code location: feature sets, models, scores, monitoring and their automation.
+"""The ML code location: feature sets, models, scores, monitoring, served traffic and their
+automation.
 
 It shares the warehouse file and the dbt project with the data-engineering location, and refers
 to the marts by asset key only. Heavy libraries (lightgbm, mlflow, evidently) are imported inside
@@ -24,13 +25,20 @@ from ml_assets.models.assets import build_model_assets
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
+from ml_assets.serving.assets import build_serving_assets
 
 
 def build_definitions() -> dg.Definitions:
     """The location's definitions for the configured project."""
     specs = load_specs(model_specs_dir())
     model_assets = [
-        a for spec in specs for a in (*build_model_assets(spec), *build_monitoring_assets(spec))
+        a
+        for spec in specs
+        for a in (
+            *build_model_assets(spec),
+            *build_monitoring_assets(spec),
+            *build_serving_assets(spec),
+        )
     ]
     jobs = build_jobs(specs)
     return dg.Definitions(

@@ -16,6 +16,7 @@ Each body reads its inputs, calls plain functions and reports metadata: the work
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +31,7 @@ from headwater_core.names import (
     MODELS,
     TAG_GATE,
     TAG_GATE_REASON,
+    TAG_SERVED_COMPARISON,
     model_keys,
     table_key,
 )
@@ -43,6 +45,7 @@ from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.scores.assets import build_scores_asset
+from ml_assets.serving.gate import served_gate
 
 
 def build_model_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
@@ -349,11 +352,26 @@ def build_champion_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 f"version {challenger.version} of {model} has not been evaluated: materialise "
                 f"{keys['evaluation'].to_user_string()} first"
             )
+        served, served_reason = served_gate(spec, challenger.version, _served(challenger))
+        if served_reason:
+            context.log.info(f"{model} version {challenger.version}: {served_reason}")
+        if not served:
+            current = mlflow_tracking.version_by_alias(model, CHAMPION)
+            if current is not None:  # the served comparison needs a champion: it has one
+                yield _champion_result(current.version, False, current.version, served_reason)
+                return
+        reason = f"{reason}; {served_reason}" if served_reason else reason
         previous = move_champion(mlflow_tracking, model, challenger.version, "promoted", reason)
         context.log.info(f"champion: version {previous or 'none'} -> {challenger.version}")
         yield _champion_result(challenger.version, True, previous, reason)
 
     return champion
+
+
+def _served(version) -> dict | None:
+    """The served comparison tagged on a version by serving/<name>/shadow_comparison."""
+    raw = version.tags.get(TAG_SERVED_COMPARISON)
+    return json.loads(raw) if raw else None
 
 
 def _champion_result(

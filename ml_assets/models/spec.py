@@ -17,6 +17,7 @@ import yaml
 
 from headwater_core.config import model_specs_dir
 from ml_assets.models.drift_spec import DriftSpec, parse_drift
+from ml_assets.models.serving_spec import ServingSpec, parse_serving
 
 # Metrics where larger is better; every other metric is an error (smaller is better).
 HIGHER_IS_BETTER = {"roc_auc", "pr_auc", "r2", "recall_at_top_k", "precision_at_top_k"}
@@ -230,6 +231,7 @@ class ModelSpec:
     retrain_cron: str = "0 4 * * 1"
     """The backstop: the model retrains on this schedule whatever else happens (UTC)."""
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    serving: ServingSpec = field(default_factory=ServingSpec)  # the shadow comparison's block
     source: str = ""
 
     @property
@@ -286,6 +288,7 @@ def spec_from_yml(path: Path) -> ModelSpec:
             freshness=raw.get("freshness"),
             retrain_cron=raw.get("retrain_cron", "0 4 * * 1"),
             monitoring=monitoring,
+            serving=parse_serving(raw.get("serving"), where),
             source=where,
         )
     except KeyError as e:

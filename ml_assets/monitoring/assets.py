@@ -10,10 +10,15 @@
 Both also append to DuckDB (`monitoring.drift`, `monitoring.performance`), so the history can be
 queried as well as plotted. The bodies are thin: the steps are plain functions in `measure`, over
 `drift` (Evidently) and `judge` (the verdicts).
+
+The same two assets measure served traffic (`serving/<name>/drift`, `/performance`, built by
+`ml_assets.serving.assets` with a `Traffic` that names the served predictions' table): same
+measurement, metadata and checks, written to `serving.drift` and `serving.performance`.
 """
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -21,9 +26,11 @@ import dagster as dg
 from headwater_core.config import reports_dir, reports_url
 from headwater_core.names import (
     DRIFT_CHECK,
+    DRIFT_TABLE,
     DUCKDB_POOL,
     MONITORING,
     PERFORMANCE_CHECK,
+    PERFORMANCE_TABLE,
     TAG_FEATURE_IMPORTANCE,
     TAG_TEST_METRICS,
     TAG_TRAINED_THROUGH,
@@ -57,6 +64,34 @@ class MonitoringReports(dg.ConfigurableResource):
         if not base:
             return file.resolve().as_uri()
         return f"{base}/{file.resolve().relative_to(self.folder().resolve()).as_posix()}"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What a spec's pair of monitoring assets measures: its batch scores (the default), or the
+    predictions it served (`served`: the table of the champion's served rows)."""
+
+    drift_key: dg.AssetKey
+    performance_key: dg.AssetKey
+    scored_key: dg.AssetKey  # the asset the measured rows come from
+    group: str = MONITORING
+    served: str | None = None
+    drift_table: str = DRIFT_TABLE
+    performance_table: str = PERFORMANCE_TABLE
+    automation: bool = True  # the batch drift follows new scores unattended
+
+    @property
+    def report_folder(self) -> str:
+        return "served_drift" if self.served else "drift"
+
+    @property
+    def rows(self) -> str:
+        return "served predictions" if self.served else "scored window"
+
+
+def batch_traffic(name: str) -> Traffic:
+    k = keys_of(name)
+    return Traffic(k["drift"], k["performance"], k["scores"])
 
 
 def _severity(verdict: Verdict) -> dg.AssetCheckSeverity:
@@ -101,9 +136,14 @@ def _performance_check_spec(spec: ModelSpec, key: dg.AssetKey) -> dg.AssetCheckS
     )
 
 
-def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
+def build_monitoring_assets(
+    spec: ModelSpec, traffic: Traffic | None = None
+) -> list[dg.AssetsDefinition]:
+    """The drift and (with a `monitoring.performance` block) performance assets of a spec's
+    batch scores, or of the `traffic` given."""
+    traffic = traffic or batch_traffic(spec.name)
     common = {
-        "group_name": MONITORING,
+        "group_name": traffic.group,
         "owners": [spec.owner],
         "partitions_def": partitions_def(),
         # A range of days is one run (a backfill, `headwater monitor`): each day is measured and
@@ -115,8 +155,8 @@ def build_monitoring_assets(spec: ModelSpec) -> list[dg.AssetsDefinition]:
     }
     performance_assets = []
     if spec.monitoring.performance is not None:
-        performance_assets.append(_performance_asset(spec, common))
-    return [_drift_asset(spec, common), *performance_assets]
+        performance_assets.append(_performance_asset(spec, common, traffic))
+    return [_drift_asset(spec, common, traffic), *performance_assets]
 
 
 def _check_result(check_name: str, verdicts: dict[str, Verdict], metadata: dict):
@@ -133,24 +173,24 @@ def _check_result(check_name: str, verdicts: dict[str, Verdict], metadata: dict)
     )
 
 
-def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
+def _drift_asset(spec: ModelSpec, common: dict, traffic: Traffic) -> dg.AssetsDefinition:
     name = spec.name
-    k = keys_of(name)
+    key = traffic.drift_key
     feature_key = dg.AssetKey(table_key(spec.feature_set))
     rule = spec.monitoring.drift
 
     @dg.asset(
-        key=k["drift"],
-        deps=[k["scores"], feature_key],
+        key=key,
+        deps=[traffic.scored_key, feature_key],
         description=(
-            f"Drift of `{name}`'s scored window up to the day: Evidently's per-column tests on "
+            f"Drift of `{name}`'s {traffic.rows} up to the day: Evidently's per-column tests on "
             f"the model's features and on its score, against {rule.reference_label} (of the "
             f"version that scored the day). Sampled to {rule.sample_rows:,} rows a side. The "
             "method per feature is in the `columns` table; the HTML report is linked."
         ),
         kinds={"python", "evidently", "duckdb"},
-        automation_condition=drift_condition(feature_key),
-        check_specs=[_drift_check_spec(spec, k["drift"])],
+        automation_condition=drift_condition(feature_key) if traffic.automation else None,
+        check_specs=[_drift_check_spec(spec, key)],
         **common,
     )
     def drift(
@@ -163,12 +203,10 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         verdicts, metadata = {}, {}
         for day in context.partition_keys:
             day_metadata, verdict, check_metadata = _drift_of_day(
-                spec, day, warehouse, mlflow_tracking, artifacts, reports
+                spec, day, traffic, warehouse, mlflow_tracking, artifacts, reports
             )
             verdicts[day], metadata = verdict, check_metadata or metadata
-            yield dg.AssetMaterialization(
-                asset_key=k["drift"], partition=day, metadata=day_metadata
-            )
+            yield dg.AssetMaterialization(asset_key=key, partition=day, metadata=day_metadata)
         yield _check_result(DRIFT_CHECK, verdicts, metadata)
 
     return drift
@@ -177,6 +215,7 @@ def _drift_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
 def _drift_of_day(
     spec: ModelSpec,
     day: str,
+    traffic: Traffic,
     warehouse: Warehouse,
     mlflow_tracking: MlflowTracking,
     artifacts: ModelArtifacts,
@@ -186,7 +225,7 @@ def _drift_of_day(
     verdict and check metadata."""
     name, rule = spec.name, spec.monitoring.drift
     with warehouse.connect(read_only=True) as con:
-        window = window_.read_scored_window(con, spec, day)
+        window = window_.read_scored_window(con, spec, day, traffic.served)
         same_period = (
             measure.scored_frame(window_.read_same_period(con, spec, window), spec)
             if rule.same_period_days is not None and window.day_rows
@@ -207,13 +246,15 @@ def _drift_of_day(
             artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
         )
     importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
-    folder = reports.folder() / name / "drift"
+    folder = reports.folder() / name / traffic.report_folder
     html, report_json = folder / f"{day}.html", folder / f"{day}.json"
     measured = measure.measure_drift(
         spec, reference, measure.scored_frame(rows, spec), importance, html, report_json
     )
     with warehouse.connect() as con:
-        measure.write_drift(con, name, day, version.version, measured.result, importance)
+        measure.write_drift(
+            con, name, day, version.version, measured.result, importance, traffic.drift_table
+        )
     metadata = shown.drift_metadata(
         measured, importance, version.version, window, reports.link(html), html
     )
@@ -223,21 +264,22 @@ def _drift_of_day(
     return metadata, verdict, shown.drift_check_metadata(measured, window, version.version)
 
 
-def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
+def _performance_asset(spec: ModelSpec, common: dict, traffic: Traffic) -> dg.AssetsDefinition:
     name = spec.name
-    k = keys_of(name)
+    key = traffic.performance_key
     label = spec.label
+    scored = "served days" if traffic.served else "scored days"
 
     @dg.asset(
-        key=k["performance"],
-        deps=[k["scores"], dg.AssetKey(table_key(label.table))],
+        key=key,
+        deps=[traffic.scored_key, dg.AssetKey(table_key(label.table))],
         description=(
-            f"Realised performance of `{name}` on scored days, once every label of the day has "
+            f"Realised performance of `{name}` on {scored}, once every label of the day has "
             f"matured ({label.table}.{label.matures_at}), for the model version that scored it. "
-            "Asked for by the `model_monitor` sensor."
+            + ("" if traffic.served else "Asked for by the `model_monitor` sensor.")
         ),
         kinds={"python", "duckdb"},
-        check_specs=[_performance_check_spec(spec, k["performance"])],
+        check_specs=[_performance_check_spec(spec, key)],
         **common,
     )
     def performance(
@@ -250,7 +292,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
         for day in days:
             try:
                 day_metadata, verdict, metadata = _performance_of_day(
-                    spec, day, warehouse, mlflow_tracking
+                    spec, day, traffic, warehouse, mlflow_tracking
                 )
             except measure.NotMeasurable as e:
                 # In a range, a weekly model's unscored days are not an error; a day whose labels
@@ -260,9 +302,7 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
                 continue
             context.log.info(f"{name} {day}: {verdict.reason}")
             verdicts[day] = verdict
-            yield dg.AssetMaterialization(
-                asset_key=k["performance"], partition=day, metadata=day_metadata
-            )
+            yield dg.AssetMaterialization(asset_key=key, partition=day, metadata=day_metadata)
         if verdicts:
             yield _check_result(PERFORMANCE_CHECK, verdicts, metadata)
         elif not refused:  # a range without a scored day: the check still answers
@@ -280,19 +320,25 @@ def _performance_asset(spec: ModelSpec, common: dict) -> dg.AssetsDefinition:
 
 
 def _performance_of_day(
-    spec: ModelSpec, day: str, warehouse: Warehouse, mlflow_tracking: MlflowTracking
+    spec: ModelSpec,
+    day: str,
+    traffic: Traffic,
+    warehouse: Warehouse,
+    mlflow_tracking: MlflowTracking,
 ) -> tuple[dict, Verdict, dict]:
     """One scored day's realised performance, measured and written: its metadata, verdict and
     check metadata. Raises measure.NotMeasurable."""
     rule = spec.monitoring.performance
     with warehouse.connect(read_only=True) as con:
-        scored = measure.read_performance_day(con, spec, day)
+        scored = measure.read_performance_day(con, spec, day, traffic.served)
     version = mlflow_tracking.version_of(spec.registered_model_name, scored.version)
     test_metrics = json.loads(version.tags.get(TAG_TEST_METRICS, "{}"))
     trained_through = version.tags.get(TAG_TRAINED_THROUGH, "")
     measured = measure.measure_performance(spec, day, scored, test_metrics, trained_through)
     with warehouse.connect() as con:
-        measure.write_performance(con, spec, day, version.version, measured, test_metrics)
+        measure.write_performance(
+            con, spec, day, version.version, measured, test_metrics, traffic.performance_table
+        )
     metadata = {
         **{m: float(v) for m, v in measured.metrics.items()},
         **shown.window_metadata(measured, rule),

@@ -180,15 +180,17 @@ def write_drift(
     version: str,
     result: DriftResult,
     importance: dict[str, float],
+    table: str = DRIFT_TABLE,
 ) -> None:
-    """The day's rows of `monitoring.drift`: one per feature and one for the prediction."""
+    """The day's rows of `monitoring.drift` (or `table`, of the same columns): one per feature
+    and one for the prediction."""
     computed_at = _now()
     rows = [
         (model, day, version, f.column, f is result.prediction, f.method)
         + (f.score, f.threshold, f.drifted, importance.get(f.column), computed_at)
         for f in (*result.features, result.prediction)
     ]
-    replace_rows(con, DRIFT_TABLE, DRIFT_COLUMNS, model, day, rows)
+    replace_rows(con, table, DRIFT_COLUMNS, model, day, rows)
 
 
 # -- performance ---------------------------------------------------------------------------------
@@ -202,7 +204,8 @@ class PerformanceDay:
     matures_at: datetime  # when the day's last label matured
 
 
-def _label_value(spec: ModelSpec) -> str:
+def label_value(spec: ModelSpec) -> str:
+    """The label as SQL over the label table `l`, as known when it matured."""
     label = spec.label
     value = f"l.{ident(label.column)}"
     if label.known_at:
@@ -212,22 +215,25 @@ def _label_value(spec: ModelSpec) -> str:
     return value
 
 
-def _day_after(value) -> datetime:
+def day_after(value) -> datetime:
+    """Midnight after a timestamp's (or date's) day."""
     day = value.date() if isinstance(value, datetime) else value
     return datetime.combine(day + timedelta(days=1), datetime.min.time())
 
 
 def read_performance_day(
-    con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str, served: str | None = None
 ) -> PerformanceDay:
-    """The day's scores with their matured labels, and the trailing window of the check.
+    """The day's scores (or the `served` predictions' table's) with their matured labels, and
+    the trailing window of the check.
 
     Raises NotMeasurable when nothing was scored on `day`, or when its labels mature after the
     newest data of the feature set."""
     name, label = spec.name, spec.label
-    value = _label_value(spec)
+    value = label_value(spec)
     keys = ", ".join(ident(k) for k in spec.keys)
-    joined = f"from {scores_table(name)} s join {table_ref(label.table)} l using ({keys})"
+    scored = served or scores_table(name)
+    joined = f"from {scored} s join {table_ref(label.table)} l using ({keys})"
     matures = f"l.{ident(label.matures_at)}"
     rows = con.sql(
         f"select s.score, s.model_version, cast({value} as double) as label, "
@@ -244,7 +250,7 @@ def read_performance_day(
         )
     matures_at = max(rows.column("matures_at").to_pylist())
     # The newest event's day has landed whole: data reaches midnight after it.
-    data_until = _day_after(data_until) if data_until is not None else None
+    data_until = day_after(data_until) if data_until is not None else None
     if data_until is None or matures_at > data_until:
         raise NotMeasurable(
             f"{name}: the labels of {day} mature at {matures_at}, but "
@@ -319,8 +325,10 @@ def write_performance(
     version: str,
     measured: PerformanceMeasurement,
     test_metrics: dict[str, float],
+    table: str = PERFORMANCE_TABLE,
 ) -> None:
-    """The day's rows of `monitoring.performance`: one per realised metric of the day (beside
+    """The day's rows of `monitoring.performance` (or `table`, of the same columns): one per
+    realised metric of the day (beside
     the same metric on the version's test window), and one for the check's metric over the
     trailing window (`<metric>_trailing_<N>d`) with its interval and count of matured labels."""
     rule = spec.monitoring.performance
@@ -335,8 +343,8 @@ def write_performance(
         (spec.name, day, version, f"{rule.metric}_trailing_{rule.window_days}d", w.value)
         + (test_metrics.get(rule.metric), computed_at, w.lower, w.upper, w.n)
     )
-    con.execute(f"create schema if not exists {PERFORMANCE_TABLE.split('.')[0]}")
-    con.execute(f"create table if not exists {PERFORMANCE_TABLE} ({PERFORMANCE_COLUMNS})")
+    con.execute(f"create schema if not exists {table.split('.')[0]}")
+    con.execute(f"create table if not exists {table} ({PERFORMANCE_COLUMNS})")
     for column in _PERFORMANCE_ADDED:
-        con.execute(f"alter table {PERFORMANCE_TABLE} add column if not exists {column}")
-    replace_rows(con, PERFORMANCE_TABLE, PERFORMANCE_COLUMNS, spec.name, day, rows)
+        con.execute(f"alter table {table} add column if not exists {column}")
+    replace_rows(con, table, PERFORMANCE_COLUMNS, spec.name, day, rows)

@@ -17,14 +17,25 @@ if TYPE_CHECKING:
 
 
 def read_scored_rows(
-    con: duckdb.DuckDBPyConnection, spec: ModelSpec, first: str, last: str
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    first: str,
+    last: str,
+    served: str | None = None,
 ) -> pa.Table:
-    """The rows the model scored on the days first..last: features, `score`, `model_version`."""
-    keys = ", ".join(ident(k) for k in spec.keys)
-    columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
+    """The rows the model scored on the days first..last: features, `score`, `model_version`.
+
+    `served`: a served predictions' table, whose rows carry the features the model saw, instead
+    of the batch scores joined to the feature set."""
+    if served is not None:
+        columns = ", ".join(f"s.{ident(c)}" for c in spec.features)
+        source = f"{served} s"
+    else:
+        keys = ", ".join(ident(k) for k in spec.keys)
+        columns = ", ".join(f"f.{ident(c)}" for c in spec.features)
+        source = f"{scores_table(spec.name)} s join {table_ref(spec.feature_set)} f using ({keys})"
     return con.sql(
-        f"select {columns}, s.score, s.model_version from {scores_table(spec.name)} s "
-        f"join {table_ref(spec.feature_set)} f using ({keys}) "
+        f"select {columns}, s.score, s.model_version from {source} "
         "where cast(s.event_time as date) between $1 and $2",
         params=[first, last],
     ).to_arrow_table()
@@ -44,16 +55,18 @@ class ScoredWindow:
         return f"{self.first_day}..{self.last_day}"
 
 
-def read_scored_window(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str) -> ScoredWindow:
+def read_scored_window(
+    con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str, served: str | None = None
+) -> ScoredWindow:
     """The scored rows drift compares for `day`: the `window.partitions` days up to it, grown
     back a day at a time (to `window.max_partitions` days at most) until they hold
-    `window.min_rows` rows."""
+    `window.min_rows` rows (of the `served` predictions' table if given)."""
     rule = spec.monitoring.drift
     last = date.fromisoformat(day)
     oldest = last - timedelta(days=rule.max_partitions - 1)
     counts = dict(
         con.sql(
-            f"select cast(event_time as date), count(*) from {scores_table(spec.name)} "
+            f"select cast(event_time as date), count(*) from {served or scores_table(spec.name)} "
             "where cast(event_time as date) between $1 and $2 group by 1",
             params=[oldest.isoformat(), day],
         ).fetchall()
@@ -64,7 +77,8 @@ def read_scored_window(con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str
         if days >= rule.window_partitions and rows >= rule.min_rows:
             break
     first = (last - timedelta(days=days - 1)).isoformat()
-    return ScoredWindow(read_scored_rows(con, spec, first, day), first, day, counts.get(last, 0))
+    rows_ = read_scored_rows(con, spec, first, day, served)
+    return ScoredWindow(rows_, first, day, counts.get(last, 0))
 
 
 def read_same_period(

@@ -15,7 +15,7 @@ import dagster as dg
 from headwater.errors import UserError, one_line
 from headwater.run_launcher import recover_dead_runs
 from headwater_core.config import environ
-from headwater_core.names import MODELS, MONITORING, TRIGGER_TAG
+from headwater_core.names import MODELS, MONITORING, SERVING, TRIGGER_TAG
 from headwater_core.partitions import PartitionRangeError, partition_keys_between
 
 
@@ -59,8 +59,9 @@ def all_materializable_assets() -> list[dg.AssetsDefinition]:
 
 
 # What `headwater materialize` runs unless told otherwise: drift and performance are measured per
-# scored day (by automation, or `headwater monitor` for a range), not after every load.
-EVERYTHING_BUT_MONITORING = dg.AssetSelection.all() - dg.AssetSelection.groups(MONITORING)
+# scored day (by automation, or `headwater monitor` for a range), not after every load; served
+# traffic is loaded once a day's log is complete, not with the warehouse.
+EVERYTHING_BUT_MONITORING = dg.AssetSelection.all() - dg.AssetSelection.groups(MONITORING, SERVING)
 # Training, evaluation and the champion: what a score-only run leaves out.
 TRAINING = dg.AssetSelection.groups(MODELS)
 

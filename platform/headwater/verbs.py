@@ -90,7 +90,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from headwater.headless import TRAINING, partition_range
-    from headwater_core.names import CHAMPION, MONITORING, SCORES, model_keys
+    from headwater_core.names import CHAMPION, MONITORING, SCORES, SERVING, model_keys
     from ml_assets.models.tracking import MlflowTracking
 
     configure_environment()
@@ -113,7 +113,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     selection = (
         dg.AssetSelection.all()
         - TRAINING
-        - dg.AssetSelection.groups(MONITORING)
+        - dg.AssetSelection.groups(MONITORING, SERVING)
         - (dg.AssetSelection.groups(SCORES) - scores)
     )
     return _run(args, selection, "score")

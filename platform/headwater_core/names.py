@@ -20,6 +20,8 @@ FEATURES = "features"
 MODELS = "models"
 SCORES = "scores"
 MONITORING = "monitoring"
+# what `headwater serve` answered, back in the graph (ml_assets/serving)
+SERVING = "serving"
 
 # Every step that writes the warehouse DuckDB file runs in this Dagster pool; the instance config
 # (dagster_instance/embedded.yaml, deploy/dagster.yaml) limits it to one step at a time, because
@@ -72,6 +74,32 @@ def scores_table(name: str) -> str:
 
 DRIFT_TABLE = f"{MONITORING}.drift"
 PERFORMANCE_TABLE = f"{MONITORING}.performance"
+
+# -- serving: the served predictions of a spec, by role, and what is measured on them ----------
+SERVING_ROLES = ("predictions", "drift", "performance", "shadow_comparison")
+
+
+def serving_keys(name: str) -> dict[str, tuple[str, ...]]:
+    """The asset keys of a model's served traffic (`serving/<name>/<role>`), by role."""
+    return {role: (SERVING, name, role) for role in SERVING_ROLES}
+
+
+def predictions_table(name: str) -> str:
+    """The champion's served predictions (what the service answered), one row per request."""
+    return f"{SERVING}.{name}_predictions"
+
+
+def shadow_predictions_table(name: str) -> str:
+    """The shadow challenger's predictions on the same requests (logged, never answered)."""
+    return f"{SERVING}.{name}_shadow_predictions"
+
+
+# Log records the predictions asset refused (bad or duplicate request ids, unreadable features)
+SERVING_QUARANTINE_TABLE = f"{SERVING}.quarantine"
+# Drift and realised performance measured on served traffic (the columns of monitoring.*)
+SERVED_DRIFT_TABLE = f"{SERVING}.drift"
+SERVED_PERFORMANCE_TABLE = f"{SERVING}.performance"
+SHADOW_COMPARISON_TABLE = f"{SERVING}.shadow_comparison"
 
 # -- checks ------------------------------------------------------------------------------------
 GATE_CHECK = "challenger_beats_champion"
@@ -127,6 +155,8 @@ TAG_HOLDOUT_ARTIFACT = "headwater.holdout_artifact"
 TAG_MODEL = "headwater.model"
 TAG_TRAINING_DATA_VERSION = "headwater.training_data_version"
 TAG_PREVIOUS_CHAMPION = "headwater.previous_champion"
+# The newest comparison with the champion on served traffic (serving/<name>/shadow_comparison)
+TAG_SERVED_COMPARISON = "headwater.served_comparison"
 # Set last, just before the `challenger` alias: every tag and artifact above exists.
 TAG_COMPLETE = "headwater.complete"
 
