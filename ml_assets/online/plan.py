@@ -87,9 +87,17 @@ def _table(node: dict) -> str:
     return f"{node['schema']}.{name}"
 
 
-def build_plan(manifest: dict, feature_set: str, keys: list[str], event_time: str) -> Plan:
-    """The online plan of `feature_set` (`schema.table`) from a compiled dbt manifest."""
-    if feature_set not in HISTORY:
+def build_plan(
+    manifest: dict,
+    feature_set: str,
+    keys: list[str],
+    event_time: str,
+    history: tuple[Slice, ...] | None = None,
+) -> Plan:
+    """The online plan of `feature_set` (`schema.table`) from a compiled dbt manifest; its
+    history is `HISTORY[feature_set]` unless given."""
+    history = history if history is not None else HISTORY.get(feature_set)
+    if history is None:
         raise PlanError(f"{feature_set} has no declared online history (ml_assets/online/plan.py)")
     nodes = {**manifest["nodes"], **manifest["sources"]}
     by_table = {
@@ -111,7 +119,7 @@ def build_plan(manifest: dict, feature_set: str, keys: list[str], event_time: st
     state = tuple(
         dict.fromkeys(t for m in models for t in m.reads if t not in path_tables)
     )
-    for piece in HISTORY[feature_set]:
+    for piece in history:
         if piece.key not in nodes[source]["columns"]:
             raise PlanError(f"{feature_set}: history key {piece.key} is not a request column")
     return Plan(
@@ -124,7 +132,7 @@ def build_plan(manifest: dict, feature_set: str, keys: list[str], event_time: st
         models=tuple(models),
         state=state,
         relation_names={_table(nodes[u]): nodes[u]["relation_name"] for u in upstream},
-        history=HISTORY[feature_set],
+        history=tuple(history),
         categories=accepted_values(manifest, source),
     )
 

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from ml_assets.models.spec import ident, table_ref
 from ml_assets.online.plan import Plan, Slice, plan_to_dict
 from ml_assets.online.store import KeyValueStore
 
@@ -63,21 +64,22 @@ class Written:
 
 
 def _columns(con, table: str) -> list[list[str]]:
-    return [[name, kind] for name, kind, *_ in con.execute(f"describe {table}").fetchall()]
+    return [[n, kind] for n, kind, *_ in con.execute(f"describe {table_ref(table)}").fetchall()]
 
 
 def slice_sql(piece: Slice, start: date) -> str:
     """The rows of `piece` for every entity at once, with history from `start` on."""
+    key, table = ident(piece.key), table_ref(piece.relation)
     if piece.days is None or piece.time_column is None:
-        return f"select * from {piece.relation} where {piece.key} is not null"
-    recent = f"select * from {piece.relation} where cast({piece.time_column} as date) >= '{start}'"
+        return f"select * from {table} where {key} is not null"
+    time = ident(piece.time_column)
+    recent = f"select * from {table} where cast({time} as date) >= '{start}'"
     if not piece.keep_last:
         return recent
     return (
         f"{recent} union all by name select * exclude (hw_rank) from ("
-        f"select *, row_number() over (partition by {piece.key} "
-        f"order by {piece.time_column} desc) as hw_rank from {piece.relation} "
-        f"where cast({piece.time_column} as date) < '{start}') where hw_rank = 1"
+        f"select *, row_number() over (partition by {key} order by {time} desc) as hw_rank "
+        f"from {table} where cast({time} as date) < '{start}') where hw_rank = 1"
     )
 
 
@@ -100,7 +102,7 @@ def write_snapshot(
     ns = plan.feature_set
     generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     ((through,),) = con.execute(
-        f"select max(cast({event_time} as date)) from {plan.feature_set}"
+        f"select max(cast({ident(event_time)} as date)) from {table_ref(plan.feature_set)}"
     ).fetchall()
     start = (through + timedelta(days=1)) if through else date(1970, 1, 1)
     schemas = {

@@ -124,10 +124,13 @@ class SqliteStore:
         # keys are compared as text: [prefix, prefix + U+10FFFF) holds exactly those starting so
         low, high = self.prefix + prefix, self.prefix + prefix + "\U0010ffff"
         con = self._con()
+        ((lists,),) = con.execute(
+            "select count(distinct key) from lists where key >= ? and key < ?", (low, high)
+        ).fetchall()
         n = con.execute("delete from kv where key >= ? and key < ?", (low, high)).rowcount
-        n += con.execute("delete from lists where key >= ? and key < ?", (low, high)).rowcount
+        con.execute("delete from lists where key >= ? and key < ?", (low, high))
         con.commit()
-        return n
+        return n + lists
 
 
 class RedisStore:
