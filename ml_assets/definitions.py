@@ -36,7 +36,9 @@ def build_definitions() -> dg.Definitions:
     online_assets = build_online_assets(specs)
     jobs = build_jobs(specs)
     return dg.Definitions(
-        assets=dg.with_source_code_references([*build_feature_assets(), *model_assets, *online_assets]),
+        assets=dg.with_source_code_references(
+            [*build_feature_assets(), *model_assets, *online_assets]
+        ),
         jobs=jobs,
         sensors=[build_automation_sensor(), build_monitor_sensor(specs, jobs)],
         resources={

@@ -51,7 +51,7 @@ def compiled_manifest(dbt: DbtCliResource, model: str) -> dict:
         target = Path(scratch) / "target"
         with DBT_LOCK, environ({"HEADWATER_DUCKDB_PATH": str(Path(scratch) / "compile.duckdb")}):
             dbt.cli(
-                ["compile", "--select", f"+{model}", "--exclude-resource-type", "unit_test"],
+                ["compile", "--select", f"+{model}"],
                 target_path=target,
                 raise_on_error=True,
             ).wait()
@@ -71,6 +71,7 @@ def build_online_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=dg.AssetKey(online_key(feature_set)),
         group_name=ONLINE,
+        owners=[spec.owner],
         deps=[dg.AssetKey(table_key(t)) for t in deps],
         automation_condition=features_condition(),
         pool=DUCKDB_POOL,
@@ -86,7 +87,9 @@ def build_online_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         manifest = compiled_manifest(dbt, feature_set.split(".")[-1])
         plan = build_plan(manifest, feature_set, list(spec.keys), spec.event_time)
         with warehouse.connect(read_only=True) as con:
-            written = write_snapshot(con, online_store.open(), plan, list(spec.keys), spec.event_time)
+            written = write_snapshot(
+                con, online_store.open(), plan, list(spec.keys), spec.event_time
+            )
         context.log.info(f"online store {written.generation}: {written.rows} rows")
         return dg.MaterializeResult(
             metadata={

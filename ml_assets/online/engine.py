@@ -99,9 +99,7 @@ class Engine:
         request did not carry it); the types are cast in SQL, as ingestion casts a file."""
         import pyarrow as pa
 
-        return pa.Table.from_pylist(
-            [{c: row.get(c) for c in self.source_columns} for row in rows]
-        )
+        return pa.Table.from_pylist([{c: row.get(c) for c in self.source_columns} for row in rows])
 
     def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = ()):
         """The feature set's rows of the request (Arrow), and the fresh rows of the tables in

@@ -116,9 +116,7 @@ def build_plan(
         reads = tuple(_table(nodes[d]) for d in node["depends_on"]["nodes"])
         models.append(Model(_table(node), node["compiled_code"], reads))
     path_tables = {m.table for m in models} | {_table(nodes[source])}
-    state = tuple(
-        dict.fromkeys(t for m in models for t in m.reads if t not in path_tables)
-    )
+    state = tuple(dict.fromkeys(t for m in models for t in m.reads if t not in path_tables))
     for piece in history:
         if piece.key not in nodes[source]["columns"]:
             raise PlanError(f"{feature_set}: history key {piece.key} is not a request column")
@@ -126,8 +124,7 @@ def build_plan(
         feature_set=feature_set,
         source=_table(nodes[source]),
         source_columns={
-            name: (c.get("data_type") or "varchar")
-            for name, c in nodes[source]["columns"].items()
+            name: (c.get("data_type") or "varchar") for name, c in nodes[source]["columns"].items()
         },
         models=tuple(models),
         state=state,
@@ -190,9 +187,7 @@ def plan_to_dict(plan: Plan) -> dict:
         "models": [[m.table, m.sql, list(m.reads)] for m in plan.models],
         "state": list(plan.state),
         "relation_names": plan.relation_names,
-        "history": [
-            [s.relation, s.key, s.time_column, s.days, s.keep_last] for s in plan.history
-        ],
+        "history": [[s.relation, s.key, s.time_column, s.days, s.keep_last] for s in plan.history],
         "categories": plan.categories,
     }
 

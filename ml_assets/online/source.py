@@ -184,14 +184,11 @@ class OnlineFeatureSource:
         event_time = snap.meta["event_time"]
         for row in rows:
             value = row.get(event_time)
-            day = (
-                datetime.fromisoformat(value) if isinstance(value, str) else value
-            )
+            day = datetime.fromisoformat(value) if isinstance(value, str) else value
             day = day.date() if isinstance(day, datetime) else day
             if day is not None and day <= snap.through:
                 raise ValueError(
-                    f"{event_time} {value} is not after the online store's last day "
-                    f"{snap.through}"
+                    f"{event_time} {value} is not after the online store's last day {snap.through}"
                 )
 
 
@@ -199,7 +196,9 @@ def _in_order(answer, rows: list[dict], keys: list[str]):
     """`answer`'s rows in the order of the request rows (one per request row)."""
     import pyarrow as pa
 
-    position = {tuple(r): i for i, r in enumerate(zip(*[answer.column(k).to_pylist() for k in keys]))}
+    position = {
+        tuple(r): i for i, r in enumerate(zip(*[answer.column(k).to_pylist() for k in keys]))
+    }
     order = []
     for row in rows:
         key = tuple(row[k] for k in keys)

@@ -165,7 +165,9 @@ class RedisStore:
     def delete_prefix(self, prefix: str) -> int:
         n = 0
         batch: list[bytes] = []
-        for key in self.client.scan_iter(match=_glob_escape(self.prefix + prefix) + "*", count=1000):
+        for key in self.client.scan_iter(
+            match=_glob_escape(self.prefix + prefix) + "*", count=1000
+        ):
             batch.append(key)
             if len(batch) >= 1000:
                 n += self.client.unlink(*batch)

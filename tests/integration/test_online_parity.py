@@ -37,9 +37,9 @@ from ml_assets.online.source import OnlineFeatureSource
 from ml_assets.online.store import RedisStore
 from ml_assets.scores import scoring
 
-# 75 days: the matured merchant fraud rate (days D-120 .. D-61) has data on the last day.
+# 70 days: the matured merchant fraud rate (days D-120 .. D-61) has data on the last day.
 WORLD = GeneratorConfig(
-    seed=11, start_date=date(2025, 1, 1), days=75, transactions=6_000, fraud_rate=0.03
+    seed=11, start_date=date(2025, 1, 1), days=70, transactions=4_000, fraud_rate=0.03
 )
 D = WORLD.start_date + timedelta(days=WORLD.days - 1)
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -112,14 +112,19 @@ def world(tmp_path_factory):
     store = OnlineStore(url=str(tmp / "online.sqlite"))
     result = dg.materialize(
         [build_online_asset(spec)],
-        resources={"dbt": dbt_cli_resource(), "warehouse": Warehouse(path=str(database)),
-                   "online_store": store},
+        resources={
+            "dbt": dbt_cli_resource(),
+            "warehouse": Warehouse(path=str(database)),
+            "online_store": store,
+        },
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success
     # the same snapshot in Redis, from the plan the asset stored (no second compile)
     sqlite = store.open()
-    meta = sqlite.get(meta_key(spec.feature_set, sqlite.get(current_key(spec.feature_set)).decode()))
+    meta = sqlite.get(
+        meta_key(spec.feature_set, sqlite.get(current_key(spec.feature_set)).decode())
+    )
     redis_store = RedisStore(REDIS_URL, prefix=f"hw-test-online-{uuid.uuid4().hex}:")
     try:
         import json
@@ -133,20 +138,33 @@ def world(tmp_path_factory):
         _dbt_run(database, tmp)
         con = duckdb.connect(str(database))
         booster = _train(con, spec)
-        scoring.score_window(con, spec, booster, "1", (D.isoformat(), (D + timedelta(1)).isoformat()))
-        requests = con.sql(
-            f"select {', '.join(plan.source_columns)} from raw.transactions "
-            f"where cast(transacted_at as date) = '{D}' order by transacted_at, transaction_id"
-        ).to_arrow_table().to_pylist()
+        scoring.score_window(
+            con, spec, booster, "1", (D.isoformat(), (D + timedelta(1)).isoformat())
+        )
+        requests = (
+            con.sql(
+                f"select {', '.join(plan.source_columns)} from raw.transactions "
+                f"where cast(transacted_at as date) = '{D}' order by transacted_at, transaction_id"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
         expected = con.sql(
             f"select * from features.transaction_features where transaction_date = '{D}'"
         ).to_arrow_table()
-        scores = dict(con.sql(
-            "select transaction_id, score from scores.fraud_classifier"
-        ).fetchall())
+        scores = dict(
+            con.sql("select transaction_id, score from scores.fraud_classifier").fetchall()
+        )
         con.close()
-        yield {"spec": spec, "store": sqlite, "redis": redis_store, "requests": requests,
-               "expected": expected, "scores": scores, "booster": booster}
+        yield {
+            "spec": spec,
+            "store": sqlite,
+            "redis": redis_store,
+            "requests": requests,
+            "expected": expected,
+            "scores": scores,
+            "booster": booster,
+        }
     finally:
         redis_store.delete_prefix("")
         assert redis_store.client.keys(redis_store.prefix + "*") == []

@@ -54,21 +54,30 @@ def _node(kind, schema, name, deps=(), sql=None, columns=()):
 
 
 def _manifest() -> dict:
-    columns = [("event_id", "varchar"), ("user_id", "varchar"), ("amount", "decimal(12, 2)"),
-               ("kind", "varchar"), ("happened_at", "timestamp")]
+    columns = [
+        ("event_id", "varchar"),
+        ("user_id", "varchar"),
+        ("amount", "decimal(12, 2)"),
+        ("kind", "varchar"),
+        ("happened_at", "timestamp"),
+    ]
     return {
         "sources": {"source.p.app.events": _node("source", "raw", "events", columns=columns)},
         "nodes": {
             "model.p.dim_users": _node("model", "marts", "dim_users", sql="select 1"),
             "model.p.fct_events": _node(
-                "model", "marts", "fct_events",
-                ["source.p.app.events", "model.p.dim_users"], FCT_SQL,
+                "model",
+                "marts",
+                "fct_events",
+                ["source.p.app.events", "model.p.dim_users"],
+                FCT_SQL,
             ),
             "model.p.event_features": _node(
                 "model", "features", "event_features", ["model.p.fct_events"], FEATURES_SQL
             ),
             "test.p.accepted_values_kind": {
-                "resource_type": "test", "column_name": "kind",
+                "resource_type": "test",
+                "column_name": "kind",
                 "depends_on": {"nodes": ["source.p.app.events"]},
                 "test_metadata": {"name": "accepted_values", "kwargs": {"values": ["a", "b"]}},
             },
@@ -96,13 +105,24 @@ def test_a_plan_needs_one_request_source_and_a_declared_history():
     with pytest.raises(PlanError, match="no declared online history"):
         build_plan(_manifest(), "features.event_features", ["event_id"], "happened_at")
     with pytest.raises(PlanError, match="not a request column"):
-        build_plan(_manifest(), "features.event_features", ["event_id"], "happened_at",
-                   (Slice("marts.dim_users", "tier"),))
+        build_plan(
+            _manifest(),
+            "features.event_features",
+            ["event_id"],
+            "happened_at",
+            (Slice("marts.dim_users", "tier"),),
+        )
 
 
 def test_relation_names_become_views_and_the_feature_set_reads_history():
-    assert rewrite('select * from "w"."a"."bc", "w"."a"."b"', {"a.b": '"w"."a"."b"',
-                   "a.bc": '"w"."a"."bc"'}, {"a.b": "v1", "a.bc": "v2"}) == "select * from v2, v1"
+    assert (
+        rewrite(
+            'select * from "w"."a"."bc", "w"."a"."b"',
+            {"a.b": '"w"."a"."b"', "a.bc": '"w"."a"."bc"'},
+            {"a.b": "v1", "a.bc": "v2"},
+        )
+        == "select * from v2, v1"
+    )
     views = dict(model_views(_plan()))
     assert "hw_source" in views["hw_fresh__marts__fct_events"]
     assert "hw_state__marts__dim_users" in views["hw_fresh__marts__fct_events"]
@@ -142,11 +162,15 @@ def _warehouse(events: list[tuple]) -> duckdb.DuckDBPyConnection:
     con.execute("use w")
     for schema in ("raw", "marts", "features"):
         con.execute(f"create schema {schema}")
-    con.execute("create table raw.events (event_id varchar, user_id varchar, "
-                "amount decimal(12, 2), kind varchar, happened_at timestamp, _loaded_at timestamp)")
+    con.execute(
+        "create table raw.events (event_id varchar, user_id varchar, "
+        "amount decimal(12, 2), kind varchar, happened_at timestamp, _loaded_at timestamp)"
+    )
     con.executemany("insert into raw.events values (?, ?, ?, ?, ?, null)", events)
-    con.execute("create table marts.dim_users as select * from (values ('u1', 'gold'), "
-                "('u2', 'silver')) t(user_id, tier)")
+    con.execute(
+        "create table marts.dim_users as select * from (values ('u1', 'gold'), "
+        "('u2', 'silver')) t(user_id, tier)"
+    )
     con.execute(f"create table marts.fct_events as {FCT_SQL}")
     con.execute(f"create table features.event_features as {FEATURES_SQL}")
     return con
@@ -170,8 +194,11 @@ def test_a_replayed_day_equals_the_offline_table():
     before = _warehouse([e for e in events if e[4].date() < day])
     store = MemoryStore()
     write_snapshot(before, store, _plan(), ["event_id"], "happened_at")
-    spec = SimpleNamespace(feature_set="features.event_features", keys=["event_id"],
-                           features=["amount", "tier", "n_1d", "amount_1d"])
+    spec = SimpleNamespace(
+        feature_set="features.event_features",
+        keys=["event_id"],
+        features=["amount", "tier", "n_1d", "amount_1d"],
+    )
     source = OnlineFeatureSource(store, spec)
     assert source.request_fields()["kind"] == Literal["a", "b"]
     after = _warehouse(events)
@@ -185,8 +212,9 @@ def test_a_replayed_day_equals_the_offline_table():
         assert served == expected[event[0]]
         source.record([row])
     # plain values for the model, by feature name
-    (plain,) = source.features([dict(zip(["event_id", "user_id", "amount", "kind", "happened_at"],
-                                         today[-1]))])
+    (plain,) = source.features(
+        [dict(zip(["event_id", "user_id", "amount", "kind", "happened_at"], today[-1]))]
+    )
     assert plain == {k: expected[today[-1][0]][k] for k in spec.features} | {
         "amount": float(expected[today[-1][0]]["amount"]),
         "amount_1d": float(expected[today[-1][0]]["amount_1d"]),
