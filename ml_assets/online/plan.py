@@ -217,3 +217,12 @@ def accepted_values(manifest: dict, source_uid: str) -> dict[str, list[str]]:
         if column and values:
             out[column] = [str(v) for v in values]
     return out
+
+
+def event_tables(
+    plan: Plan, schemas: dict[str, list[list[str]]], keys: list[str]
+) -> tuple[str, ...]:
+    """The stored path tables with one row per request (they carry the model's keys: the daily
+    fact): what `record` appends a served request to."""
+    path = {m.table for m in plan.models}
+    return tuple(t for t in plan.stored if t in path and set(keys) <= {c for c, _ in schemas[t]})

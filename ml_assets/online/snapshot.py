@@ -7,6 +7,9 @@ Layout, under the namespace `<feature set>` (e.g. `features.transaction_features
     <ns>:<gen>:meta                       JSON: plan, column types, last day, keys
     <ns>:<gen>:<table>:<column>:<value>   list of Arrow IPC streams: the entity's rows of the
                                           table (the snapshot's, then each recorded request's)
+    <ns>:recorded:<table>:<day>           the served requests' rows of a day, recorded: a new
+                                          snapshot carries those of days after its last day
+                                          over (they land in the warehouse only later)
 
 A new snapshot is written under a new generation, made current in one write, and the old one
 deleted after: a reader sees one whole snapshot or the other. No Dagster.
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from ml_assets.models.spec import ident, table_ref
-from ml_assets.online.plan import Plan, Slice, plan_to_dict
+from ml_assets.online.plan import Plan, Slice, event_tables, plan_to_dict
 from ml_assets.online.store import KeyValueStore
 
 
@@ -29,6 +32,14 @@ def current_key(namespace: str) -> str:
 
 def meta_key(namespace: str, generation: str) -> str:
     return f"{namespace}:{generation}:meta"
+
+
+def recorded_key(namespace: str, table: str, day) -> str:
+    return f"{namespace}:recorded:{table}:{day}"
+
+
+# How many days after its last one a snapshot looks for recorded requests to carry over.
+CARRY_DAYS = 7
 
 
 def entity_key(namespace: str, generation: str, table: str, column: str, value) -> str:
@@ -128,8 +139,36 @@ def write_snapshot(
         "event_time": event_time,
     }
     store.set(meta_key(ns, generation), json.dumps(meta).encode())
+    if through is not None:
+        carry_recorded(store, plan, generation, through, event_tables(plan, schemas, keys))
     previous = store.get(current_key(ns))
     store.set(current_key(ns), generation.encode())
     if previous and previous.decode() != generation:
         store.delete_prefix(f"{ns}:{previous.decode()}:")
     return Written(generation, through, entities, rows, size)
+
+
+def carry_recorded(
+    store: KeyValueStore, plan: Plan, generation: str, through: date, tables: tuple[str, ...]
+) -> None:
+    """Push the recorded requests of the days after `through` into `generation`'s entity
+    lists, and forget those of the days up to `through` (the warehouse has them now)."""
+    import pyarrow as pa
+
+    ns = plan.feature_set
+    for table in tables:
+        days = [through + timedelta(days=n) for n in range(1, CARRY_DAYS + 1)]
+        for blobs in store.lists([recorded_key(ns, table, d) for d in days]):
+            if not blobs:
+                continue
+            rows = pa.concat_tables([from_ipc(b) for b in blobs])
+            for piece in plan.history:
+                if piece.relation == table:
+                    store.push(
+                        [
+                            (entity_key(ns, generation, table, piece.key, v), to_ipc(part))
+                            for v, part in _entity_lists(rows, piece.key)
+                        ]
+                    )
+        for n in range(CARRY_DAYS + 1):
+            store.delete_prefix(recorded_key(ns, table, through - timedelta(days=n)))

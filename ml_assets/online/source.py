@@ -17,8 +17,15 @@ from typing import Literal
 
 from ml_assets.models.spec import ModelSpec
 from ml_assets.online.engine import Engine
-from ml_assets.online.plan import plan_from_dict
-from ml_assets.online.snapshot import current_key, entity_key, from_ipc, meta_key, to_ipc
+from ml_assets.online.plan import event_tables, plan_from_dict
+from ml_assets.online.snapshot import (
+    current_key,
+    entity_key,
+    from_ipc,
+    meta_key,
+    recorded_key,
+    to_ipc,
+)
 from ml_assets.online.store import KeyValueStore
 
 # Fresh rows of answered requests kept for `record`, by key (the service records what it served
@@ -61,13 +68,7 @@ class _Snapshot:
         self.keys = meta["keys"]
         self.through = date.fromisoformat(meta["through"]) if meta["through"] else None
         self.engine = Engine(self.plan, meta["schemas"], self.keys)
-        path = {m.table for m in self.plan.models}
-        # the stored path tables with a row per request (the daily fact): what `record` appends
-        self.event_tables = tuple(
-            t
-            for t in self.plan.stored
-            if t in path and set(self.keys) <= {c for c, _ in meta["schemas"][t]}
-        )
+        self.event_tables = event_tables(self.plan, meta["schemas"], self.keys)
 
 
 class OnlineFeatureSource:
@@ -144,6 +145,13 @@ class OnlineFeatureSource:
                 for value, entity_rows in by_entity.items():
                     key = entity_key(self.namespace, snap.generation, table, piece.key, value)
                     items.append((key, to_ipc(pa.Table.from_pylist(entity_rows, schema))))
+            # by day too, so that the next snapshot carries them over until they land
+            by_day: dict = {}
+            for row in fresh:
+                by_day.setdefault(_day(row.get(snap.meta["event_time"])), []).append(row)
+            for day, day_rows in by_day.items():
+                key = recorded_key(self.namespace, table, day)
+                items.append((key, to_ipc(pa.Table.from_pylist(day_rows, schema))))
         self.store.push(items)
 
     def _fresh_row(self, snap: _Snapshot, row: dict, table: str | None = None) -> dict | None:
@@ -184,12 +192,17 @@ class OnlineFeatureSource:
         event_time = snap.meta["event_time"]
         for row in rows:
             value = row.get(event_time)
-            day = datetime.fromisoformat(value) if isinstance(value, str) else value
-            day = day.date() if isinstance(day, datetime) else day
+            day = _day(value)
             if day is not None and day <= snap.through:
                 raise ValueError(
                     f"{event_time} {value} is not after the online store's last day {snap.through}"
                 )
+
+
+def _day(value) -> date | None:
+    """The day of an event time (a datetime, a date or an ISO string)."""
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return value.date() if isinstance(value, datetime) else value
 
 
 def _in_order(answer, rows: list[dict], keys: list[str]):

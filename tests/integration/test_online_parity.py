@@ -72,7 +72,7 @@ def _dbt_run(database: Path, tmp: Path) -> None:
             str(Path(sys.executable).parent / "dbt"),
             "run",
             "--select",
-            "+transaction_features",
+            "+transaction_features +fraud_labels",
             "--target-path",
             str(tmp / "target"),
             "--log-path",

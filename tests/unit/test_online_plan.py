@@ -229,3 +229,49 @@ def test_a_request_not_after_the_snapshot_is_refused():
     old = dict(zip(["event_id", "user_id", "amount", "kind", "happened_at"], events[0]))
     with pytest.raises(ValueError, match="not after the online store's last day"):
         OnlineFeatureSource(store, spec).features([old])
+
+
+def test_a_new_snapshot_keeps_the_served_requests_that_have_not_landed():
+    events = _events()
+    spec = SimpleNamespace(
+        feature_set="features.event_features", keys=["event_id"], features=["n_1d"]
+    )
+    columns = ["event_id", "user_id", "amount", "kind", "happened_at"]
+    store = MemoryStore()
+    # the store of day 3, then day 4 served and recorded, then day 4 lands (snapshot of day 4)
+    write_snapshot(
+        _warehouse([e for e in events if e[4].date() < date(2025, 3, 4)]),
+        store,
+        _plan(),
+        ["event_id"],
+        "happened_at",
+    )
+    source = OnlineFeatureSource(store, spec)
+    for event in sorted(e for e in events if e[4].date() == date(2025, 3, 4)):
+        source.record([dict(zip(columns, event))])
+    # a served request of day 5 before the snapshot of day 4 is written
+    early = next(e for e in sorted(events, key=lambda e: e[4]) if e[4].date() == date(2025, 3, 5))
+    source.record([dict(zip(columns, early))])
+    write_snapshot(
+        _warehouse([e for e in events if e[4].date() < date(2025, 3, 5)]),
+        store,
+        _plan(),
+        ["event_id"],
+        "happened_at",
+    )
+    later = [
+        e
+        for e in events
+        if e[4].date() == date(2025, 3, 5) and e[4] > early[4] and e[1] == early[1]
+    ]
+    expected = (
+        _warehouse(events)
+        .sql(f"select * from features.event_features where event_id = '{later[0][0]}'")
+        .to_arrow_table()
+        .to_pylist()
+    )
+    # the early request is in the later one's window: it was carried into the new snapshot
+    assert expected[0]["previous_at"] >= early[4]
+    assert source.features_table([dict(zip(columns, later[0]))]).to_pylist() == expected
+    # day 4's recorded rows are in the warehouse now: forgotten; day 5's carried over
+    assert store.lists(["features.event_features:recorded:marts.fct_events:2025-03-04"]) == [[]]
