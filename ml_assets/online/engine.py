@@ -101,16 +101,17 @@ class Engine:
 
         return pa.Table.from_pylist([{c: row.get(c) for c in self.source_columns} for row in rows])
 
-    def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = ()):
-        """The feature set's rows of the request (Arrow), and the fresh rows of the tables in
-        `fresh_of` (what `record` appends). `stored`: table -> the entities' rows (Arrow)."""
+    def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer=True):
+        """The feature set's rows of the request (Arrow; None unless `answer`), and the fresh
+        rows of the tables in `fresh_of` (what `record` appends). `stored`: table -> the
+        entities' rows (Arrow)."""
         request = self.request_table(rows)
         with self.lock:
             self.con.register("hw_request", request)
             for table, rows_of in stored.items():
                 self.con.register(view("state", table), rows_of)
             try:
-                answer = self.con.sql(self.answer_sql).to_arrow_table()
+                answer = self.con.sql(self.answer_sql).to_arrow_table() if answer else None
                 fresh = {
                     t: self.con.sql(f"select * from {view('fresh', t)}").to_arrow_table()
                     for t in fresh_of

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
@@ -27,10 +26,6 @@ from ml_assets.online.snapshot import (
     to_ipc,
 )
 from ml_assets.online.store import KeyValueStore
-
-# Fresh rows of answered requests kept for `record`, by key (the service records what it served
-# right after answering, so a small window suffices).
-_FRESH_KEPT = 10_000
 
 
 class NoSnapshot(LookupError):
@@ -80,7 +75,6 @@ class OnlineFeatureSource:
         self.namespace = spec.feature_set
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
-        self._fresh: OrderedDict[tuple, dict] = OrderedDict()
 
     def snapshot(self) -> _Snapshot:
         """The store's current snapshot, loaded again only when a new one was written."""
@@ -117,54 +111,39 @@ class OnlineFeatureSource:
         """The feature set's rows of the request (every column, as the table types them)."""
         snap = self.snapshot()
         self._check_after_snapshot(snap, rows)
-        answer, fresh = snap.engine.run(rows, self._stored(snap, rows), snap.event_tables)
-        for table, fresh_rows in fresh.items():
-            for row in fresh_rows.to_pylist():
-                self._keep((table, *[row[k] for k in self.spec.keys]), row)
+        answer, _ = snap.engine.run(rows, self._stored(snap, rows))
         return _in_order(answer, rows, list(self.spec.keys))
 
     def record(self, rows: list[dict]) -> None:
         """Append served request rows to their entities' history, so the next request sees
-        them as the feature table's windows would."""
+        them as the feature table's windows would. The rows are computed again by the same SQL
+        (off the answer's critical path: the service records after answering)."""
         import pyarrow as pa
 
         snap = self.snapshot()
-        missing = [r for r in rows if self._fresh_row(snap, r) is None]
-        if missing:
-            self.features_table(missing)
+        self._check_after_snapshot(snap, rows)
+        _, fresh = snap.engine.run(rows, self._stored(snap, rows), snap.event_tables, False)
         items = []
         for table in snap.event_tables:
-            fresh = [self._fresh_row(snap, r, table) for r in rows]
             schema = snap.engine.empty[table].schema
+            new_rows = fresh[table].to_pylist()
             for piece in snap.plan.history:
                 if piece.relation != table:
                     continue
                 by_entity: dict = {}
-                for row in fresh:
+                for row in new_rows:
                     by_entity.setdefault(row[piece.key], []).append(row)
                 for value, entity_rows in by_entity.items():
                     key = entity_key(self.namespace, snap.generation, table, piece.key, value)
                     items.append((key, to_ipc(pa.Table.from_pylist(entity_rows, schema))))
             # by day too, so that the next snapshot carries them over until they land
             by_day: dict = {}
-            for row in fresh:
+            for row in new_rows:
                 by_day.setdefault(_day(row.get(snap.meta["event_time"])), []).append(row)
             for day, day_rows in by_day.items():
                 key = recorded_key(self.namespace, table, day)
                 items.append((key, to_ipc(pa.Table.from_pylist(day_rows, schema))))
         self.store.push(items)
-
-    def _fresh_row(self, snap: _Snapshot, row: dict, table: str | None = None) -> dict | None:
-        tables = [table] if table else list(snap.event_tables)
-        found = [self._fresh.get((t, *[row[k] for k in self.spec.keys])) for t in tables]
-        return None if any(f is None for f in found) else found[0]
-
-    def _keep(self, key: tuple, row: dict) -> None:
-        with self._lock:
-            self._fresh[key] = row
-            self._fresh.move_to_end(key)
-            while len(self._fresh) > _FRESH_KEPT:
-                self._fresh.popitem(last=False)
 
     def _stored(self, snap: _Snapshot, rows: list[dict]) -> dict:
         """table -> the request entities' stored rows (Arrow), for every stored table."""
