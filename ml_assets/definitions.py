@@ -25,6 +25,7 @@ from ml_assets.models.assets import build_model_assets
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
+from ml_assets.online.assets import OnlineStore, build_online_assets
 from ml_assets.serving.assets import build_serving_assets
 
 
@@ -40,9 +41,12 @@ def build_definitions() -> dg.Definitions:
             *build_serving_assets(spec),
         )
     ]
+    online_assets = build_online_assets(specs)
     jobs = build_jobs(specs)
     return dg.Definitions(
-        assets=dg.with_source_code_references([*build_feature_assets(), *model_assets]),
+        assets=dg.with_source_code_references(
+            [*build_feature_assets(), *model_assets, *online_assets]
+        ),
         jobs=jobs,
         sensors=[build_automation_sensor(), build_monitor_sensor(specs, jobs)],
         resources={
@@ -51,6 +55,7 @@ def build_definitions() -> dg.Definitions:
             "mlflow_tracking": MlflowTracking(),
             "artifacts": ModelArtifacts(),
             "reports": MonitoringReports(),
+            "online_store": OnlineStore(),
         },
         # Steps that write the warehouse take turns anyway (one DuckDB writer); running them in
         # the run's own process saves a code load per step.

@@ -22,6 +22,8 @@ SCORES = "scores"
 MONITORING = "monitoring"
 # what `headwater serve` answered, back in the graph (ml_assets/serving)
 SERVING = "serving"
+# the online feature stores the graph keeps fresh (ml_assets/online)
+ONLINE = "online"
 
 # Every step that writes the warehouse DuckDB file runs in this Dagster pool; the instance config
 # (dagster_instance/embedded.yaml, deploy/dagster.yaml) limits it to one step at a time, because
@@ -70,6 +72,11 @@ def model_keys(name: str) -> dict[str, tuple[str, ...]]:
 
 def scores_table(name: str) -> str:
     return f"{SCORES}.{name}"
+
+
+def online_key(feature_set: str) -> tuple[str, str]:
+    """The asset key of a feature set's online store (`features.x` -> online/x)."""
+    return (ONLINE, feature_set.split(".")[-1])
 
 
 DRIFT_TABLE = f"{MONITORING}.drift"

@@ -1,0 +1,174 @@
+"""The online store's contents, written from the warehouse: the plan (compiled SQL), the tables'
+column types, and each entity's history rows as of the last loaded day.
+
+Layout, under the namespace `<feature set>` (e.g. `features.transaction_features`):
+
+    <ns>:current                          the generation readers use
+    <ns>:<gen>:meta                       JSON: plan, column types, last day, keys
+    <ns>:<gen>:<table>:<column>:<value>   list of Arrow IPC streams: the entity's rows of the
+                                          table (the snapshot's, then each recorded request's)
+    <ns>:recorded:<table>:<day>           the served requests' rows of a day, recorded: a new
+                                          snapshot carries those of days after its last day
+                                          over (they land in the warehouse only later)
+
+A new snapshot is written under a new generation, made current in one write, and the old one
+deleted after: a reader sees one whole snapshot or the other. No Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from ml_assets.models.spec import ident, table_ref
+from ml_assets.online.plan import Plan, Slice, event_tables, plan_to_dict
+from ml_assets.online.store import KeyValueStore
+
+
+def current_key(namespace: str) -> str:
+    return f"{namespace}:current"
+
+
+def meta_key(namespace: str, generation: str) -> str:
+    return f"{namespace}:{generation}:meta"
+
+
+def recorded_key(namespace: str, table: str, day) -> str:
+    return f"{namespace}:recorded:{table}:{day}"
+
+
+# How many days after its last one a snapshot looks for recorded requests to carry over.
+CARRY_DAYS = 7
+
+
+def entity_key(namespace: str, generation: str, table: str, column: str, value) -> str:
+    return f"{namespace}:{generation}:{table}:{column}:{value}"
+
+
+def to_ipc(table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_ipc(data: bytes):
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(data).read_all()
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one snapshot wrote."""
+
+    generation: str
+    through: date | None
+    """the last day of the feature set's event time in the warehouse (None: no row)"""
+    entities: dict[str, int]
+    """lists written per `table:column`"""
+    rows: int
+    bytes: int
+
+
+def _columns(con, table: str) -> list[list[str]]:
+    return [[n, kind] for n, kind, *_ in con.execute(f"describe {table_ref(table)}").fetchall()]
+
+
+def slice_sql(piece: Slice, start: date) -> str:
+    """The rows of `piece` for every entity at once, with history from `start` on."""
+    key, table = ident(piece.key), table_ref(piece.relation)
+    if piece.days is None or piece.time_column is None:
+        return f"select * from {table} where {key} is not null"
+    time = ident(piece.time_column)
+    recent = f"select * from {table} where cast({time} as date) >= '{start}'"
+    if not piece.keep_last:
+        return recent
+    return (
+        f"{recent} union all by name select * exclude (hw_rank) from ("
+        f"select *, row_number() over (partition by {key} order by {time} desc) as hw_rank "
+        f"from {table} where cast({time} as date) < '{start}') where hw_rank = 1"
+    )
+
+
+def _entity_lists(table, column: str):
+    """(entity id, its rows) for each entity of an Arrow table."""
+    table = table.sort_by(column)
+    values = table.column(column).to_pylist()
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            yield values[start], table.slice(start, i - start)
+            start = i
+
+
+def write_snapshot(
+    con, store: KeyValueStore, plan: Plan, keys: list[str], event_time: str
+) -> Written:
+    """Write a new generation of `plan`'s store from the warehouse connection `con` and make it
+    current; the previous generation is deleted."""
+    ns = plan.feature_set
+    generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    ((through,),) = con.execute(
+        f"select max(cast({ident(event_time)} as date)) from {table_ref(plan.feature_set)}"
+    ).fetchall()
+    start = (through + timedelta(days=1)) if through else date(1970, 1, 1)
+    schemas = {t: _columns(con, t) for t in dict.fromkeys([plan.source, *plan.state, *plan.stored])}
+    entities: dict[str, int] = {}
+    rows = size = 0
+    for piece in plan.history:
+        since = start - timedelta(days=piece.days or 0)
+        table = con.sql(slice_sql(piece, since)).to_arrow_table()
+        items = [
+            (entity_key(ns, generation, piece.relation, piece.key, value), to_ipc(part))
+            for value, part in _entity_lists(table, piece.key)
+        ]
+        store.push(items)
+        entities[f"{piece.relation}:{piece.key}"] = len(items)
+        rows += table.num_rows
+        size += sum(len(b) for _, b in items)
+    meta = {
+        "generation": generation,
+        "through": through.isoformat() if through else None,
+        "plan": plan_to_dict(plan),
+        "schemas": schemas,
+        "keys": keys,
+        "event_time": event_time,
+    }
+    store.set(meta_key(ns, generation), json.dumps(meta).encode())
+    if through is not None:
+        carry_recorded(store, plan, generation, through, event_tables(plan, schemas, keys))
+    previous = store.get(current_key(ns))
+    store.set(current_key(ns), generation.encode())
+    if previous and previous.decode() != generation:
+        store.delete_prefix(f"{ns}:{previous.decode()}:")
+    return Written(generation, through, entities, rows, size)
+
+
+def carry_recorded(
+    store: KeyValueStore, plan: Plan, generation: str, through: date, tables: tuple[str, ...]
+) -> None:
+    """Push the recorded requests of the days after `through` into `generation`'s entity
+    lists, and forget those of the days up to `through` (the warehouse has them now)."""
+    import pyarrow as pa
+
+    ns = plan.feature_set
+    for table in tables:
+        days = [through + timedelta(days=n) for n in range(1, CARRY_DAYS + 1)]
+        for blobs in store.lists([recorded_key(ns, table, d) for d in days]):
+            if not blobs:
+                continue
+            rows = pa.concat_tables([from_ipc(b) for b in blobs])
+            for piece in plan.history:
+                if piece.relation == table:
+                    store.push(
+                        [
+                            (entity_key(ns, generation, table, piece.key, v), to_ipc(part))
+                            for v, part in _entity_lists(rows, piece.key)
+                        ]
+                    )
+        for n in range(CARRY_DAYS + 1):
+            store.delete_prefix(recorded_key(ns, table, through - timedelta(days=n)))
