@@ -294,7 +294,14 @@ def run_from_arguments(args) -> int:
     if not warehouse.is_file():
         raise UserError(f"no warehouse at {warehouse}: build it first (headwater materialize)")
     folder = (args.out or home / "replay" / args.model).resolve()
-    result = replay(warehouse, specs[args.model], periods, folder, args.retrain_every)
+    result = replay(
+        warehouse,
+        specs[args.model],
+        periods,
+        folder,
+        args.retrain_every,
+        echo=lambda line: print(line, flush=True),
+    )
     text = render(result)
     (folder / "replay.md").write_text(text)
     (folder / "replay.json").write_text(to_json(result))
