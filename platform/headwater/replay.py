@@ -109,14 +109,17 @@ def gate(spec, period: str, day: str, trigger: str, champion: Version, challenge
     )
 
 
-def measure_day(con, spec, period: str, day: str, versions: dict[str, Version]) -> DayRecord:
+def measure_day(con, spec, period: str, day: str, versions: dict[str, Version]) -> DayRecord | None:
     """Drift of the window up to `day` and decay over the trailing window, judged by the
-    platform's functions and written to the copy's monitoring tables."""
+    platform's functions and written to the copy's monitoring tables (None: a day with no
+    rows, which the assets do not measure either)."""
     from ml_assets.monitoring import measure
     from ml_assets.monitoring import window as window_
 
     rule = spec.monitoring.drift
     window = window_.read_scored_window(con, spec, day)
+    if window.day_rows == 0:
+        return None
     version = versions[measure.scoring_version(window.rows)]
     reference = version.reference
     if rule.same_period_days is not None:
@@ -196,8 +199,11 @@ def replay_period(
         score_window(con, spec, champion.fitted.served.booster, champion.name, (day, end))
         if day < period.first:
             continue
-        days.append(measure_day(con, spec, period.name, day, versions))
-        d = days[-1]
+        d = measure_day(con, spec, period.name, day, versions)
+        if d is None:
+            echo(f"{day}: nothing scored, not measured")
+            continue
+        days.append(d)
         echo(f"{day}: drift {d.drift_share:.2f} {d.drift_level}, decay {d.decay_level}")
     return days, gates
 

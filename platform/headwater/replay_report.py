@@ -90,12 +90,6 @@ class GateRecord:
     reason: str
 
 
-def error_days(days: list[DayRecord], stable_only: bool, shift_start: str | None) -> int:
-    return sum(
-        d.level == ERROR for d in days if not stable_only or not _shifted(d.day, shift_start)
-    )
-
-
 def _shifted(day: str, shift_start: str | None) -> bool:
     return shift_start is not None and day >= shift_start
 
