@@ -84,18 +84,35 @@ def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Eva
         # Judged by its twin too; one promoted before the completion marker existed is fine.
         require_complete(tracking, name, champion, marker=False)
 
+    metrics, test_rows, decision = judge_on_test_window(
+        spec,
+        table,
+        load_judged(tracking, name, challenger),
+        load_judged(tracking, name, champion) if champion is not None else None,
+    )
+    return Evaluation(
+        challenger_version=challenger.version,
+        champion_version=champion.version if champion is not None else None,
+        metrics=metrics,
+        test_rows=test_rows,
+        decision=decision,
+    )
+
+
+def judge_on_test_window(
+    spec: ModelSpec, table, challenger, champion=None
+) -> tuple[dict[str, dict[str, float] | None], int, Decision]:
+    """The gate on the test window of the training set `table`: the metrics of the
+    `challenger` and `champion` boosters (their held-out twins) and of the decile baseline on
+    the same test rows, the number of rows, and the decision with its paired intervals."""
     frame = to_frame(table, spec)
     label = table.column(LABEL_COLUMN).to_numpy()[split_of(table) == "test"]
     # Every model predicts the same test rows, so the gate compares them row by row (paired).
     # The champion's held-out twin stopped learning before this test window began (its own
     # validation window ended earlier); its refit may have trained on these very rows.
     predictions = {
-        "challenger": test_predictions(table, frame, load_judged(tracking, name, challenger)),
-        "champion": (
-            test_predictions(table, frame, load_judged(tracking, name, champion))
-            if champion is not None
-            else None
-        ),
+        "challenger": test_predictions(table, frame, challenger),
+        "champion": test_predictions(table, frame, champion) if champion is not None else None,
         "baseline": baseline_predictions(spec, table, frame),
     }
     metrics: dict[str, dict[str, float] | None] = {
@@ -125,13 +142,7 @@ def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Eva
         improvement=paired(predictions["champion"]) if champion is not None else None,
         over_baseline=paired(predictions["baseline"]),
     )
-    return Evaluation(
-        challenger_version=challenger.version,
-        champion_version=champion.version if champion is not None else None,
-        metrics=metrics,
-        test_rows=len(label),
-        decision=decision,
-    )
+    return metrics, len(label), decision
 
 
 def gate_metadata(decision: Decision) -> dict[str, float | int | str]:

@@ -16,6 +16,9 @@
     headwater stack [--create-databases]
                                         the production profile on this machine: PostgreSQL
                                         instance, MLflow server, code servers, daemon, UI
+    headwater replay --model NAME --period NAME:FIRST:LAST[:SHIFT_START] ...
+                                        replay a model's monitoring day by day over periods of
+                                        the built warehouse: false alarms and detection delay
     headwater init DIR                  an empty project (no demo) in DIR
     headwater demo remove               delete the demo's files from the project
 
@@ -307,6 +310,16 @@ def _add_simulate(sub) -> None:
     sim.set_defaults(func=cmd_simulate)
 
 
+def _add_replay(sub) -> None:
+    from headwater.replay import add_arguments, run_from_arguments
+
+    replay = sub.add_parser(
+        "replay", help="replay a model's monitoring over periods: false alarms, detection delay"
+    )
+    add_arguments(replay)
+    replay.set_defaults(func=run_from_arguments)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `headwater` command's parser: each subcommand's `func` runs it."""
     parser = OneLineParser(prog="headwater", description=__doc__.split("\n\n")[0])
@@ -316,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(sub)
     _add_stack(sub)
     _add_simulate(sub)
+    _add_replay(sub)
     add_project_commands(sub)
     return parser
 
