@@ -2,8 +2,8 @@
 instances in temporary DAGSTER_HOMEs, and the real dbt project.
 
 Tiers: a test under tests/unit is marked `unit` (no subprocess, no dbt parse: seconds), one under
-tests/integration `integration`; `slow` and `bench` are marked by hand. The dbt manifest is
-parsed once per session for the integration tests only (tests/integration/conftest.py).
+tests/integration `integration`; `slow`, `calibration` and `bench` are marked by hand. The dbt
+manifest is parsed once per session for the integration tests only (tests/integration/conftest.py).
 """
 
 import itertools
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TIERS = {"unit": ROOT / "tests" / "unit", "integration": ROOT / "tests" / "integration"}
 
 
-MARKED_BY_HAND = ("slow", "bench")
+MARKED_BY_HAND = ("slow", "bench", "calibration")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

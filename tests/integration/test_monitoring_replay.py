@@ -19,22 +19,23 @@ import yaml
 from tests.conftest import ROOT
 from tests.integration.test_bring_your_own_data import copy_declarations, headwater
 
-pytestmark = pytest.mark.slow
+# Sandy's two months run in the slow tier (CI); the 2011 control months, as long again, run in
+# the `calibration` tier (`python3 dev.py test -m calibration`), which CI leaves out for time.
 
 EXAMPLE = ROOT / "examples" / "bike_sharing"
 HOUR_CSV = ROOT.parent / "shared" / "data" / "bike_sharing" / "hour.csv"
 FIRST, LAST, END_EXCLUSIVE = "2011-01-01", "2012-11-30", "2013-01-01"
 WAREHOUSE_ONLY = "not group:models and not group:monitoring and not group:scores"
 RETRAIN_EVERY = "14"  # days; as docs/monitoring.md measured it
-PERIODS = ("stable-2011:2011-10-01:2011-11-30", "sandy-2012:2012-10-01:2012-11-30:2012-10-29")
-# The targets of issue 15.
-MAX_FALSE_ALARMS_PER_30 = 1.0
+SANDY = "sandy-2012:2012-10-01:2012-11-30:2012-10-29"
+AUTUMN_2011 = "stable-2011:2011-10-01:2011-11-30"
+# The target of issue 15 for detection.
 MAX_DELAY_DAYS = 7
 
 
 @pytest.fixture(scope="module")
-def replayed(tmp_path_factory) -> dict:
-    """The example's warehouse built and its monitoring replayed; the replay's JSON."""
+def built(tmp_path_factory) -> tuple:
+    """The example's warehouse built, raw to features: (tmp, env)."""
     tmp = tmp_path_factory.mktemp("replay")
     project, state = tmp / "bikes", tmp / "state"
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
@@ -61,8 +62,13 @@ def replayed(tmp_path_factory) -> dict:
         *("materialize", "--start", FIRST, "--end", LAST, "--select", WAREHOUSE_ONLY),
         log=tmp / "build.log",
     )
-    out = tmp / "out"
-    periods = [a for p in PERIODS for a in ("--period", p)]
+    return tmp, env
+
+
+def _replay(built: tuple, period: str) -> dict:
+    """The monitoring of one period replayed on the built warehouse; the replay's JSON."""
+    tmp, env = built
+    out = tmp / period.split(":")[0]
     headwater(
         env,
         "replay",
@@ -70,13 +76,23 @@ def replayed(tmp_path_factory) -> dict:
         "bike_demand",
         "--retrain-every",
         RETRAIN_EVERY,
-        *periods,
+        *("--period", period),
         "--out",
         str(out),
-        log=tmp / "replay.log",
+        log=out.with_suffix(".log"),
     )
     assert (out / "replay.md").read_text().startswith("## Replay of `bike_demand`")
     return json.loads((out / "replay.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sandy(built) -> dict:
+    return _replay(built, SANDY)
+
+
+@pytest.fixture(scope="module")
+def autumn_2011(built) -> dict:
+    return _replay(built, AUTUMN_2011)
 
 
 def _summary(result: dict, period: str) -> dict:
@@ -84,27 +100,36 @@ def _summary(result: dict, period: str) -> dict:
     return summary
 
 
-def test_false_alarms_are_what_docs_monitoring_md_says(replayed):
-    """The target (one ERROR per 30 stable days) is met within a day in October 2012 and missed
-    in 2011, where the serving version's reference ages while the gate refuses every retrain
-    (docs/monitoring.md, "Replay"): the measured figures, within a tolerance for the noise of
-    the bootstrap and of LightGBM on another machine."""
-    october_2012 = _summary(replayed, "sandy-2012")
+@pytest.mark.slow
+def test_october_2012_raises_at_most_two_errors_before_sandy(sandy):
+    """The target is one ERROR per 30 stable days: October 2012 meets it within a day
+    (docs/monitoring.md, "Replay"), with a tolerance for the noise of the bootstrap and of
+    LightGBM on another machine."""
+    october_2012 = _summary(sandy, "sandy-2012")
     assert october_2012["stable_error_days"] <= 2, october_2012  # measured 1 of 28
-    autumn_2011 = _summary(replayed, "stable-2011")
-    assert 6.0 <= autumn_2011["false_alarms_per_30"] <= 18.0, autumn_2011  # measured 11.8
-    assert autumn_2011["false_alarms_per_30"] > MAX_FALSE_ALARMS_PER_30  # still a miss
 
 
-def test_sandy_is_flagged_within_its_first_week(replayed):
-    summary = _summary(replayed, "sandy-2012")
+@pytest.mark.calibration
+def test_autumn_2011_false_alarms_are_what_docs_monitoring_md_says(autumn_2011):
+    """Missed in 2011, where the serving version's drift reference ages while the gate refuses
+    every retrain (docs/monitoring.md, "Replay"): held to the measured figure, so a change that
+    moves it must update the doc."""
+    summary = _summary(autumn_2011, "stable-2011")
+    assert summary["false_alarms_per_30"] <= 18.0, summary  # measured 11.8
+
+
+@pytest.mark.slow
+def test_sandy_is_flagged_within_its_first_week(sandy):
+    summary = _summary(sandy, "sandy-2012")
     assert summary["detection_delay_days"] is not None, summary
     assert summary["detection_delay_days"] <= MAX_DELAY_DAYS, summary
 
 
-def test_every_day_was_judged_with_its_interval_and_methods(replayed):
+@pytest.mark.slow
+def test_every_day_was_judged_with_its_interval_and_methods(sandy):
+    replayed = sandy
     days = replayed["days"]
-    assert len(days) == 61 + 61
+    assert len(days) == 61
     assert all(d["drift_status"] == "compared" for d in days)
     exempt = set(replayed["drift"]["exempt"])
     for d in days:
