@@ -1,35 +1,22 @@
 """The incremental `features` layer equals a full rebuild, row for row, on real dbt and DuckDB.
 
-A generated 150-day world (long enough for the matured merchant rate's days D-120 .. D-61) is
-loaded into raw, then built the way data arrives: the marts and features of the first 130 days in
-one windowed run, two single days (windowed runs, as Dagster's partitions pass them), then the rest
-in one run without vars (what the features asset runs: from each table's last loaded day on). A
-copy of that warehouse gets `--full-refresh` of the features, and every feature table must hold
-exactly the same rows in both (EXCEPT ALL both ways). Between runs chargebacks keep arriving for
-earlier transactions, so labels written before must be rewritten when they change.
+The session's 90-day fraud world (built in full) is copied, its daily facts and feature tables
+dropped, and built again the way data arrives: the first 70 days in one windowed run, one single
+day (a windowed run, as a partition passes it), then the rest in one run without vars (what the
+features asset runs: each table from its last loaded day on). Every feature table must then hold
+exactly the rows of the full build (EXCEPT ALL both ways). Between runs chargebacks keep arriving
+for earlier transactions, so labels written by an earlier run must have been rewritten.
 """
 
-import os
 import shutil
-import subprocess
-import sys
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import duckdb
 import pytest
 
-from data_platform.raw.contract import load_contracts
-from data_platform.raw.ingest import ensure_raw_tables, load_file
-from data_platform.raw.landing import find_landing_files, newest_snapshot_file
-from fraud_demo.generator import GeneratorConfig, generate
-from headwater_core.config import dbt_project_dir
+from tests.fraud_world import FEATURES_AND_UPSTREAM, WORLD, dbt
 
-WORLD = GeneratorConfig(
-    seed=17, start_date=date(2025, 1, 1), days=150, transactions=6_000, fraud_rate=0.03
-)
-FIRST_RANGE_DAYS = 130
-SINGLE_DAYS = 2
+FIRST_RANGE_DAYS = 70  # the matured merchant rate (days D-120 .. D-61) exists from day 61
 
 FEATURE_TABLES = (
     "transaction_features",
@@ -45,88 +32,59 @@ def _day(offset: int) -> str:
     return (WORLD.start_date + timedelta(days=offset)).isoformat()
 
 
-def _load_raw(landing: Path, database: Path) -> None:
-    con = duckdb.connect(str(database))
+def _run(*extra: str) -> list[str]:
+    return ["run", "--select", FEATURES_AND_UPSTREAM, *extra]
+
+
+def _window(start: int, end: int) -> list[str]:
+    return ["--vars", f"{{min_date: '{_day(start)}', max_date: '{_day(end)}'}}"]
+
+
+@pytest.fixture(scope="module")
+def warehouses(tmp_path_factory, fraud_world):
+    """(incremental warehouse, the full build it must equal)."""
+    tmp = tmp_path_factory.mktemp("incremental_features")
+    incremental = tmp / "incremental.duckdb"
+    shutil.copyfile(fraud_world, incremental)
+    con = duckdb.connect(str(incremental))
     try:
-        contracts = load_contracts(dbt_project_dir())
-        ensure_raw_tables(con, contracts.values())
-        for contract in contracts.values():
-            if contract.snapshot:
-                key, path = newest_snapshot_file(contract, landing)
-                load_file(con, contract, path, key)
-            else:
-                for key, path in find_landing_files(contract, landing).items():
-                    load_file(con, contract, path, key)
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema = 'features' "
+            "or (table_schema = 'marts' and table_name like 'fct\\_%' escape '\\')"
+        ).fetchall()
+        assert len(tables) >= len(FEATURE_TABLES) + 2, tables
+        for schema, name in tables:
+            con.execute(f"drop table {schema}.{name}")
     finally:
         con.close()
-
-
-def _dbt(database: Path, tmp: Path, select: str, *extra: str) -> None:
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "run",
-            "--select",
-            select,
-            # a private target and log folder: other dbt runs may be using the project's
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-            *extra,
-        ],
-        cwd=dbt_project_dir(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(database)},
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert " ERROR=0" in out.stdout, out.stdout[-3000:]
-
-
-def _window(start: str, end: str) -> list[str]:
-    return ["--vars", f"{{min_date: '{start}', max_date: '{end}'}}"]
+    dbt(incremental, tmp, _run(*_window(0, FIRST_RANGE_DAYS)))
+    dbt(incremental, tmp, _run(*_window(FIRST_RANGE_DAYS, FIRST_RANGE_DAYS + 1)))
+    dbt(incremental, tmp, _run())  # no vars: from each table's last loaded day on
+    return incremental, fraud_world
 
 
 def _query(con: duckdb.DuckDBPyConnection, sql: str):
     return con.execute(sql).fetchall()
 
 
-@pytest.fixture(scope="module")
-def warehouses(tmp_path_factory):
-    """(incremental warehouse, full-refresh warehouse, late fraud labels seen per step)."""
-    tmp = tmp_path_factory.mktemp("incremental_features")
-    incremental, full = tmp / "incremental.duckdb", tmp / "full.duckdb"
-    generate(WORLD, tmp / "landing", progress=False)
-    _load_raw(tmp / "landing", incremental)
-    everything = "+path:models/features"
-    _dbt(incremental, tmp, everything, *_window(_day(0), _day(FIRST_RANGE_DAYS)))
-    for offset in range(FIRST_RANGE_DAYS, FIRST_RANGE_DAYS + SINGLE_DAYS):
-        _dbt(incremental, tmp, everything, *_window(_day(offset), _day(offset + 1)))
-    _dbt(incremental, tmp, everything)  # no vars: from each table's last loaded day on
-    shutil.copyfile(incremental, full)
-    _dbt(full, tmp, "path:models/features", "--full-refresh")
-    return incremental, full
-
-
 @pytest.mark.parametrize("table", FEATURE_TABLES)
-def test_incremental_build_equals_full_refresh(warehouses, table):
+def test_incremental_build_equals_full_build(warehouses, table):
     incremental, full = warehouses
     con = duckdb.connect(str(incremental), read_only=True)
     try:
-        con.execute(f"attach '{full}' as full_refresh (read_only)")
+        con.execute(f"attach '{full}' as full_build (read_only)")
         rows = _query(con, f"select count(*) from features.{table}")[0][0]
         assert rows > 100, f"{table}: {rows} rows"
-        assert _query(con, f"select count(*) from full_refresh.features.{table}")[0][0] == rows
+        assert _query(con, f"select count(*) from full_build.features.{table}")[0][0] == rows
         only_incremental = _query(
             con,
             f"select * from features.{table} except all "
-            f"select * from full_refresh.features.{table} limit 3",
+            f"select * from full_build.features.{table} limit 3",
         )
         only_full = _query(
             con,
-            f"select * from full_refresh.features.{table} except all "
+            f"select * from full_build.features.{table} except all "
             f"select * from features.{table} limit 3",
         )
         assert not only_incremental and not only_full, (only_incremental, only_full)
@@ -135,38 +93,37 @@ def test_incremental_build_equals_full_refresh(warehouses, table):
 
 
 def test_the_comparison_covers_what_changes_after_a_row_is_written(warehouses):
-    """The incremental runs had to rewrite earlier rows: labels whose chargeback came on a later
-    run's day, a history carried from before the lookback, the matured merchant rate."""
+    """The later runs had to rewrite earlier rows (labels whose chargeback came on a later run's
+    day), carry a history from before the lookback, and read the matured merchant rate."""
     incremental, _ = warehouses
+    later = f"date '{_day(FIRST_RANGE_DAYS)}'"
     con = duckdb.connect(str(incremental), read_only=True)
     try:
-        first_run_end = _day(FIRST_RANGE_DAYS)
-        late = _query(
+        late_labels = _query(
             con,
             "select count(*) from features.fraud_labels where is_fraud "
-            f"and transaction_date < date '{first_run_end}' "
-            f"and chargeback_reported_at >= date '{first_run_end}'",
+            f"and transaction_date < {later} and chargeback_reported_at >= {later}",
         )[0][0]
-        assert late > 0
         carried = _query(
             con,
             "select count(*) from features.transaction_features "
-            f"where transaction_date >= date '{first_run_end}' "
-            "and seconds_since_customer_prev_txn > 30 * 86400",
+            f"where transaction_date >= {later} and seconds_since_customer_prev_txn > 30 * 86400",
         )[0][0]
-        assert carried > 0
         rates = _query(
             con,
             "select count(*) from features.transaction_features "
-            f"where transaction_date >= date '{first_run_end}' "
-            "and merchant_fraud_rate_matured > 0",
+            f"where transaction_date >= {later} and merchant_fraud_rate_matured > 0",
         )[0][0]
-        assert rates > 0
         mondays = _query(
             con,
             "select count(distinct as_of_date) from features.customer_weekly_features "
-            f"where as_of_date >= date '{first_run_end}'",
+            f"where as_of_date >= {later}",
         )[0][0]
-        assert mondays >= 2
+        assert late_labels > 0 and carried > 0 and rates > 0 and mondays >= 2, (
+            late_labels,
+            carried,
+            rates,
+            mondays,
+        )
     finally:
         con.close()
