@@ -2,11 +2,13 @@
   The one rule every daily model uses to decide which days a run (re)builds.
 
   A daily model is incremental, appends the days it builds, and deletes those same days first in
-  a pre_hook, so a run REPLACES its window:
+  a pre_hook, so a run REPLACES its window (on Spark the window's partitions are overwritten
+  instead: macros/cross_db/incremental.sql):
 
       {{ config(
           materialized='incremental',
-          incremental_strategy='append',
+          incremental_strategy=partition_window_strategy(),
+          partition_by=partition_window_partition_by('transaction_date'),
           tags=['daily'],
           meta={'headwater': {'partition_column': 'transaction_date'}},
           pre_hook="{{ delete_partition_window('transaction_date') }}",
