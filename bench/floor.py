@@ -10,7 +10,9 @@ rewritten and no orchestration around it:
 2. SQL: the project's dbt models and tests, all layers (staging, marts, features), in ONE
    `dbt build` invoked in-process through dbt's Python API (`dbtRunner`), with the same
    `--exclude-resource-type unit_test` as the platform's runs. dbt's own cost (parsing the
-   project, compiling, running tests) is part of the floor: dbt is how the SQL is written;
+   project, compiling, running tests) is part of the floor: dbt is how the SQL is written. The
+   feature models are incremental (macros/feature_window.sql); on the floor's new warehouse they
+   build in full, the very SQL the platform's first run of the features asset compiles;
 3. per model spec, as the training-set, model and evaluation assets do it:
    `ml_assets.models.training_set` (`matured_rows`, `build_training_set`), `train.fit` (the
    held-out model and the served refit), the test-window metrics of the model and of the decile

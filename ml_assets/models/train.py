@@ -59,10 +59,10 @@ def split_windows(last_matured_day: date, split: SplitSpec) -> Windows:
     )
 
 
-def training_set_sql(spec: ModelSpec) -> str:
-    """Matured rows of the feature set with their label as known at the cut-off ($cutoff)."""
+def training_set_sql(spec: ModelSpec, since: bool = False) -> str:
+    """Matured rows of the feature set with their label as known at the cut-off ($cutoff); with
+    `since`, only events on or after the day $since (the training window's start)."""
     keys = ", ".join(f"f.{ident(k)}" for k in spec.keys)
-    join = " and ".join(f"f.{ident(k)} = l.{ident(k)}" for k in spec.keys)
     features = ", ".join(f"f.{ident(c)}" for c in spec.features if c not in spec.keys)
     event_time = f"f.{ident(spec.event_time)}"
     label = f"l.{ident(spec.label.column)}"
@@ -73,11 +73,27 @@ def training_set_sql(spec: ModelSpec) -> str:
         select {keys}, {event_time} as _event_time,
                cast({event_time} as date) as {EVENT_DATE_COLUMN},
                {features}, cast({label} as double) as {LABEL_COLUMN}
+        {_matured_from(spec, since)}
+        order by {event_time}, {keys}
+    """
+
+
+def last_matured_day_sql(spec: ModelSpec) -> str:
+    """The newest event day of the matured rows at the cut-off ($cutoff): where the time split's
+    windows are counted back from. Reads the keys and times only, not the features."""
+    return f"select max(cast(f.{ident(spec.event_time)} as date)) {_matured_from(spec, False)}"
+
+
+def _matured_from(spec: ModelSpec, since: bool) -> str:
+    join = " and ".join(f"f.{ident(k)} = l.{ident(k)}" for k in spec.keys)
+    event_time = f"f.{ident(spec.event_time)}"
+    window = f"and {event_time} >= cast($since as date)" if since else ""
+    return f"""
         from {table_ref(spec.feature_set)} f
         join {table_ref(spec.label.table)} l on {join}
         where l.{ident(spec.label.matures_at)} <= $cutoff
           and {event_time} <= $cutoff
-        order by {event_time}, {keys}
+          {window}
     """
 
 

@@ -20,6 +20,7 @@ from ml_assets.models.train import (
     SPLITS,
     Windows,
     assign_splits,
+    last_matured_day_sql,
     split_windows,
     training_set_sql,
     write_training_set,
@@ -43,14 +44,30 @@ class TrainingSet:
 
 def matured_rows(con, spec: ModelSpec) -> tuple[datetime, pa.Table]:
     """The cut-off and the feature set's rows whose label has matured by it, read on a DuckDB
-    connection."""
+    connection: only the training window's on, when the split bounds it (`train_days`, or a
+    pinned `train.start`), not the whole feature table."""
     ((cutoff,),) = con.sql(
         f"select max({ident(spec.event_time)}) from {table_ref(spec.feature_set)}"
     ).fetchall()
     if cutoff is None:
         raise ValueError(f"{spec.feature_set} is empty: nothing to train {spec.name} on")
-    sql = training_set_sql(spec).replace("$cutoff", "$1")
-    return cutoff, con.sql(sql, params=[cutoff]).to_arrow_table()
+    since = training_start(con, spec, cutoff)
+    sql = training_set_sql(spec, since=since is not None)
+    sql = sql.replace("$cutoff", "$1").replace("$since", "$2")
+    params = [cutoff] if since is None else [cutoff, since]
+    return cutoff, con.sql(sql, params=params).to_arrow_table()
+
+
+def training_start(con, spec: ModelSpec, cutoff: datetime) -> date | None:
+    """The first event day the split uses (None: every matured row, `train_days` null). Counted
+    back from the newest matured day exactly as `build_training_set` counts its windows."""
+    if spec.split.pinned:
+        return spec.split.train.start
+    if not spec.split.train_days:
+        return None
+    sql = last_matured_day_sql(spec).replace("$cutoff", "$1")
+    ((last_day,),) = con.sql(sql, params=[cutoff]).fetchall()
+    return None if last_day is None else split_windows(last_day, spec.split).train[0]
 
 
 def build_training_set(

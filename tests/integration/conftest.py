@@ -12,3 +12,12 @@ def dbt_manifest() -> Path:
     from headwater_core.dbt.project import ensure_manifest
 
     return ensure_manifest()
+
+
+@pytest.fixture(scope="session")
+def fraud_world(tmp_path_factory) -> Path:
+    """A 90-day fraud world (tests/fraud_world.py) loaded and built once: its warehouse file,
+    which a test copies before changing anything."""
+    from tests.fraud_world import built_world
+
+    return built_world(tmp_path_factory.mktemp("fraud_world"))

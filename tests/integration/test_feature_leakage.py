@@ -1,33 +1,22 @@
 """Point-in-time correctness of the ML feature models, end to end on real DuckDB files and dbt.
 
-A generated 90-day world is loaded into raw and built once. Then everything from the cut-off T on
-is changed in raw (amounts, deleted and extra transactions, late chargebacks for older
-transactions) and the features are rebuilt from scratch: whatever a feature row "as of" before T
-shows must not move, because nothing from T on may reach it. The matured fraud labels are checked
-for completeness on the generated data.
+A generated 90-day world is loaded into raw and built once (the session's `fraud_world`). Then
+everything from the cut-off T on is changed in raw (amounts, deleted and extra transactions, late
+chargebacks for older transactions) and the features are rebuilt from scratch: whatever a feature
+row "as of" before T shows must not move, because nothing from T on may reach it. The matured
+fraud labels are checked for completeness on the generated data.
 """
 
 import math
-import os
-import subprocess
-import sys
-from datetime import date, datetime, timedelta
+import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from data_platform.raw.contract import load_contracts
-from data_platform.raw.ingest import ensure_raw_tables, load_file
-from data_platform.raw.landing import find_landing_files, newest_snapshot_file
-from fraud_demo.generator import GeneratorConfig, generate
-from headwater_core.config import dbt_project_dir
+from tests.fraud_world import WORLD, build_features
 
-# Long enough for the matured merchant fraud rate (days D-120 .. D-61) to exist before T, with a
-# higher fraud rate than the default so that it is not all zeros.
-WORLD = GeneratorConfig(
-    seed=11, start_date=date(2025, 1, 1), days=90, transactions=9_000, fraud_rate=0.03
-)
 # The cut-off: a Monday (an as_of_date of the weekly features) 75 days in.
 T = datetime(2025, 3, 17)
 T_SQL = f"timestamp '{T:%Y-%m-%d %H:%M:%S}'"
@@ -53,51 +42,6 @@ SNAPSHOTS = {
         f"from features.fraud_labels where label_matures_at <= {T_SQL} order by transaction_id"
     ),
 }
-
-
-def _load_raw(landing: Path, database: Path) -> None:
-    con = duckdb.connect(str(database))
-    try:
-        contracts = load_contracts(dbt_project_dir())
-        ensure_raw_tables(con, contracts.values())
-        for contract in contracts.values():
-            if contract.snapshot:
-                key, path = newest_snapshot_file(contract, landing)
-                load_file(con, contract, path, key)
-            else:
-                for key, path in find_landing_files(contract, landing).items():
-                    load_file(con, contract, path, key)
-    finally:
-        con.close()
-
-
-def _dbt_build(database: Path, tmp: Path, *extra: str) -> None:
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "build",
-            "--select",
-            "+path:models/features",
-            "--exclude-resource-type",
-            "unit_test",
-            # not the tests of models outside the selection (relationships to a selected parent)
-            "--indirect-selection",
-            "cautious",
-            # a private target and log folder: other dbt runs may be using the project's
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-            *extra,
-        ],
-        cwd=dbt_project_dir(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(database)},
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert " ERROR=0" in out.stdout, out.stdout[-3000:]
 
 
 def _query(database: Path, sql: str) -> list[tuple]:
@@ -159,14 +103,12 @@ def _change_everything_from_t_on(database: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def rebuilt(tmp_path_factory):
+def rebuilt(tmp_path_factory, fraud_world):
     """(database, snapshots before and after the change, rows changed per kind, fraud_labels
     rows (transaction_id, chargeback_reported_at, label_matures_at) of the generated data)."""
     tmp = tmp_path_factory.mktemp("feature_leakage")
     database = tmp / "warehouse.duckdb"
-    generate(WORLD, tmp / "landing", progress=False)
-    _load_raw(tmp / "landing", database)
-    _dbt_build(database, tmp)
+    shutil.copyfile(fraud_world, database)
     before = _snapshot(database)
     fraud_labels = _query(
         database,
@@ -174,7 +116,7 @@ def rebuilt(tmp_path_factory):
         "from features.fraud_labels",
     )
     changed = _change_everything_from_t_on(database)
-    _dbt_build(database, tmp, "--full-refresh")
+    build_features(database, tmp, "--full-refresh")
     after = _snapshot(database)
     return database, before, after, changed, fraud_labels
 

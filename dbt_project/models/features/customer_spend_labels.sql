@@ -4,21 +4,40 @@
   The label is only final at label_matures_at: a training job may use a row only when
   label_matures_at <= its training cut-off (and the cut-off must not be later than the end of the
   loaded transactions).
+
+  Incremental (macros/feature_window.sql): a run rewrites the as_of_dates of its window and of the
+  29 days before it (spend_label), whose 30 days reach into the window, and reads their 30 days.
 -#}
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_feature_rows(feature_window_filter(
+            'as_of_date', lookback=feature_lookback_days('spend_label'))) }}",
+    )
+}}
+
+{%- set lookback = feature_lookback_days('spend_label') %}
 
 with
 
+-- the as-of rows rewritten
 spine as (
 
     select * from {{ ref('customer_weekly_spine') }}
+    where {{ feature_window_filter('as_of_date', lookback=lookback) }}
 
 ),
 
+-- their 30 days: from the first rewritten as_of_date to 29 days after the window
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
+    where {{ feature_window_filter(
+        'transaction_date', lookback=lookback, ahead=lookback, model_column='as_of_date'
+    ) }}
 
 ),
 

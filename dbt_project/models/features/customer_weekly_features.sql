@@ -6,21 +6,56 @@
   One pass of window functions instead of a join per row: each customer's daily totals and their
   as-of rows share one timeline ordered by day, and every window on an as-of row ends on the day
   before (`interval 1 day preceding`), so nothing of as_of_date itself or later is read.
+
+  Incremental (macros/feature_window.sql): a run writes the as_of_dates of its window and reads
+  the 90 days before it (customer_weekly_windows). The unbounded last_transaction_date is carried:
+  with no transaction in those 90 days, the customer's latest day before them (one max per
+  customer). Customer attributes are the dimension's when the row was written.
 -#}
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_feature_rows(feature_window_filter('as_of_date')) }}",
+    )
+}}
+
+{%- set lookback = feature_lookback_days('customer_weekly_windows') %}
+{%- set lookback_start = feature_window_start('as_of_date', lookback=lookback) %}
 
 with
 
 spine as (
 
     select * from {{ ref('customer_weekly_spine') }}
+    where {{ feature_window_filter('as_of_date') }}
 
 ),
 
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
+    where {{ feature_window_filter('transaction_date', lookback=lookback, model_column='as_of_date') }}
+
+),
+
+-- each customer's latest day with a transaction before the lookback (none on a full build)
+carried_before as (
+
+    select
+        customer_id,
+        max(transaction_date) as last_transaction_date
+
+    from {{ ref('fct_transactions') }}
+    {% if lookback_start is none -%}
+    where false
+    {%- else -%}
+    where transaction_date < {{ lookback_start }}
+    {%- endif %}
+
+    group by 1
 
 ),
 
@@ -129,8 +164,11 @@ final as (
         cast(coalesce(as_of_history.txn_count_30d, 0) as bigint) as txn_count_30d,
         cast(as_of_history.spend_90d as double)
             / nullif(as_of_history.txn_count_90d, 0) as avg_amount_90d,
-        {{ date_difference('day', 'as_of_history.last_transaction_date', 'spine.as_of_date') }}
-            as days_since_last_txn
+        {{ date_difference(
+            'day',
+            'coalesce(as_of_history.last_transaction_date, carried_before.last_transaction_date)',
+            'spine.as_of_date'
+        ) }} as days_since_last_txn
 
     from spine
 
@@ -140,6 +178,9 @@ final as (
 
     left join customers
         on spine.customer_id = customers.customer_id
+
+    left join carried_before
+        on spine.customer_id = carried_before.customer_id
 
 )
 

@@ -5,9 +5,18 @@
   as_of_date is every Monday from the first Monday on or after (first transaction date + 7 days),
   so the first row already has a week of history, through the last transaction date. A customer
   appears from the first Monday after signing up (signed_up_at < as_of_date, midnight).
+
+  Incremental (macros/feature_window.sql): a run adds the Mondays of its window.
 -#}
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_feature_rows(feature_window_filter('as_of_date')) }}",
+    )
+}}
 
 with
 
@@ -50,6 +59,8 @@ final as (
 
     inner join mondays
         on customers.signed_up_at < mondays.as_of_date
+
+    where {{ feature_window_filter('mondays.as_of_date', model_column='as_of_date') }}
 
 )
 

@@ -8,21 +8,34 @@
   midnight ending day transaction_date + 60 (transaction_date + 61 days, 00:00). transacted_at +
   60 days would be too early for a transaction made before the chargeback's time of day.
   The 61 days come from macros/label_maturity_days.sql.
+
+  Incremental (macros/feature_window.sql): a run rewrites the transactions of its window, those of
+  the 60 days before it (fraud_label: their labels may still change) and any older one whose
+  chargeback arrived in the window (fraud_label_rows_filter).
 -#}
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_feature_rows(fraud_label_rows_filter()) }}",
+    )
+}}
 
 with
 
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
+    where {{ fraud_label_rows_filter() }}
 
 ),
 
 chargebacks as (
 
     select * from {{ ref('fct_chargebacks') }}
+    where transaction_id in (select transaction_id from transactions)
 
 ),
 

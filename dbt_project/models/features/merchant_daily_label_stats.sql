@@ -8,21 +8,38 @@
   chargeback within 60 calendar days (reported_date <= transaction_date + 60, so by D-1). A
   chargeback that breaks that promise is left out here, so it can never leak into a feature of a
   day before it arrived.
+
+  Incremental (macros/feature_window.sql): a run rewrites the days of its window and the 60 days
+  before it (fraud_label), whose chargebacked counts may have grown since they were written.
 -#}
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_feature_rows(feature_window_filter(
+            'transaction_date', lookback=feature_lookback_days('fraud_label'))) }}",
+    )
+}}
 
 with
 
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
+    where {{ feature_window_filter('transaction_date', lookback=feature_lookback_days('fraud_label')) }}
 
 ),
 
 chargebacks as (
 
     select * from {{ ref('fct_chargebacks') }}
+    where {{ feature_window_filter(
+        'transaction_date',
+        lookback=feature_lookback_days('fraud_label'),
+        model_column='transaction_date'
+    ) }}
 
 ),
 

@@ -5,21 +5,60 @@
   The merchant's fraud rate uses matured labels only: the transactions of days D-120 .. D-61 for a
   transaction on day D, whose chargebacks had all arrived by D-1 (merchant_daily_label_stats).
   Owned by the ML code location; analysts edit it like any other model.
+
+  Incremental (macros/feature_window.sql): a run writes the transactions of its window and reads
+  the 30 days before it for the windows (transaction_windows) and the 120 days before it of
+  merchant_daily_label_stats (matured_merchant_rate). The one unbounded window, customer_before,
+  is carried: a customer with no earlier transaction in those 30 days takes the latest one before
+  them from fct_transactions (one max per customer).
 -#}
 
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ delete_feature_rows(feature_window_filter('transaction_date')) }}",
+    )
+}}
+
+{%- set lookback = feature_lookback_days('transaction_windows') %}
 
 with
 
+-- the window's transactions and the lookback their windows read
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
+    where {{ feature_window_filter('transaction_date', lookback=lookback) }}
 
 ),
 
 merchant_daily_label_stats as (
 
     select * from {{ ref('merchant_daily_label_stats') }}
+    where {{ feature_window_filter(
+        'transaction_date', lookback=feature_lookback_days('matured_merchant_rate')
+    ) }}
+
+),
+
+-- each customer's latest transaction before the lookback (none on a full build)
+carried_before as (
+
+    {%- set lookback_start = feature_window_start('transaction_date', lookback=lookback) %}
+    select
+        customer_id,
+        max(transacted_at) as transacted_at
+
+    from {{ ref('fct_transactions') }}
+    {% if lookback_start is none -%}
+    where false
+    {%- else -%}
+    where transaction_date < {{ lookback_start }}
+    {%- endif %}
+
+    group by 1
 
 ),
 
@@ -123,9 +162,10 @@ final as (
         customer_history.merchant_txn_count_24h,
 
         {{ date_difference(
-            'second', 'customer_history.customer_prev_transacted_at', 'transactions.transacted_at'
-        ) }}
-            as seconds_since_customer_prev_txn,
+            'second',
+            'coalesce(customer_history.customer_prev_transacted_at, carried_before.transacted_at)',
+            'transactions.transacted_at'
+        ) }} as seconds_since_customer_prev_txn,
         customer_history.customer_merchant_txn_count_30d = 0 as is_new_merchant_for_customer,
 
         coalesce(merchant_matured_labels.merchant_txn_count_matured, 0)
@@ -140,6 +180,11 @@ final as (
     left join merchant_matured_labels
         on transactions.merchant_id = merchant_matured_labels.merchant_id
         and transactions.transaction_date = merchant_matured_labels.transaction_date
+    left join carried_before
+        on transactions.customer_id = carried_before.customer_id
+
+    -- the window's own rows (the lookback was read, not written)
+    where {{ feature_window_filter('transactions.transaction_date', model_column='transaction_date') }}
 
 )
 
