@@ -92,7 +92,7 @@ def _stop_spark() -> dict[int, str]:
             if proc.stdin:
                 proc.stdin.close()
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=60)
             except Exception:
                 pass
         left = {pid: cmd for pid, cmd in jvm_tree.items() if os.path.exists(f"/proc/{pid}")}
