@@ -5,7 +5,7 @@ The demo world is ingested into DuckDB under the contract, exported to Parquet
 (`data_platform.raw.parquet_export`), and built twice with `dbt build`: `--target local`
 (DuckDB) and `--target spark` (profiles.yml), which differ only by their target. Every model
 and raw source is then compared: same columns, same row count, the same rows (floats within
-1e-6, timestamps as UTC wall-clock time). Slow tier: 8 to 13 minutes on 2 busy cores, most of
+1e-6, timestamps as UTC wall-clock time). Slow tier: 10 to 18 minutes on 2 busy cores, most of
 it Spark's per-query cost over 110 data tests and 16 models (docs/scale-out.md has the figures).
 """
 
