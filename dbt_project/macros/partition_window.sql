@@ -2,11 +2,13 @@
   The one rule every daily model uses to decide which days a run (re)builds.
 
   A daily model is incremental, appends the days it builds, and deletes those same days first in
-  a pre_hook, so a run REPLACES its window:
+  a pre_hook, so a run REPLACES its window (on Spark the window's partitions are overwritten
+  instead: macros/cross_db/incremental.sql):
 
       {{ config(
           materialized='incremental',
-          incremental_strategy='append',
+          incremental_strategy=partition_window_strategy(),
+          partition_by=partition_window_partition_by('transaction_date'),
           tags=['daily'],
           meta={'headwater': {'partition_column': 'transaction_date'}},
           pre_hook="{{ delete_partition_window('transaction_date') }}",
@@ -58,7 +60,8 @@
 
     {%- elif is_incremental() and execute -%}
         {%- set last_loaded = run_query(
-            "select date_trunc('" ~ partition_grain_unit() ~ "', max(" ~ column ~ "))::varchar"
+            "select cast(date_trunc('" ~ partition_grain_unit() ~ "', max(" ~ column ~ ")) as "
+            ~ dbt.type_string() ~ ")"
             ~ " from " ~ this
         ).columns[0].values()[0] -%}
         {{ return({'start': last_loaded, 'end': none}) }}
@@ -88,11 +91,20 @@
 {%- endmacro %}
 
 
-{#- pre_hook: delete the window's rows from the existing table; renders nothing on a full build. -#}
+{#- pre_hook: delete the window's rows from the existing table; renders nothing on a full build.
+    On Spark it renders nothing at all: the window's partitions are overwritten instead
+    (macros/cross_db/incremental.sql). -#}
 {% macro delete_partition_window(column) -%}
+    {{ return(adapter.dispatch('delete_partition_window')(column)) }}
+{%- endmacro %}
+
+{% macro default__delete_partition_window(column) -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ partition_window_filter(column) }}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__delete_partition_window(column) -%}
 {%- endmacro %}
 
 

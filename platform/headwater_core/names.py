@@ -139,6 +139,11 @@ MONITOR_SENSOR = "model_monitor"
 # -- dbt metadata ------------------------------------------------------------------------------
 # a daily model's date column, from `meta.headwater.partition_column`: row counts per partition
 PARTITION_COLUMN_METADATA = "headwater/partition_column"
+# the profiles.yml outputs: DuckDB (the default) and Spark (docs/scale-out.md); the variable
+# that chooses one when the dbt resource names none (dbt_project/profiles.yml reads it too)
+DBT_TARGET_DUCKDB = "local"
+DBT_TARGET_SPARK = "spark"
+DBT_TARGET_VARIABLE = "HEADWATER_DBT_TARGET"
 
 # -- MLflow ------------------------------------------------------------------------------------
 CHALLENGER = "challenger"

@@ -86,8 +86,8 @@ future as (
 
         -- days as_of_date .. as_of_date + 29: transacted_at in [as_of_date, as_of_date + 30 days)
         sum(amount) over (
-            partition by customer_id order by timeline_date
-            range between current row and interval 29 days following
+            partition by customer_id
+            {{ range_frame('timeline_date', 'current', '+29 days') }}
         ) as spend_next_30d
 
     from timeline

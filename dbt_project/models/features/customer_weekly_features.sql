@@ -123,20 +123,20 @@ history as (
     from timeline
     window
         before_7d as (
-            partition by customer_id order by timeline_date
-            range between interval 7 days preceding and interval 1 day preceding
+            partition by customer_id
+            {{ range_frame('timeline_date', '-7 days', '-1 day') }}
         ),
         before_30d as (
-            partition by customer_id order by timeline_date
-            range between interval 30 days preceding and interval 1 day preceding
+            partition by customer_id
+            {{ range_frame('timeline_date', '-30 days', '-1 day') }}
         ),
         before_90d as (
-            partition by customer_id order by timeline_date
-            range between interval 90 days preceding and interval 1 day preceding
+            partition by customer_id
+            {{ range_frame('timeline_date', '-90 days', '-1 day') }}
         ),
         before_all as (
-            partition by customer_id order by timeline_date
-            range between unbounded preceding and interval 1 day preceding
+            partition by customer_id
+            {{ range_frame('timeline_date', 'unbounded', '-1 day') }}
         )
 
 ),
@@ -156,7 +156,7 @@ final as (
 
         customers.segment,
         customers.home_region,
-        date_diff('day', customers.signed_up_date, spine.as_of_date) as tenure_days,
+        {{ date_difference('day', 'customers.signed_up_date', 'spine.as_of_date') }} as tenure_days,
 
         coalesce(as_of_history.spend_7d, 0) as spend_7d,
         coalesce(as_of_history.spend_30d, 0) as spend_30d,
@@ -164,11 +164,11 @@ final as (
         cast(coalesce(as_of_history.txn_count_30d, 0) as bigint) as txn_count_30d,
         cast(as_of_history.spend_90d as double)
             / nullif(as_of_history.txn_count_90d, 0) as avg_amount_90d,
-        date_diff(
+        {{ date_difference(
             'day',
-            coalesce(as_of_history.last_transaction_date, carried_before.last_transaction_date),
-            spine.as_of_date
-        ) as days_since_last_txn
+            'coalesce(as_of_history.last_transaction_date, carried_before.last_transaction_date)',
+            'spine.as_of_date'
+        ) }} as days_since_last_txn
 
     from spine
 

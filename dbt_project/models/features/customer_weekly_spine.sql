@@ -45,13 +45,7 @@ transaction_range as (
 
 mondays as (
 
-    select
-        cast(generate_series as date) as as_of_date
-
-    from transaction_range,
-        generate_series(
-            cast(first_monday as timestamp), cast(last_date as timestamp), interval 7 days
-        )
+    {{ select_date_series('first_monday', 'last_date', 7, 'transaction_range', 'as_of_date') }}
 
 ),
 

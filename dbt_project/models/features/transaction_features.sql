@@ -79,32 +79,32 @@ customer_history as (
     from transactions
     window
         customer_1h as (
-            partition by customer_id order by transacted_at
-            range between interval 1 hour preceding and interval 1 microsecond preceding
+            partition by customer_id
+            {{ range_frame('transacted_at', '-1 hour', '-1 microsecond') }}
         ),
         customer_24h as (
-            partition by customer_id order by transacted_at
-            range between interval 24 hours preceding and interval 1 microsecond preceding
+            partition by customer_id
+            {{ range_frame('transacted_at', '-24 hours', '-1 microsecond') }}
         ),
         customer_7d as (
-            partition by customer_id order by transacted_at
-            range between interval 7 days preceding and interval 1 microsecond preceding
+            partition by customer_id
+            {{ range_frame('transacted_at', '-7 days', '-1 microsecond') }}
         ),
         customer_30d as (
-            partition by customer_id order by transacted_at
-            range between interval 30 days preceding and interval 1 microsecond preceding
+            partition by customer_id
+            {{ range_frame('transacted_at', '-30 days', '-1 microsecond') }}
         ),
         merchant_24h as (
-            partition by merchant_id order by transacted_at
-            range between interval 24 hours preceding and interval 1 microsecond preceding
+            partition by merchant_id
+            {{ range_frame('transacted_at', '-24 hours', '-1 microsecond') }}
         ),
         customer_before as (
-            partition by customer_id order by transacted_at
-            range between unbounded preceding and interval 1 microsecond preceding
+            partition by customer_id
+            {{ range_frame('transacted_at', 'unbounded', '-1 microsecond') }}
         ),
         customer_merchant_30d as (
-            partition by customer_id, merchant_id order by transacted_at
-            range between interval 30 days preceding and interval 1 microsecond preceding
+            partition by customer_id, merchant_id
+            {{ range_frame('transacted_at', '-30 days', '-1 microsecond') }}
         )
 
 ),
@@ -125,9 +125,12 @@ merchant_matured_labels as (
     from merchant_daily_label_stats
     window
         matured_days as (
-            partition by merchant_id order by transaction_date
-            range between interval {{ label_maturity_days() + 59 }} days preceding
-                and interval {{ label_maturity_days() }} days preceding
+            partition by merchant_id
+            {{ range_frame(
+                'transaction_date',
+                '-' ~ (label_maturity_days() + 59) ~ ' days',
+                '-' ~ label_maturity_days() ~ ' days'
+            ) }}
         )
 
 ),
@@ -158,11 +161,11 @@ final as (
             as amount_to_customer_avg_30d,
         customer_history.merchant_txn_count_24h,
 
-        date_diff(
+        {{ date_difference(
             'second',
-            coalesce(customer_history.customer_prev_transacted_at, carried_before.transacted_at),
-            transactions.transacted_at
-        ) as seconds_since_customer_prev_txn,
+            'coalesce(customer_history.customer_prev_transacted_at, carried_before.transacted_at)',
+            'transactions.transacted_at'
+        ) }} as seconds_since_customer_prev_txn,
         customer_history.customer_merchant_txn_count_30d = 0 as is_new_merchant_for_customer,
 
         coalesce(merchant_matured_labels.merchant_txn_count_matured, 0)

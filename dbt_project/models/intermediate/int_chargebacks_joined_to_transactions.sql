@@ -37,7 +37,7 @@ joined as (
         transactions.transacted_at,
         transactions.transaction_date,
 
-        {{ dbt.datediff('transactions.transaction_date', 'chargebacks.reported_date', 'day') }}
+        {{ date_difference('day', 'transactions.transaction_date', 'chargebacks.reported_date') }}
             as days_to_report
 
     from chargebacks

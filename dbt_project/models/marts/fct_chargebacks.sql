@@ -7,7 +7,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=partition_window_strategy(),
+        partition_by=partition_window_partition_by('reported_date'),
         on_schema_change='fail',
         tags=['daily'],
         meta={'headwater': {'partition_column': 'reported_date'}},

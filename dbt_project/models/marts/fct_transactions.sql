@@ -8,7 +8,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=partition_window_strategy(),
+        partition_by=partition_window_partition_by('transaction_date'),
         on_schema_change='fail',
         tags=['daily'],
         meta={'headwater': {'partition_column': 'transaction_date'}},

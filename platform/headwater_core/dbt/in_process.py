@@ -37,6 +37,7 @@ from dagster_dbt import DbtCliInvocation, DbtCliResource
 
 from headwater_core.config import environ
 from headwater_core.dbt.project import newest_input_mtime
+from headwater_core.names import DBT_TARGET_VARIABLE
 
 # The versions this adapter was written against. tests/unit/test_dbt_adapter.py fails on any
 # other: re-check what it lists against the new versions, then update these.
@@ -85,24 +86,39 @@ def _close_duckdb() -> None:
     environment.close()
 
 
-def _manifest(project_dir: Path, target_path: Path) -> Any:
+def _manifest(project_dir: Path, target_path: Path, target_name: str | None = None) -> Any:
     """The parsed project, once per process and warehouse file (dbt writes the file's name into
     every relation), and again when a model, macro or yml changed. The parse has no vars: the
     daily window is read when models run, not when they are parsed."""
     from dbt.cli.main import dbtRunner
 
+    # The target is part of the parse: models configure themselves per engine at parse time
+    # (macros/cross_db/incremental.sql), so a DuckDB parse must not serve a Spark run.
+    target = ["--target", target_name] if target_name else []
     key = (
         str(project_dir),
         os.environ.get("HEADWATER_DUCKDB_PATH", ""),
+        target_name or os.environ.get(DBT_TARGET_VARIABLE, ""),
         newest_input_mtime(project_dir),
     )
     if key not in _MANIFESTS:
-        result = dbtRunner().invoke(["parse", "--quiet", "--target-path", str(target_path)])
+        result = dbtRunner().invoke(
+            ["parse", "--quiet", "--target-path", str(target_path), *target]
+        )
         if not result.success:
             raise RuntimeError(f"dbt parse failed in {project_dir}: {result.exception}")
         _MANIFESTS.clear()
         _MANIFESTS[key] = result.result
     return _MANIFESTS[key]
+
+
+def _target_arg(args: Sequence[str]) -> str | None:
+    """The `--target` of a dbt command line (dagster-dbt adds the resource's), or None."""
+    args = list(args)
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--target":
+            return args[i + 1]
+    return None
 
 
 def _error_line(exception: BaseException) -> str:
@@ -128,7 +144,7 @@ def run_dbt_in_process(
     # warehouse path): dbt reads its flags and `env_var()` from os.environ.
     with DBT_LOCK, environ(env):
         try:
-            manifest = _manifest(project_dir, target_path)
+            manifest = _manifest(project_dir, target_path, _target_arg(args))
             # --quiet: the events reach the callback, not this process's stdout as well; no
             # colours: dbt's messages end up in the step's failure text.
             result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
