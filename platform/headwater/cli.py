@@ -13,6 +13,7 @@
     headwater models [NAME]             registered versions, aliases and gate decisions
     headwater rollback NAME --to-version N --reason TEXT
                                         move a model's `champion` alias back to version N
+    headwater serve [--port P]          serve every model's champion over HTTP (docs/serving.md)
     headwater stack [--create-databases]
                                         the production profile on this machine: PostgreSQL
                                         instance, MLflow server, code servers, daemon, UI
@@ -41,6 +42,7 @@ from headwater.environment import WORKSPACE as WORKSPACE  # re-exported for test
 from headwater.environment import configure_environment
 from headwater.errors import OneLineParser, run_command
 from headwater.project import add_project_commands
+from headwater.serve.server import add_serve_command
 from headwater.verbs import add_verbs
 from headwater_core.config import MLFLOW_UI_PORT, state_dir
 from headwater_core.names import TAG_GATE, TAG_GATE_REASON
@@ -314,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dev(sub)
     _add_data_commands(sub)
     _add_model_commands(sub)
+    add_serve_command(sub)
     _add_stack(sub)
     _add_simulate(sub)
     add_project_commands(sub)
