@@ -216,6 +216,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         mlflow_port=args.mlflow_port,
         data_code_port=args.data_code_port,
         ml_code_port=args.ml_code_port,
+        serve_port=args.serve_port,
     )
     return run_stack(config, PgSettings.from_env(os.environ), create=args.create_databases)
 
@@ -290,6 +291,7 @@ def _add_stack(sub) -> None:
     stack.add_argument("--mlflow-port", type=int, default=5000)
     stack.add_argument("--data-code-port", type=int, default=4000)
     stack.add_argument("--ml-code-port", type=int, default=4001)
+    stack.add_argument("--serve-port", type=int, default=8000, help="`headwater serve`")
     stack.add_argument(
         "--create-databases",
         action="store_true",
