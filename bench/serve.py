@@ -225,7 +225,9 @@ def measure_serve(config: dict) -> dict:
     rows = request_rows(spec, COMPARED_ROWS)
     rate, seconds = float(config.get("serve_rate", 200)), float(config.get("serve_seconds", 20))
     bin_dir, folder = Path(sys.executable).parent, state_dir()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # `mlflow models serve` starts `uvicorn` by name: the environment's bin folder comes first
+    search_path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": search_path}
     result: dict = {"model_version": version, "trees": booster.num_trees(), "rate": rate}
     result["floor"] = floor_latency(booster, spec, rows)
 
