@@ -75,7 +75,7 @@ def describe(slot: ModelSlot) -> dict:
         "loaded_at": slot.loaded_at,
         "request_fields": {
             name: {k: v for k, v in vars(f).items() if v is not None}
-            for name, f in slot.fields.items()
+            for name, f in model.request_fields.items()
         },
         **model.info,
     }
@@ -127,13 +127,13 @@ def create_app(holder: ChampionHolder, logger: PredictionLogger, max_rows: int):
         slot = slots.get(name)
         if slot is None:
             return _unknown(name, slots)
-        # one read of each: the whole request is answered (and shadowed) by one version
-        champion, challenger, fields = slot.champion, slot.challenger, slot.fields
+        # one read of each: the whole request is checked, answered and shadowed by one version
+        champion, challenger = slot.champion, slot.challenger
         if champion is None:
             return _json(no_champion(slot), 503)
         try:
             rows = request_rows(_parse(await request.body()), max_rows)
-            check_rows(rows, fields)
+            check_rows(rows, champion.request_fields)
         except InvalidRequest as e:
             return _json(
                 {"error": "invalid_input", "problems": [p.as_dict() for p in e.problems]}, 422

@@ -10,10 +10,11 @@ poll.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from headwater.serve.features import FeatureSource, RequestField
 from headwater.serve.model import ServedModel
@@ -28,7 +29,6 @@ class ModelSlot:
     source: FeatureSource
     champion: ServedModel | None = None
     challenger: ServedModel | None = None  # shadowed: a version other than the champion's
-    fields: dict[str, RequestField] = field(default_factory=dict)  # of the champion
     error: str | None = None  # the last failed poll or load
     loaded_at: float | None = None
 
@@ -75,7 +75,7 @@ class ChampionHolder:
         current = slot.champion
         if current is None or current.version != champion.version:
             model = self.loader(slot.spec, champion, CHAMPION)
-            slot.fields = slot.request_fields(model)
+            model = dataclasses.replace(model, request_fields=slot.request_fields(model))
             slot.champion = model  # the swap: one assignment
             slot.loaded_at = time.time()
         challenger = self.tracking.version_by_alias(name, CHALLENGER)

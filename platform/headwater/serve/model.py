@@ -36,6 +36,9 @@ class ServedModel:
     features: tuple[str, ...]
     categories: dict[str, tuple[str, ...]]  # categorical feature -> its vocabulary, in order
     info: dict = field(default_factory=dict)  # training window, metrics, run id
+    # what a request carries for this version (its categories): set with the version, so that a
+    # request is checked and scored by one version even while the next one is swapped in
+    request_fields: dict = field(default_factory=dict)
 
     def matrix(self, rows: list[dict]) -> np.ndarray:
         """The rows' features as a float64 matrix in the booster's feature order."""
