@@ -191,8 +191,8 @@ def figures(results: dict) -> list[Figure]:
 def serve_figures(serve: dict) -> list[Figure]:
     """Single-row latency: the floor, `headwater serve` and `mlflow models serve`."""
     rate = serve["rate"]
-    ours, theirs, floor = serve["headwater"], serve["mlflow"], serve["floor"]
-    return [
+    ours, theirs, floor = serve["headwater"], serve.get("mlflow"), serve["floor"]
+    out = [
         Figure("serve", "floor: Booster.predict, one numpy row, p50", floor["p50_ms"], "ms"),
         Figure("serve", "floor: Booster.predict, one numpy row, p99", floor["p99_ms"], "ms"),
         Figure(
@@ -212,6 +212,10 @@ def serve_figures(serve: dict) -> list[Figure]:
             _at_most(ours["p99_ms"], SERVE_P99_TARGET_MS),
         ),
         Figure("serve", "headwater serve: throughput", ours["throughput_rps"], "req/s"),
+    ]
+    if theirs is None:  # it refused the model's rows (serve["mlflow_refused"] says why)
+        return out + [Figure("serve", "mlflow models serve: refused the rows", None, "ms")]
+    return out + [
         Figure("serve", f"mlflow models serve: p50 at {rate:g} req/s", theirs["p50_ms"], "ms"),
         Figure("serve", f"mlflow models serve: p99 at {rate:g} req/s", theirs["p99_ms"], "ms"),
         Figure("serve", "mlflow models serve: throughput", theirs["throughput_rps"], "req/s"),

@@ -263,7 +263,14 @@ def measure_serve(config: dict) -> dict:
             ).encode()
             for row in rows
         ]
-        theirs = scores_of(port, "/invocations", bodies, lambda b: float(b["predictions"][0]))
+        theirs = scores_of(port, "/invocations", bodies, lambda b: b)
+        refused = [b for b in theirs if "predictions" not in b]
+        if refused:
+            # e.g. a model with categorical features: JSON carries no pandas category dtype,
+            # and LightGBM refuses a frame without one ("categorical_feature do not match")
+            result["mlflow_refused"] = {"rows": len(refused), "answer": str(refused[0])[:600]}
+            return result
+        theirs = [float(b["predictions"][0]) for b in theirs]
         result["mlflow"] = drive(port, "/invocations", bodies, rate, seconds)
     finally:
         stop(mlflow)
