@@ -13,6 +13,8 @@ measured as JSON to `--out`; the harness adds the wall time and peak memory of i
                  that day through the graph as the daily loop runs it
     startup      code location loads cold and warm, `dagster definitions validate`, and the time
                  until the first README command's UI answers (bench/startup.py)
+    serve        single-row latency of `headwater serve` at a steady rate, against the raw
+                 Booster and `mlflow models serve` on the same model (bench/serve.py)
     tick         one evaluation of each sensor and of the automation conditions against the
                  state the incremental part left (or a history of its own)
 """
@@ -393,8 +395,16 @@ def part_startup(config: dict) -> dict:
     return measure_startup(config)
 
 
+def part_serve(config: dict) -> dict:
+    from bench.serve import measure_serve
+
+    _configure()
+    return measure_serve(config)
+
+
 PARTS = {
     "generate": part_generate,
+    "serve": part_serve,
     "full": part_full,
     "floor": part_floor,
     "incremental": part_incremental,

@@ -13,6 +13,9 @@ PEAK_MEMORY_TARGET_GIB = 6.0  # the whole platform run at 10M transactions
 INCREMENTAL_SHARE_TARGET = 0.10  # one new day / the full rebuild
 WARM_LOAD_TARGET_SECONDS = 3.0  # each code location, warm
 TICK_TARGET_SECONDS = 1.0  # sensors and automation conditions evaluated once
+SERVE_P50_TARGET_MS = 2.0  # `headwater serve`, one row per request at 200 requests/s
+SERVE_P99_TARGET_MS = 10.0
+SERVE_SCORE_TOLERANCE = 1e-9  # its scores against `mlflow models serve`'s, same model
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Figure:
     part: str
     name: str
     value: float | None
-    unit: str  # "s", "GiB", "x" (a ratio) or "%"
+    unit: str  # "s", "ms", "GiB", "x" (a ratio), "%", "req/s" or "abs" (a difference)
     target: str = ""  # e.g. "<= 1.5x"; empty: no target, context only
     ok: bool | None = None  # None: no target, or not measured
 
@@ -39,6 +42,12 @@ class Figure:
             return f"{self.value:.1%}"
         if self.unit == "x":
             return f"{self.value:.2f}x"
+        if self.unit == "ms":
+            return f"{self.value:.2f} ms"
+        if self.unit == "req/s":
+            return f"{self.value:.0f} req/s"
+        if self.unit == "abs":
+            return f"{self.value:.1e}"
         if self.unit == "GiB":
             return f"{self.value:.2f} GiB"
         return f"{self.value:.1f} s"
@@ -174,7 +183,51 @@ def figures(results: dict) -> list[Figure]:
                 _at_most(tick["steady_total_seconds"], TICK_TARGET_SECONDS),
             )
         )
+    if parts.get("serve"):
+        out += serve_figures(parts["serve"])
     return out
+
+
+def serve_figures(serve: dict) -> list[Figure]:
+    """Single-row latency: the floor, `headwater serve` and `mlflow models serve`."""
+    rate = serve["rate"]
+    ours, theirs, floor = serve["headwater"], serve.get("mlflow"), serve["floor"]
+    out = [
+        Figure("serve", "floor: Booster.predict, one numpy row, p50", floor["p50_ms"], "ms"),
+        Figure("serve", "floor: Booster.predict, one numpy row, p99", floor["p99_ms"], "ms"),
+        Figure(
+            "serve",
+            f"headwater serve: p50 at {rate:g} req/s",
+            ours["p50_ms"],
+            "ms",
+            f"<= {SERVE_P50_TARGET_MS:g} ms",
+            _at_most(ours["p50_ms"], SERVE_P50_TARGET_MS),
+        ),
+        Figure(
+            "serve",
+            f"headwater serve: p99 at {rate:g} req/s",
+            ours["p99_ms"],
+            "ms",
+            f"<= {SERVE_P99_TARGET_MS:g} ms",
+            _at_most(ours["p99_ms"], SERVE_P99_TARGET_MS),
+        ),
+        Figure("serve", "headwater serve: throughput", ours["throughput_rps"], "req/s"),
+    ]
+    if theirs is None:  # it refused the model's rows (serve["mlflow_refused"] says why)
+        return out + [Figure("serve", "mlflow models serve: refused the rows", None, "ms")]
+    return out + [
+        Figure("serve", f"mlflow models serve: p50 at {rate:g} req/s", theirs["p50_ms"], "ms"),
+        Figure("serve", f"mlflow models serve: p99 at {rate:g} req/s", theirs["p99_ms"], "ms"),
+        Figure("serve", "mlflow models serve: throughput", theirs["throughput_rps"], "req/s"),
+        Figure(
+            "serve",
+            f"largest score difference, {serve['compared_rows']} rows",
+            serve["max_score_difference"],
+            "abs",
+            f"<= {SERVE_SCORE_TOLERANCE:g}",
+            _at_most(serve["max_score_difference"], SERVE_SCORE_TOLERANCE),
+        ),
+    ]
 
 
 def figures_table(items: list[Figure]) -> str:

@@ -31,7 +31,10 @@ from bench.startup import without_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PARTS = ("full", "floor", "incremental", "startup", "tick")
+PARTS = ("full", "floor", "incremental", "startup", "tick", "serve")
+# Run only when asked for (`--only serve`): the tiny smoke (tests/integration/test_bench_smoke.py)
+# runs the default parts, and serve's figures mean something only at its full duration.
+DEFAULT_PARTS = ("full", "floor", "incremental", "startup", "tick")
 # The first README command's demo (headwater.cli.DEMO_DAYS / DEMO_TRANSACTIONS).
 UI_DEMO_DAYS = 150
 UI_DEMO_TRANSACTIONS = 333_300
@@ -55,8 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default=",".join(PARTS),
-        help=f"comma-separated parts to run (default all: {','.join(PARTS)})",
+        default=",".join(DEFAULT_PARTS),
+        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: "
+        f"{','.join(DEFAULT_PARTS)})",
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/)")
     parser.add_argument("--seed", type=int, default=42)
@@ -74,6 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=UI_DEMO_TRANSACTIONS,
         help="startup: the demo `dev.py up` generates (default: the README's)",
+    )
+    parser.add_argument("--serve-rate", type=float, default=200, help="serve: requests/s")
+    parser.add_argument("--serve-seconds", type=float, default=30, help="serve: seconds each")
+    parser.add_argument(
+        "--serve-feature-source",
+        default="request",
+        help="serve: `headwater serve --feature-source` (request: the row carries its features)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the parts' state folders")
     args = parser.parse_args(argv)
@@ -189,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         "warm_repeats": args.warm_repeats,
         "ui_days": args.ui_days,
         "ui_transactions": args.ui_transactions,
+        "serve_rate": args.serve_rate,
+        "serve_seconds": args.serve_seconds,
+        "serve_feature_source": args.serve_feature_source,
     }
     results: dict = {
         "meta": {**config, "parts": args.parts, "started_at": stamp, **machine()},

@@ -13,6 +13,7 @@
     headwater models [NAME]             registered versions, aliases and gate decisions
     headwater rollback NAME --to-version N --reason TEXT
                                         move a model's `champion` alias back to version N
+    headwater serve [--port P]          serve every model's champion over HTTP (docs/serving.md)
     headwater stack [--create-databases]
                                         the production profile on this machine: PostgreSQL
                                         instance, MLflow server, code servers, daemon, UI
@@ -44,6 +45,7 @@ from headwater.environment import WORKSPACE as WORKSPACE  # re-exported for test
 from headwater.environment import configure_environment
 from headwater.errors import OneLineParser, run_command
 from headwater.project import add_project_commands
+from headwater.serve.server import add_serve_command
 from headwater.verbs import add_verbs
 from headwater_core.config import MLFLOW_UI_PORT, state_dir
 from headwater_core.names import TAG_GATE, TAG_GATE_REASON
@@ -217,6 +219,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         mlflow_port=args.mlflow_port,
         data_code_port=args.data_code_port,
         ml_code_port=args.ml_code_port,
+        serve_port=args.serve_port,
     )
     return run_stack(config, PgSettings.from_env(os.environ), create=args.create_databases)
 
@@ -291,6 +294,7 @@ def _add_stack(sub) -> None:
     stack.add_argument("--mlflow-port", type=int, default=5000)
     stack.add_argument("--data-code-port", type=int, default=4000)
     stack.add_argument("--ml-code-port", type=int, default=4001)
+    stack.add_argument("--serve-port", type=int, default=8000, help="`headwater serve`")
     stack.add_argument(
         "--create-databases",
         action="store_true",
@@ -327,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dev(sub)
     _add_data_commands(sub)
     _add_model_commands(sub)
+    add_serve_command(sub)
     _add_stack(sub)
     _add_simulate(sub)
     _add_replay(sub)

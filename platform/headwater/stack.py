@@ -2,7 +2,8 @@
 
 The same processes the containers run (deploy/compose.yaml), started natively: an MLflow
 tracking server with a PostgreSQL backend store, one `dagster code-server start` per code
-location, `dagster-daemon run` and `dagster-webserver`, the last two loading
+location, `headwater serve` (the champions over HTTP), `dagster-daemon run` and
+`dagster-webserver`, the last two loading
 deploy/workspace.yaml, which points at the code servers. The Dagster instance is
 deploy/dagster.yaml (PostgreSQL storage, run queue, DuckDB pool), copied into $DAGSTER_HOME.
 
@@ -105,6 +106,7 @@ class StackConfig:
     mlflow_port: int = 5000
     data_code_port: int = 4000
     ml_code_port: int = 4001
+    serve_port: int = 8000
 
     @property
     def dagster_home(self) -> Path:
@@ -128,6 +130,10 @@ class StackConfig:
         """Where this machine reaches the webserver (a wildcard bind answers on the loopback)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}/server_info"
+
+    @property
+    def serve_url(self) -> str:
+        return f"http://127.0.0.1:{self.serve_port}"
 
     def code_port(self, location: str) -> int:
         return self.data_code_port if location == "data_platform" else self.ml_code_port
@@ -186,6 +192,15 @@ def stack_commands(config: StackConfig, pg: PgSettings, bin_dir: Path) -> dict[s
             "--location-name",
             location,
         ]
+    # the champions over HTTP, from the MLflow server (MLFLOW_TRACKING_URI of the environment)
+    commands["serve"] = [
+        str(bin_dir / "headwater"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.serve_port),
+    ]
     commands["daemon"] = [str(bin_dir / "dagster-daemon"), "run", "-w", str(PRODUCTION_WORKSPACE)]
     webserver = [
         str(bin_dir / "dagster-webserver"),
@@ -308,7 +323,7 @@ def run_stack(
     previous = {s: signal.signal(s, _raise_stop) for s in STOP_SIGNALS}
     code = 0
     try:
-        for name in ("mlflow", *(f"code-server:{loc}" for loc, _ in CODE_LOCATIONS)):
+        for name in ("mlflow", *(f"code-server:{loc}" for loc, _ in CODE_LOCATIONS), "serve"):
             processes[name] = start(name, commands[name], env, logs)
         # The webserver and the daemon start once the code servers answer, so that they load
         # both locations at once; MLflow is needed only when a run logs to it.
@@ -326,11 +341,13 @@ def run_stack(
         for what, url in (
             ("webserver", config.webserver_probe_url),
             ("mlflow", f"{config.mlflow_uri}/health"),
+            ("serve", f"{config.serve_url}/health"),
         ):
             wait_until(lambda url=url: http_ok(url), what, processes, timeout, logs)
         print(
             f"headwater stack: ready. Dagster UI {config.webserver_url}"
             f"{' (read-only)' if config.read_only else ''}; MLflow {config.mlflow_uri}; "
+            f"models served at {config.serve_url}; "
             f"instance {config.dagster_home} on postgresql://{pg.host}:{pg.port}/{pg.dagster_db}; "
             f"logs in {logs}",
             flush=True,

@@ -29,6 +29,7 @@ from fraud_demo.generator import GeneratorConfig, generate
 from headwater.stack import PRODUCTION_WORKSPACE
 from tests.conftest import free_port
 from tests.processes import session_processes, stop_process_group
+from tests.serve_world import free_service_port
 
 BIN = Path(sys.executable).parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -89,6 +90,42 @@ def databases():
             for name in names.values():
                 cur.execute(f'drop database if exists "{name}" with (force)')
         admin.close()
+
+
+def _predict(port: int, body: dict) -> tuple[int, dict]:
+    """`headwater serve`'s answer for the fraud model: status and JSON body."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/models/fraud_classifier/predict",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def _feature_row(warehouse: Path) -> dict:
+    """One transaction of the last day as a request: its key and its features."""
+    from ml_assets.models.spec import load_specs
+
+    spec = next(s for s in load_specs() if s.name == "fraud_classifier")
+    columns = ", ".join([*spec.keys, *spec.features])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        cursor = con.execute(
+            f"select {columns} from {spec.feature_set} where {spec.score_date} = ? limit 1",
+            [LAST_DAY],
+        )
+        names = [d[0] for d in cursor.description]
+        row = dict(zip(names, cursor.fetchone()))
+    # JSON has numbers, strings and booleans: a DECIMAL is sent as a number
+    return {
+        k: float(v) if not isinstance(v, str | bool | int | None) else v for k, v in row.items()
+    }
 
 
 def _logs(state: Path, stack_log: Path) -> str:
@@ -200,7 +237,7 @@ def test_production_stack_on_postgres(tmp_path, databases):
     state = tmp_path / "state"
     # Delivered before the stack starts, so the landing sensor's first tick asks for them.
     generate(WORLD, state / "landing", progress=False)
-    port, mlflow_port = free_port(), free_port()
+    port, mlflow_port, serve_port = free_port(), free_port(), free_service_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -229,6 +266,8 @@ def test_production_stack_on_postgres(tmp_path, databases):
             str(free_port()),
             "--ml-code-port",
             str(free_port()),
+            "--serve-port",
+            str(serve_port),
         ],
         env=env,
         stdout=stack_log.open("w"),
@@ -255,8 +294,12 @@ def test_production_stack_on_postgres(tmp_path, databases):
             "dagster-daemon run -w",
             "mlflow server --backend-store-uri postgresql+psycopg2://",
             f"dagster-webserver -w {PRODUCTION_WORKSPACE} -h 127.0.0.1",
+            f"headwater serve --host 127.0.0.1 --port {serve_port}",
         ):
             assert part in commands, f"{part!r} not among the stack's processes: {commands}"
+        # no champion yet: the service answers, with a body that says so
+        before = _predict(serve_port, {"row": {}})
+        assert before[0] == 503 and before[1]["error"] == "no_champion", before
 
         # The ML location's automation would race the explicit ML run below; its logic has
         # tests of its own (test_automation.py, the simulation). It cannot have asked for
@@ -303,6 +346,13 @@ def test_production_stack_on_postgres(tmp_path, databases):
         ml_status = _query(db, "select status from runs where run_id = %s", (ml_run,))[0][0]
         assert ml_status == "SUCCESS", logs()
         phases["ML run"] = time.monotonic() - started
+        # the promoted champion over HTTP, within the service's poll interval
+        row = _feature_row(state / "warehouse.duckdb")
+        _wait_for(
+            lambda: _predict(serve_port, {"row": row})[0] == 200, "a served score", 120, stack, logs
+        )
+        answer = _predict(serve_port, {"row": row})[1]
+        assert answer["version"] == "1" and 0 <= answer["predictions"][0]["score"] <= 1, answer
         # Ticks are written as they happen: read them while the daemon still runs.
         ticks = _query(db, "select tick_body from job_ticks where type = 'SENSOR'")
     finally:

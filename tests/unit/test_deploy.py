@@ -99,6 +99,7 @@ def test_compose_runs_every_process_with_a_health_check():
         "code-ml-assets",
         "daemon",
         "webserver",
+        "serve",
     }
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -125,8 +126,41 @@ def test_compose_publishes_only_on_the_loopback_by_default():
     published = [
         port for service in COMPOSE["services"].values() for port in service.get("ports", [])
     ]
-    assert len(published) == 2  # the UI and MLflow; nothing else leaves the compose network
+    # the UI, MLflow and the prediction service; nothing else leaves the compose network
+    assert len(published) == 3
     assert all(p.startswith("${HEADWATER_PUBLISH_HOST:-127.0.0.1}:") for p in published)
+
+
+def test_compose_serves_the_champions_from_the_mlflow_server_into_the_shared_state(tmp_path):
+    serve = COMPOSE["services"]["serve"]
+    command = serve["command"]
+    assert command[:2] == ["headwater", "serve"]
+    port = command[command.index("--port") + 1]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert (
+        serve["ports"][0].endswith(f":{port}")
+        and f":{port}/health" in serve["healthcheck"]["test"][-1]
+    )
+    assert serve["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # the prediction log lands where the ML code server's runs read it
+    assert "headwater_state:/var/lib/headwater" in serve["volumes"]
+    assert serve["environment"]["HEADWATER_HOME"] == "/var/lib/headwater"
+    stack = stack_commands(StackConfig(state=tmp_path), PgSettings(), Path("/venv/bin"))["serve"]
+    assert stack[1:2] == command[1:2] and "--port" in stack
+
+
+def test_helm_serve_manifest_runs_the_service_beside_the_chart():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((DEPLOY / "helm" / "serve.yaml").read_text())}
+    container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["headwater", "serve"]
+    port = int(container["args"][container["args"].index("--port") + 1])
+    assert container["ports"][0]["containerPort"] == port
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert docs["Service"]["spec"]["type"] == "ClusterIP"
+    assert docs["Service"]["spec"]["ports"][0]["targetPort"] == port
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MLFLOW_TRACKING_URI"] == "http://headwater-mlflow:5000"
 
 
 def test_compose_holds_no_secret_and_keeps_passwords_off_command_lines():
@@ -249,6 +283,7 @@ def test_stack_starts_a_code_server_per_location_and_the_mlflow_server(tmp_path)
         "mlflow",
         "code-server:data_platform",
         "code-server:ml_assets",
+        "serve",
         "daemon",
         "webserver",
     ]

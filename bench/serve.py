@@ -1,0 +1,279 @@
+"""The `serve` part: single-row latency of `headwater serve` at a steady request rate, against
+the floor (the raw Booster on a numpy row, one thread, in process) and against
+`mlflow models serve` on the same registered model, in one run.
+
+The model has the fraud classifier's shape (its spec: 17 features, 3 categorical; 600 trees of
+31 leaves) fitted on a synthetic training set and registered by the platform's own code
+(`log_training_run`, then `move_champion`) in the part's MLflow store. Both services are real
+processes on the loopback; one client sends one row per request over a keep-alive connection,
+paced at `serve_rate` requests per second (open loop: a late request is sent at once), and times
+each from send to parsed answer. The scores of both services are compared row by row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROWS = 6_000  # synthetic training rows (30 days of 200)
+TREES, LEAVES = 600, 31
+MODEL_ASSET = "models/fraud_classifier/model"
+COMPARED_ROWS = 200  # rows both services score, compared
+FLOOR_CALLS = 5_000
+CATEGORIES = {
+    "channel": ("online", "pos", "contactless"),
+    "merchant_category": ("grocery", "fuel", "travel", "electronics", "crypto", "fashion"),
+    "merchant_risk_tier": ("low", "medium", "high"),
+}
+
+
+def synthetic_table(spec, rows: int = ROWS, seed: int = 3):
+    """A training set with the spec's features, typed as the feature set types them."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    days = 30
+    day_index = np.sort(rng.integers(0, days, rows))
+    event = [date(2025, 1, 1) + timedelta(days=int(d)) for d in day_index]
+    columns: dict = {"transaction_id": [f"t{i}" for i in range(rows)]}
+    for name in spec.features:
+        if name in CATEGORIES:
+            columns[name] = rng.choice(CATEGORIES[name], rows)
+        elif name.startswith("is_"):
+            columns[name] = rng.random(rows) < 0.3
+        elif "count" in name or name == "hour_of_day":
+            columns[name] = rng.integers(0, 24, rows)
+        else:
+            columns[name] = np.round(rng.gamma(2.0, 30.0, rows), 2)
+    signal_ = columns["amount"] / 60 + (columns["merchant_category"] == "crypto") * 2
+    label = (signal_ + rng.normal(scale=1.0, size=rows) > 3.0).astype("float64")
+    split = np.where(
+        day_index >= days - 5, "test", np.where(day_index >= days - 10, "validation", "train")
+    )
+    columns.update(_event_time=event, _event_date=event, _label=label, _split=split)
+    return pa.table(columns)
+
+
+def register_champion(spec, tracking) -> str:
+    """Fit the fraud-shaped model and make it the champion; returns its version."""
+    from ml_assets.models.evaluate import metrics_on_test_window
+    from ml_assets.models.mlflow_run import RunOrigin, log_training_run
+    from ml_assets.models.registry import move_champion
+    from ml_assets.models.train import fit
+
+    spec = dataclasses.replace(
+        spec,
+        lightgbm={
+            **spec.lightgbm,
+            "num_boost_round": TREES,
+            "num_leaves": LEAVES,
+            "min_data_in_leaf": 5,
+        },
+        early_stopping_rounds=TREES,  # every tree kept: the model has the issue's size
+        split=dataclasses.replace(spec.split, refit=False),
+    )
+    table = synthetic_table(spec)
+    fitted = fit(spec, table)
+    logged = log_training_run(
+        tracking, spec, fitted, table,
+        source=Path("synthetic.parquet"),
+        data_version="bench",
+        metrics=metrics_on_test_window(spec, table, fitted.frame, fitted.trained.booster),
+        origin=RunOrigin(run_id="bench-serve", asset_key=MODEL_ASSET, code_version="bench"),
+    )  # fmt: skip
+    move_champion(tracking, spec.registered_model_name, logged.version, "promoted", "bench")
+    return logged.version
+
+
+def request_rows(spec, n: int, seed: int = 11) -> list[dict]:
+    table = synthetic_table(spec, rows=n, seed=seed)
+    rows = []
+    for row in table.to_pylist():
+        rows.append({"transaction_id": row["transaction_id"], **{f: row[f] for f in spec.features}})
+    return rows
+
+
+def percentiles(latencies_ms: list[float]) -> dict:
+    values = np.asarray(latencies_ms)
+    return {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "requests": len(values),
+    }
+
+
+def floor_latency(booster, spec, rows: list[dict], calls: int = FLOOR_CALLS) -> dict:
+    """The raw Booster on one numpy row per call, one thread: no HTTP, no validation."""
+    from headwater.serve.model import ServedModel, categories_of
+
+    model = ServedModel(
+        name=spec.name, registered_name="", version="", alias="", booster=booster,
+        features=tuple(booster.feature_name()), categories=categories_of(booster, spec.categorical),
+    )  # fmt: skip
+    matrices = [model.matrix([row]) for row in rows]
+    iteration = getattr(booster, "best_iteration", None) or None
+    latencies = []
+    for i in range(calls):
+        started = time.perf_counter()
+        booster.predict(matrices[i % len(matrices)], num_iteration=iteration, num_threads=1)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return percentiles(latencies)
+
+
+def drive(port: int, path: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    """Send one body after another at `rate` per second for `seconds`; latency of each."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    latencies, failed = [], 0
+    total = max(1, int(rate * seconds))
+    started = time.perf_counter()
+    for i in range(total):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        sent = time.perf_counter()
+        connection.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
+        response = connection.getresponse()
+        json.loads(response.read())
+        latencies.append((time.perf_counter() - sent) * 1000)
+        failed += response.status != 200
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return {**percentiles(latencies), "failed": failed, "throughput_rps": total / elapsed}
+
+
+def scores_of(port: int, path: str, bodies: list[bytes], pick) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    out = []
+    for body in bodies:
+        connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        out.append(pick(json.loads(connection.getresponse().read())))
+    connection.close()
+    return out
+
+
+def free_port(first: int) -> int:
+    for port in range(first, first + 50):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port from {first}")
+
+
+def start(command: list[str], log: Path, env: dict) -> subprocess.Popen:
+    with log.open("w") as out:
+        return subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the process's group, SIGKILL after 30 s."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_ready(port: int, path: str, process: subprocess.Popen, log: Path, timeout=300) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{log.name}: the server exited:\n{log.read_text()[-3000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{log.name}: not ready in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def measure_serve(config: dict) -> dict:
+    """The part: the model registered, the floor measured, then each service in turn."""
+    from headwater_core.config import state_dir
+    from ml_assets.models.spec import load_specs
+    from ml_assets.models.tracking import MlflowTracking, load_booster
+
+    spec = next(s for s in load_specs() if s.name == "fraud_classifier")
+    tracking = MlflowTracking()
+    uri = tracking.resolved_uri()
+    version = register_champion(spec, tracking)
+    booster = load_booster(tracking, spec.registered_model_name, version)
+    rows = request_rows(spec, COMPARED_ROWS)
+    rate, seconds = float(config.get("serve_rate", 200)), float(config.get("serve_seconds", 20))
+    bin_dir, folder = Path(sys.executable).parent, state_dir()
+    # `mlflow models serve` starts `uvicorn` by name: the environment's bin folder comes first
+    search_path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": search_path}
+    result: dict = {"model_version": version, "trees": booster.num_trees(), "rate": rate}
+    result["floor"] = floor_latency(booster, spec, rows)
+
+    port = free_port(int(config.get("serve_port", 18650)))
+    serve = start(
+        [str(bin_dir / "headwater"), "serve", "--port", str(port), "--feature-source",
+         config.get("serve_feature_source", "request"), "--tracking-uri", uri],
+        folder / "headwater-serve.log", env,
+    )  # fmt: skip
+    try:
+        wait_ready(port, "/ready", serve, folder / "headwater-serve.log")
+        path = f"/v1/models/{spec.name}/predict"
+        bodies = [json.dumps({"row": row}).encode() for row in rows]
+        ours = scores_of(port, path, bodies, lambda b: b["predictions"][0]["score"])
+        result["headwater"] = drive(port, path, bodies, rate, seconds)
+    finally:
+        stop(serve)
+
+    port = free_port(port + 1)
+    log = folder / "mlflow-serve.log"
+    champion_uri = f"models:/{spec.registered_model_name}@champion"
+    mlflow = start(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", champion_uri, "--env-manager",
+         "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        log, env,
+    )  # fmt: skip
+    try:
+        wait_ready(port, "/ping", mlflow, log)
+        columns = list(spec.features)
+        bodies = [
+            json.dumps(
+                {"dataframe_split": {"columns": columns, "data": [[row[c] for c in columns]]}}
+            ).encode()
+            for row in rows
+        ]
+        theirs = scores_of(port, "/invocations", bodies, lambda b: b)
+        refused = [b for b in theirs if "predictions" not in b]
+        if refused:
+            # e.g. a model with categorical features: JSON carries no pandas category dtype,
+            # and LightGBM refuses a frame without one ("categorical_feature do not match")
+            result["mlflow_refused"] = {"rows": len(refused), "answer": str(refused[0])[:600]}
+            return result
+        theirs = [float(b["predictions"][0]) for b in theirs]
+        result["mlflow"] = drive(port, "/invocations", bodies, rate, seconds)
+    finally:
+        stop(mlflow)
+    result["max_score_difference"] = float(np.max(np.abs(np.asarray(ours) - np.asarray(theirs))))
+    result["compared_rows"] = len(rows)
+    return result

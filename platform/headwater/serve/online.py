@@ -1,0 +1,53 @@
+"""The online feature store as the service's feature source (`--feature-source online`).
+
+The store's `OnlineFeatureSource` (ml_assets/online/source.py) computes a request's history
+features with the feature set's own dbt SQL; this adapter only translates the raw contract's
+column types into the service's request fields, so validation (422 naming the field) happens
+before the SQL runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args, get_origin
+
+from headwater.serve.features import RequestField
+
+
+def request_fields_of(types: dict[str, object]) -> dict[str, RequestField]:
+    """The service's fields for the store's (name -> Python type or `Literal[...]`): accepted
+    values are categories, numbers and booleans numbers, anything else (ids, timestamps as ISO
+    strings) a key the SQL casts as ingestion casts a file."""
+    fields: dict[str, RequestField] = {}
+    for name, kind in types.items():
+        if get_origin(kind) is Literal:
+            fields[name] = RequestField("category", tuple(str(v) for v in get_args(kind)))
+        elif kind in (int, float, bool):
+            fields[name] = RequestField("number", nullable=True)
+        else:
+            fields[name] = RequestField("key")
+    return fields
+
+
+class OnlineRequestSource:
+    """The service's `FeatureSource` over the online store of one model spec's feature set."""
+
+    def __init__(self, source) -> None:
+        self.source = source  # ml_assets.online.source.OnlineFeatureSource
+
+    @classmethod
+    def open(cls, spec, store_url: str = ""):
+        """The store named by `store_url`, else $HEADWATER_ONLINE_STORE, else the embedded
+        SQLite file (the `online_store` resource's own rule)."""
+        from ml_assets.online.assets import OnlineStore
+        from ml_assets.online.source import OnlineFeatureSource
+
+        return cls(OnlineFeatureSource(OnlineStore(url=store_url).open(), spec))
+
+    def request_fields(self) -> dict[str, RequestField]:
+        return request_fields_of(self.source.request_fields())
+
+    def features(self, rows: list[dict]) -> list[dict]:
+        return self.source.features(rows)
+
+    def record(self, rows: list[dict]) -> None:
+        self.source.record(rows)
