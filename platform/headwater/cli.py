@@ -108,7 +108,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     from ml_assets.models.tracking import MlflowTracking
 
     home = configure_environment()
-    config = DevConfig(home, args.host, args.port, args.reports_port, args.mlflow_port)
+    serve_port = None if args.serve_port < 0 else args.serve_port
+    config = DevConfig(home, args.host, args.port, args.reports_port, args.mlflow_port, serve_port)
 
     def prepare() -> None:
         _prepare_demo(args, Path(os.environ["HEADWATER_LANDING_DIR"]))
@@ -251,6 +252,13 @@ def _add_dev(sub) -> None:
         default=MLFLOW_UI_PORT,
         help=f"port of the MLflow UI on the embedded store, which the models' run links name "
         f"(default {MLFLOW_UI_PORT}; 0: any free)",
+    )
+    dev.add_argument(
+        "--serve-port",
+        type=int,
+        default=8000,
+        help="port of `headwater serve`, the models' champions over HTTP (default 8000; 0: any "
+        "free; -1: not started)",
     )
     _add_demo_options(dev)
     dev.set_defaults(func=cmd_dev)

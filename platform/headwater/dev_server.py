@@ -1,15 +1,18 @@
 """`headwater dev`'s processes: `dagster dev` (UI, daemon, code servers), the monitoring reports'
-HTTP server, the MLflow UI on the embedded store, and the console that shows what a person needs.
+HTTP server, the MLflow UI on the embedded store, `headwater serve` (every model's champion over
+HTTP, 503 until there is one), and the console that shows what a person needs.
 
 Every port is checked before anything starts or the demo data is generated: a port in use is
 one line naming the option that changes it. Every line of `dagster dev` and what runs under it
-goes to `<state>/logs/dev.log`, the MLflow UI's to `<state>/logs/mlflow.log`. A stop signal
-(Ctrl-C, SIGTERM, SIGHUP) goes to `dagster dev` and the MLflow UI, and `headwater dev` returns
-once `dagster dev` has stopped, with the MLflow UI stopped too.
+goes to `<state>/logs/dev.log`, the MLflow UI's to `<state>/logs/mlflow.log`, the model service's
+to `<state>/logs/serve.log`. A stop signal (Ctrl-C, SIGTERM, SIGHUP) goes to `dagster dev`, the
+MLflow UI and the service, and `headwater dev` returns once `dagster dev` has stopped, with the
+others stopped too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
@@ -44,6 +47,7 @@ class DevConfig:
     port: int
     reports_port: int
     mlflow_port: int
+    serve_port: int | None = None  # the model service's port; None: not started
 
     @property
     def logs(self) -> Path:
@@ -54,6 +58,7 @@ def serve(config: DevConfig, tracking_uri: str, prepare: Callable[[], None]) -> 
     """Check the ports, `prepare()` (the demo data, the dbt manifest), then run everything until
     a stop signal; returns `dagster dev`'s exit code."""
     mlflow_ui = _claim_ports(config, tracking_uri)
+    config = _claim_serve_port(config)
     try:
         reports, reports_url = start_report_server(reports_dir(), config.host, config.reports_port)
     except OSError as e:
@@ -70,10 +75,15 @@ def serve(config: DevConfig, tracking_uri: str, prepare: Callable[[], None]) -> 
         with (config.logs / "dev.log").open("a") as log:
             console = Console(log)
             mlflow_at = mlflow_ui.url if mlflow_ui else f"{tracking_uri} (not served here)"
+            served = (
+                f"; models served on http://{config.host}:{config.serve_port}"
+                if config.serve_port is not None
+                else ""
+            )
             console.say(
                 f"headwater: state in {config.state}; Dagster UI on "
                 f"http://{config.host}:{config.port}; MLflow UI on {mlflow_at}; reports on "
-                f"{reports_url}; full log in {log.name}"
+                f"{reports_url}{served}; full log in {log.name}"
             )
             return _run(config, mlflow_ui, console)
     finally:
@@ -115,8 +125,23 @@ def _claim_ports(config: DevConfig, tracking_uri: str) -> MlflowUi | None:
     )
 
 
+def _claim_serve_port(config: DevConfig) -> DevConfig:
+    """The config with the model service's port claimed (0 asks for any free one)."""
+    if config.serve_port is None:
+        return config
+    try:
+        port = claim_port(config.host, config.serve_port)
+    except OSError as e:
+        raise SystemExit(_port_taken("the models", config.host, config.serve_port, e)) from e
+    return dataclasses.replace(config, serve_port=port)
+
+
 def _port_taken(what: str, host: str, port: int, error: OSError) -> str:
-    option = {"the Dagster UI": "--port", "the reports": "--reports-port"}.get(what)
+    option = {
+        "the Dagster UI": "--port",
+        "the reports": "--reports-port",
+        "the models": "--serve-port",
+    }.get(what)
     return (
         f"headwater: cannot serve {what} on {host}:{port} ({error.strerror or error}); "
         f"pass another {option or '--mlflow-port'}"
@@ -153,6 +178,9 @@ def _run(config: DevConfig, mlflow_ui: MlflowUi | None, console: Console) -> int
         if mlflow_ui is not None:
             mlflow = stops.add(start_mlflow_ui(mlflow_ui, bin_dir))
             _watch_mlflow_ui(mlflow, mlflow_ui, console, stops.received)
+        service = None
+        if config.serve_port is not None:
+            service = stops.add(_start_service(config, bin_dir))
         runs.start()
         try:
             return run_piped(
@@ -160,9 +188,29 @@ def _run(config: DevConfig, mlflow_ui: MlflowUi | None, console: Console) -> int
             )
         finally:
             runs.stop()
-            if mlflow is not None:
-                stop_group(mlflow, stops)
+            for child in (service, mlflow):
+                if child is not None:
+                    stop_group(child, stops)
             console.say("headwater: stopped")
+
+
+def _start_service(config: DevConfig, bin_dir: Path):
+    """`headwater serve` in a process group of its own, output to `<state>/logs/serve.log`."""
+    import subprocess
+
+    command = [
+        str(bin_dir / "headwater"),
+        *("serve", "--host", config.host, "--port", str(config.serve_port)),
+    ]
+    config.logs.mkdir(parents=True, exist_ok=True)
+    with (config.logs / "serve.log").open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
 
 
 def _watch_mlflow_ui(process, ui: MlflowUi, console: Console, stopping: list[int]) -> None:

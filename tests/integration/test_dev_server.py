@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -88,8 +89,29 @@ def _stop(server: subprocess.Popen) -> dict[int, str]:
     )
 
 
+def _check_model_service(serve_port: int) -> None:
+    """`headwater serve` runs beside the UI: healthy, and 503 with a clear body until the model
+    has a champion (none is trained in this test)."""
+    base = f"http://127.0.0.1:{serve_port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                assert response.status == 200
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "headwater serve never answered /health"
+            time.sleep(1)
+    try:
+        urllib.request.urlopen(f"{base}/v1/models/fraud_classifier", timeout=10)
+        raise AssertionError("a model without a champion was described")
+    except urllib.error.HTTPError as e:
+        assert e.code == 503
+        assert "champion" in e.read().decode()
+
+
 def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path, monkeypatch):
-    port, reports_port, mlflow_port = free_port(), free_port(), free_port()
+    port, reports_port, mlflow_port, serve_port = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
     env["HEADWATER_HOME"] = str(tmp_path / "state")
     # A report as the monitoring assets write it, under the state folder's reports/.
@@ -106,6 +128,8 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path, monkeypatch):
             str(reports_port),
             "--mlflow-port",
             str(mlflow_port),
+            "--serve-port",
+            str(serve_port),
             "--start-date",
             "2025-01-01",
             "--days",
@@ -151,6 +175,7 @@ def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path, monkeypatch):
         monkeypatch.setenv("HEADWATER_MLFLOW_UI_URL", daemon_env["HEADWATER_MLFLOW_UI_URL"])
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
         _check_mlflow_ui(daemon_env, mlflow_port, server)
+        _check_model_service(serve_port)
     finally:
         left = _stop(server)
     assert not left, f"processes left behind: {left}"
