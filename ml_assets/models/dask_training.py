@@ -55,11 +55,15 @@ def workers_of(client) -> list[str]:
     return workers
 
 
-def even_chunks(rows: int, parts: int) -> list[slice]:
-    """`rows` split into `parts` contiguous slices of sizes differing by at most one; a slice may
-    be empty when there are fewer rows than parts."""
-    bounds = np.linspace(0, rows, parts + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+def interleaved(rows: int, parts: int) -> list[np.ndarray]:
+    """Row positions of `rows` dealt round-robin into `parts` parts (sizes differ by at most one;
+    a part is empty when there are fewer rows than parts).
+
+    Dealt, not cut into contiguous runs: the training set is in time order, and each LightGBM
+    machine finds the bins of some features from its own rows, so every part should look like
+    the whole."""
+    positions = np.arange(rows)
+    return [positions[i::parts] for i in range(parts)]
 
 
 def _scattered_frame(client, frames: list, workers: list[str]):
@@ -73,7 +77,7 @@ def _scattered_frame(client, frames: list, workers: list[str]):
         client.scatter(frame, workers=[worker], hash=False)
         for frame, worker in zip(frames, workers)
     ]
-    return dd.from_delayed(futures, meta=frames[0].iloc[:0], verify_meta=False), futures
+    return dd.from_delayed(futures, meta=frames[0].iloc[:0], verify_meta=False)
 
 
 def _dask_model(client, spec: ModelSpec, frame, label, rounds: int, validation=None):
@@ -89,32 +93,28 @@ def _dask_model(client, spec: ModelSpec, frame, label, rounds: int, validation=N
     factory = DaskLGBMClassifier if spec.objective == "binary" else DaskLGBMRegressor
     model = factory(client=client, n_estimators=rounds, **params)
     data = frame.assign(**{LABEL_COLUMN: label})
-    chunks = [data.iloc[s] for s in even_chunks(len(data), len(workers))]
+    chunks = [data.iloc[rows] for rows in interleaved(len(data), len(workers))]
     placed = [(c, w) for c, w in zip(chunks, workers) if len(c)]
-    train, futures = _scattered_frame(client, [c for c, _ in placed], [w for _, w in placed])
+    train = _scattered_frame(client, [c for c, _ in placed], [w for _, w in placed])
     placement = Placement({w: int(any(w == p for _, p in placed)) for w in workers})
     kwargs: dict = {"categorical_feature": list(spec.categorical)}
     if validation is not None:
         valid = validation[0].assign(**{LABEL_COLUMN: validation[1]})
         # One whole copy of the validation window per training partition (see the module's
         # docstring): lightgbm.dask gives validation partition i to training partition i.
-        copies, valid_futures = _scattered_frame(
-            client, [valid] * len(placed), [w for _, w in placed]
-        )
-        futures += valid_futures
+        copies = _scattered_frame(client, [valid] * len(placed), [w for _, w in placed])
         kwargs.update(
             eval_X=(copies[list(frame.columns)],),
             eval_y=(copies[LABEL_COLUMN],),
             eval_names=["validation"],
             callbacks=[lgb.early_stopping(spec.early_stopping_rounds, verbose=False)],
         )
-    try:
-        with warnings.catch_warnings():
-            # the scikit-learn wrapper's n_jobs, which lightgbm.dask replaces as said above
-            warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
-            model.fit(train[list(frame.columns)], train[LABEL_COLUMN], **kwargs)
-    finally:
-        client.cancel(futures)
+    # lightgbm.dask waits on its parts through the current client, not the model's.
+    with client.as_current(), warnings.catch_warnings():
+        # the scikit-learn wrapper's n_jobs, which lightgbm.dask replaces as said above
+        warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored")
+        model.fit(train[list(frame.columns)], train[LABEL_COLUMN], **kwargs)
+    # (the scattered partitions are released with their futures when this returns)
     return model, placement
 
 
@@ -173,14 +173,11 @@ def predict_on_dask(client, booster, frame, partitions: int) -> np.ndarray:
     if len(frame) == 0:
         return np.asarray(predict(booster, frame))
     shipped = client.scatter(booster, broadcast=True, hash=False)
-    try:
-        parts = dd.from_pandas(frame, npartitions=max(1, min(partitions, len(frame))), sort=False)
-        scores = parts.map_partitions(
-            _predict_partition, shipped, meta=("score", "float64"), enforce_metadata=False
-        )
-        return np.asarray(client.compute(scores).result(), dtype=float)
-    finally:
-        client.cancel([shipped])
+    parts = dd.from_pandas(frame, npartitions=max(1, min(partitions, len(frame))), sort=False)
+    scores = parts.map_partitions(
+        _predict_partition, shipped, meta=("score", "float64"), enforce_metadata=False
+    )
+    return np.asarray(client.compute(scores).result(), dtype=float)
 
 
 def _predict_partition(part, booster):
