@@ -22,6 +22,7 @@ from ml_assets.automation.monitor import build_monitor_sensor
 from ml_assets.features.assets import build_feature_assets
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.assets import build_model_assets
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
@@ -54,6 +55,8 @@ def build_definitions() -> dg.Definitions:
             "dbt": dbt_cli_resource(),
             "mlflow_tracking": MlflowTracking(),
             "artifacts": ModelArtifacts(),
+            # $HEADWATER_DASK_SCHEDULER set: models train and score on that Dask cluster
+            "training_engine": TrainingEngine(),
             "reports": MonitoringReports(),
             "online_store": OnlineStore(),
         },

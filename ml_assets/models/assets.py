@@ -42,6 +42,7 @@ from ml_assets.automation.conditions import (
     retrain_condition,
 )
 from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.scores.assets import build_scores_asset
@@ -136,19 +137,22 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         artifacts: ModelArtifacts,
         mlflow_tracking: MlflowTracking,
+        training_engine: TrainingEngine,
     ) -> dg.MaterializeResult:
         import pyarrow.parquet as pq
 
         from ml_assets.models.evaluate import metrics_on_test_window
         from ml_assets.models.mlflow_run import RunOrigin, log_training_run
-        from ml_assets.models.train import fit
 
         # A tracking server that is down fails the step now, not after training.
         mlflow_tracking.check_reachable()
         path = artifacts.training_set(spec.name)
         table = pq.read_table(path)
         data_version = _latest_data_version(context, keys["training_set"])
-        fitted = fit(spec, table)
+        # This process or a Dask cluster: the same recipe, plain Boosters back (`engine`).
+        with training_engine.session() as engine:
+            fitted = engine.fit(spec, table)
+            where = engine.metadata()
         # The held-out model: trained on the train window, judged on the test window.
         metrics = metrics_on_test_window(spec, table, fitted.frame, fitted.trained.booster)
         origin = RunOrigin(
@@ -167,7 +171,10 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             origin=origin,
         )
         return dg.MaterializeResult(
-            metadata=_model_metadata(spec, mlflow_tracking, fitted, logged, metrics, data_version)
+            metadata={
+                **_model_metadata(spec, mlflow_tracking, fitted, logged, metrics, data_version),
+                **where,
+            }
         )
 
     return model

@@ -14,6 +14,7 @@ from headwater_core.names import (
 from headwater_core.partitions import partitions_def
 from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import scores_condition
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking, load_booster
 from ml_assets.scores.scoring import score_window
@@ -43,7 +44,10 @@ def build_scores_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         automation_condition=scores_condition(champion_key),
     )
     def scores(
-        context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_tracking: MlflowTracking
+        context: dg.AssetExecutionContext,
+        warehouse: Warehouse,
+        mlflow_tracking: MlflowTracking,
+        training_engine: TrainingEngine,
     ):
         champion = mlflow_tracking.version_by_alias(spec.registered_model_name, CHAMPION)
         if champion is None:
@@ -55,8 +59,11 @@ def build_scores_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         start, end = context.partition_time_window
         window = (start.date().isoformat(), end.date().isoformat())
         booster = load_booster(mlflow_tracking, spec.registered_model_name, champion.version)
-        with warehouse.connect() as con:
-            scored = score_window(con, spec, booster, champion.version, window)
+        # On a Dask cluster when one is set: each batch cut into partitions scored there.
+        with training_engine.session() as engine, warehouse.connect() as con:
+            scored = score_window(
+                con, spec, booster, champion.version, window, engine.predictor(booster)
+            )
         yield dg.MaterializeResult(
             metadata={
                 "model_version": champion.version,

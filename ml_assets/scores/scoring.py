@@ -4,6 +4,7 @@ No Dagster import: the scores asset and the benchmark floor call the same `score
 DuckDB connection.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from headwater_core.metadata import markdown_preview
@@ -34,11 +35,20 @@ class Scored:
     """how many days after its date a scored day's last label is final (None: no row)"""
 
 
-def score_window(con, spec: ModelSpec, booster, version: str, window: tuple[str, str]) -> Scored:
+def score_window(
+    con,
+    spec: ModelSpec,
+    booster,
+    version: str,
+    window: tuple[str, str],
+    predict_frame: Callable | None = None,
+) -> Scored:
     """Score the feature set's rows with `score_date` in [window[0], window[1]) and replace that
     window in `scores.<name>`, in batches of SCORE_BATCH_ROWS, in one transaction.
 
-    `con` is a writable DuckDB connection to the warehouse; every row carries `version`."""
+    `con` is a writable DuckDB connection to the warehouse; every row carries `version`.
+    `predict_frame` scores a batch's feature frame elsewhere (a Dask cluster: `engine`); None
+    is `train.predict(booster, frame)` in this process."""
     table = scores_table(spec.name)
     batches = _read_window(con, spec, window)
     _create_table(con, spec, table, batches.schema)
@@ -52,7 +62,7 @@ def score_window(con, spec: ModelSpec, booster, version: str, window: tuple[str,
     ).fetchall()
     rows, score_sum, label_lag_days, preview_md = 0, 0.0, None, ""
     for batch in batches:
-        score, lag = _write_batch(con, spec, booster, version, table, batch)
+        score, lag = _write_batch(con, spec, booster, version, table, batch, predict_frame)
         label_lag_days = lag if label_lag_days is None else max(label_lag_days, lag or 0)
         if not rows:
             preview = con.execute(f"select * from {_BATCH_VIEW} limit 5")
@@ -112,14 +122,15 @@ def _create_table(con, spec: ModelSpec, table: str, schema) -> None:
     )
 
 
-def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch):
+def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch, predict_frame):
     """Score one record batch and insert it; returns its scores and its label lag in days."""
     import pyarrow as pa
 
     from ml_assets.models.train import predict, to_frame
 
     batch = pa.Table.from_batches([batch])
-    score = predict(booster, to_frame(batch, spec))
+    frame = to_frame(batch, spec)
+    score = predict_frame(frame) if predict_frame else predict(booster, frame)
     out = batch.select([*spec.keys, "event_time"]).append_column(
         "score", pa.array(score, pa.float64())
     )

@@ -24,6 +24,7 @@ from ml_assets.automation.monitor import (
 )
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.assets import build_model_assets
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports, build_monitoring_assets
@@ -48,6 +49,7 @@ class Graph:
                 "warehouse": Warehouse(),
                 "mlflow_tracking": MlflowTracking(),
                 "artifacts": ModelArtifacts(),
+                "training_engine": TrainingEngine(),
                 "reports": MonitoringReports(),
             },
         )

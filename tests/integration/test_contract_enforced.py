@@ -16,6 +16,7 @@ import duckdb
 from headwater.headless import materialize_range
 from headwater_core.config import dbt_project_dir
 from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
 from tests.conftest import query
@@ -65,6 +66,7 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
         # not used by the selected layers, but every asset passed to a run needs its resources
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp_path / "ml")),
+        "training_engine": TrainingEngine(),
         "reports": MonitoringReports(path=str(tmp_path / "reports")),
     }
     result = materialize_range(

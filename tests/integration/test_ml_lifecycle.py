@@ -27,6 +27,7 @@ from headwater_core.names import DRIFT_CHECK, GATE_CHECK, PERFORMANCE_CHECK
 from headwater_core.resources import LandingZone, Warehouse
 from ml_assets.definitions import defs as ml_defs
 from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.registry import history, rollback
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracking
@@ -51,6 +52,7 @@ def world(tmp_path_factory):
         "dbt": dbt_cli_resource(),
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
+        "training_engine": TrainingEngine(),
         "reports": MonitoringReports(path=str(tmp / "reports"), base_url="http://127.0.0.1:3001"),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())

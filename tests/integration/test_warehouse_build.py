@@ -24,6 +24,7 @@ from headwater_core.dbt.project import target_dir
 from headwater_core.dbt.resource import _partial_parse_state, dbt_cli_resource
 from headwater_core.resources import LandingZone, Warehouse
 from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
 from tests.conftest import DEMO_FIRST_DAY, DEMO_LAST_DAY
@@ -67,6 +68,7 @@ def built(tmp_path_factory, demo_landing):
         # not used by the selected layers, but every asset passed to a run needs its resources
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
+        "training_engine": TrainingEngine(),
         "reports": MonitoringReports(path=str(tmp / "reports")),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())

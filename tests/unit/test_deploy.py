@@ -22,11 +22,13 @@ from headwater.stack import (
 )
 from headwater_core.config import PROJECT_ROOT
 from headwater_core.names import DUCKDB_POOL
+from ml_assets.models.engine import DASK_SCHEDULER_ENV
 
 DEPLOY = PROJECT_ROOT / "deploy"
 COMPOSE = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
 HELM = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+DASK = yaml.safe_load((DEPLOY / "k8s" / "dask-cluster.yaml").read_text())
 INSTANCE = yaml.safe_load(PRODUCTION_INSTANCE_CONFIG.read_text())
 EMBEDDED = yaml.safe_load((PROJECT_ROOT / "dagster_instance" / "embedded.yaml").read_text())
 MODULES = dict(CODE_LOCATIONS)
@@ -250,6 +252,64 @@ def test_helm_values_match_the_instance_and_take_secrets_from_kubernetes():
         if SECRET_NAME.search(path[-1]) and not is_reference:
             assert value == "unused", f"{'.'.join(path)} holds a value: set it in a Secret"
     assert HELM["dagsterWebserver"]["service"]["type"] == "ClusterIP"
+
+
+def _deployments() -> dict:
+    return {d["name"]: d for d in HELM["dagster-user-deployments"]["deployments"]}
+
+
+def test_helm_values_run_every_step_of_a_run_in_its_pod_under_the_same_pools_and_queue():
+    launcher = HELM["runLauncher"]["config"]["k8sRunLauncher"]
+    # every run pod that may write the warehouse mounts the one state volume
+    assert [m["mountPath"] for m in launcher["volumeMounts"]] == ["/var/lib/headwater"]
+    assert HELM["dagsterDaemon"]["runCoordinator"]["type"] == "QueuedRunCoordinator"
+    limits = HELM["concurrency"]["runs"]["tagConcurrencyLimits"]
+    assert {limit["key"] for limit in limits} == {
+        limit["key"] for limit in INSTANCE["concurrency"]["runs"]["tag_concurrency_limits"]
+    }
+    assert (
+        HELM["concurrency"]["runs"]["maxConcurrentRuns"]
+        >= (INSTANCE["concurrency"]["runs"]["max_concurrent_runs"])
+    )
+
+
+def test_helm_values_point_the_ml_runs_at_the_dask_clusters_scheduler():
+    ml = next(d for d in _deployments().values() if MODULES["ml_assets"] in d["codeServerArgs"])
+    # the runs of the location inherit the deployment's env, the scheduler's address included
+    assert ml["includeConfigInLaunchedRuns"]["enabled"] is True
+    (port,) = [
+        p["port"] for p in DASK["spec"]["scheduler"]["service"]["ports"] if p["name"] == "tcp-comm"
+    ]
+    service = f"{DASK['metadata']['name']}-scheduler"
+    assert ml["env"][DASK_SCHEDULER_ENV] == f"tcp://{service}:{port}"
+    data = next(d for d in _deployments().values() if d is not ml)
+    assert DASK_SCHEDULER_ENV not in data["env"]
+
+
+def test_the_dask_cluster_runs_the_headwater_image_inside_the_cluster_only():
+    assert (DASK["apiVersion"], DASK["kind"]) == ("kubernetes.dask.org/v1", "DaskCluster")
+    image = _deployments()["headwater-ml-assets"]["image"]
+    expected = f"{image['repository']}:{image['tag']}"
+    scheduler = DASK["spec"]["scheduler"]
+    worker = DASK["spec"]["worker"]
+    (scheduler_container,) = scheduler["spec"]["containers"]
+    (worker_container,) = worker["spec"]["containers"]
+    # the workers unpickle boosters and import ml_assets: the code servers' exact image
+    assert scheduler_container["image"] == worker_container["image"] == expected
+    assert worker_container["args"][:2] == ["dask", "worker"]
+    assert scheduler_container["args"][:2] == ["dask", "scheduler"]
+    assert scheduler["service"]["type"] == "ClusterIP"
+    assert scheduler["service"]["selector"]["dask.org/cluster-name"] == DASK["metadata"]["name"]
+    # every worker holds training rows: LightGBM runs on as many machines as there are replicas
+    assert worker["replicas"] >= 2
+    for pod in (scheduler["spec"], worker["spec"]):
+        assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_image_installs_the_scale_out_group():
+    build = _stages(DOCKERFILE)[0]
+    for install in re.findall(r"uv sync[^\n]*", build):
+        assert "--no-default-groups" not in install and "--only-group" not in install, install
 
 
 # -- `headwater stack` ----------------------------------------------------------------------------
