@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -37,10 +38,20 @@ def part_concurrent(config: dict) -> dict:
             [*command, "--out", str(out)], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         children.append((index, child, out, log, time.perf_counter()))
+    # Each run's end as it happens (waiting in turn would stamp an early finisher late).
+    ended: dict[int, float] = {}
+    waiters = [
+        threading.Thread(target=lambda c=c, i=i: ended.__setitem__(i, _ended(c)))
+        for i, c, *_ in children
+    ]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
     runs = []
     for index, child, out, log, started in children:
-        code = child.wait()
-        wall = time.perf_counter() - started
+        code = child.returncode
+        wall = ended[index] - started
         log.close()
         if code != 0:
             raise RuntimeError(
@@ -49,6 +60,11 @@ def part_concurrent(config: dict) -> dict:
             )
         runs.append({"run": index, "wall_seconds": wall, **json.loads(out.read_text())})
     return {"runs": runs}
+
+
+def _ended(child: subprocess.Popen) -> float:
+    child.wait()
+    return time.perf_counter()
 
 
 def concurrent_table(part: dict) -> str:
