@@ -56,7 +56,15 @@ def build_scores_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         window = (start.date().isoformat(), end.date().isoformat())
         booster = load_booster(mlflow_tracking, spec.registered_model_name, champion.version)
         with warehouse.connect() as con:
-            scored = score_window(con, spec, booster, champion.version, window)
+            scored = score_window(
+                con,
+                spec,
+                booster,
+                champion.version,
+                window,
+                mlflow_tracking.training_threads,
+                mlflow_tracking.small_training_rows,
+            )
         yield dg.MaterializeResult(
             metadata={
                 "model_version": champion.version,

@@ -6,6 +6,7 @@ DuckDB connection.
 
 from dataclasses import dataclass
 
+from headwater_core.compute import training_threads
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import SCORES, scores_table
 from ml_assets.models.spec import ModelSpec, ident, table_ref
@@ -34,11 +35,20 @@ class Scored:
     """how many days after its date a scored day's last label is final (None: no row)"""
 
 
-def score_window(con, spec: ModelSpec, booster, version: str, window: tuple[str, str]) -> Scored:
+def score_window(
+    con,
+    spec: ModelSpec,
+    booster,
+    version: str,
+    window: tuple[str, str],
+    threads: int = 0,
+    small_rows: int = -1,
+) -> Scored:
     """Score the feature set's rows with `score_date` in [window[0], window[1]) and replace that
     window in `scores.<name>`, in batches of SCORE_BATCH_ROWS, in one transaction.
 
-    `con` is a writable DuckDB connection to the warehouse; every row carries `version`."""
+    `con` is a writable DuckDB connection to the warehouse; every row carries `version`.
+    `threads` and `small_rows` are the resource's LightGBM settings (`training_threads`)."""
     table = scores_table(spec.name)
     batches = _read_window(con, spec, window)
     _create_table(con, spec, table, batches.schema)
@@ -52,7 +62,8 @@ def score_window(con, spec: ModelSpec, booster, version: str, window: tuple[str,
     ).fetchall()
     rows, score_sum, label_lag_days, preview_md = 0, 0.0, None, ""
     for batch in batches:
-        score, lag = _write_batch(con, spec, booster, version, table, batch)
+        num_threads = training_threads(batch.num_rows, threads, small_rows)
+        score, lag = _write_batch(con, spec, booster, version, table, batch, num_threads)
         label_lag_days = lag if label_lag_days is None else max(label_lag_days, lag or 0)
         if not rows:
             preview = con.execute(f"select * from {_BATCH_VIEW} limit 5")
@@ -112,14 +123,14 @@ def _create_table(con, spec: ModelSpec, table: str, schema) -> None:
     )
 
 
-def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch):
+def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch, num_threads: int):
     """Score one record batch and insert it; returns its scores and its label lag in days."""
     import pyarrow as pa
 
     from ml_assets.models.train import predict, to_frame
 
     batch = pa.Table.from_batches([batch])
-    score = predict(booster, to_frame(batch, spec))
+    score = predict(booster, to_frame(batch, spec), num_threads)
     out = batch.select([*spec.keys, "event_time"]).append_column(
         "score", pa.array(score, pa.float64())
     )
