@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+from headwater_core.compute import apply_duckdb_settings, duckdb_settings, prepare_openmp, threads
 from headwater_core.config import dbt_project_dir, environ
 
 # The model version the floor's scores and drift rows carry (the platform writes the registry's).
@@ -71,6 +72,8 @@ def _import_all(stages: Stages) -> None:
     with stages.time("import/pandas"):
         import pandas  # noqa: F401
     with stages.time("import/lightgbm"):
+        # The platform's OpenMP wait policy, which OpenMP reads when LightGBM is loaded.
+        prepare_openmp()
         import lightgbm  # noqa: F401
     with stages.time("import/dbt"):
         from dbt.cli.main import dbtRunner  # noqa: F401
@@ -115,7 +118,8 @@ def dbt_build(duckdb_path: Path, target: Path) -> int:
     partial = project / "target" / "partial_parse.msgpack"
     if partial.exists():
         shutil.copy(partial, target / "partial_parse.msgpack")
-    with environ({"HEADWATER_DUCKDB_PATH": str(duckdb_path)}):
+    # DuckDB's threads and memory limit as the platform gives dbt (the Warehouse resource's rule)
+    with environ({"HEADWATER_DUCKDB_PATH": str(duckdb_path), **duckdb_settings()}):
         result = dbtRunner().invoke(
             [
                 "build",
@@ -205,6 +209,7 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
     _import_all(stages)
 
     import duckdb
+    from threadpoolctl import threadpool_limits
 
     from ml_assets.models.spec import load_specs
 
@@ -216,6 +221,7 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
 
     with stages.time("ingest"):
         con = duckdb.connect(str(duckdb_path))
+        apply_duckdb_settings(con)
         loaded = ingest(con, landing, days)
         # dbt opens the file itself: DuckDB lets one connection configuration hold it at a time.
         con.close()
@@ -224,6 +230,7 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
 
     models, scored, drifts = {}, {}, {}
     con = duckdb.connect(str(duckdb_path))
+    apply_duckdb_settings(con)
     try:
         for spec in load_specs():
             with stages.time(f"train/{spec.name}"):
@@ -232,7 +239,7 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
                 scored[spec.name] = score(
                     con, spec, models[spec.name]["booster"], start, end_exclusive
                 )
-            with stages.time(f"drift/{spec.name}"):
+            with stages.time(f"drift/{spec.name}"), threadpool_limits(limits=threads()):
                 drifts[spec.name] = drift(con, spec, models[spec.name], home / "reports")
         counts = {
             t: con.execute(f"select count(*) from {t}").fetchone()[0]

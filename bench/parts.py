@@ -11,6 +11,7 @@ measured as JSON to `--out`; the harness adds the wall time and peak memory of i
     floor        the same work in one plain process, no Dagster (bench/floor.py)
     incremental  the history (90 days) materialised, one more day landed by the demo feed, and
                  that day through the graph as the daily loop runs it
+    concurrent   two `full` parts at once, each with its own state (bench/concurrent.py)
     startup      code location loads cold and warm, `dagster definitions validate`, and the time
                  until the first README command's UI answers (bench/startup.py)
     serve        single-row latency of `headwater serve` at a steady rate, against the raw
@@ -402,9 +403,16 @@ def part_serve(config: dict) -> dict:
     return measure_serve(config)
 
 
+def part_concurrent(config: dict) -> dict:
+    from bench.concurrent import part_concurrent as concurrent
+
+    return concurrent(config)
+
+
 PARTS = {
     "generate": part_generate,
     "serve": part_serve,
+    "concurrent": part_concurrent,
     "full": part_full,
     "floor": part_floor,
     "incremental": part_incremental,

@@ -31,10 +31,17 @@ from bench.startup import without_state
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PARTS = ("full", "floor", "incremental", "startup", "tick", "serve")
-# Run only when asked for (`--only serve`): the tiny smoke (tests/integration/test_bench_smoke.py)
-# runs the default parts, and serve's figures mean something only at its full duration.
-DEFAULT_PARTS = ("full", "floor", "incremental", "startup", "tick")
+PARTS = ("full", "floor", "incremental", "startup", "tick")
+# Parts run only when named in --only: serve's figures mean something only at its full duration,
+# concurrent is two full runs at once.
+OPTIONAL_PARTS = ("serve", "concurrent")
+# What --unbounded-threads sets: the libraries' own thread and memory settings, as the platform
+# ran before its thread budget (headwater_core.compute), for a before/after in one harness.
+UNBOUNDED = {
+    "HEADWATER_SMALL_TRAINING_ROWS": "0",
+    "HEADWATER_OPENMP_WAIT_POLICY": "default",
+    "HEADWATER_DUCKDB_MEMORY_LIMIT": "80%",
+}
 # The first README command's demo (headwater.cli.DEMO_DAYS / DEMO_TRANSACTIONS).
 UI_DEMO_DAYS = 150
 UI_DEMO_TRANSACTIONS = 333_300
@@ -58,9 +65,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        default=",".join(DEFAULT_PARTS),
-        help=f"comma-separated parts to run, of {','.join(PARTS)} (default: "
-        f"{','.join(DEFAULT_PARTS)})",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)}; "
+        f"also {','.join(OPTIONAL_PARTS)})",
+    )
+    parser.add_argument(
+        "--unbounded-threads",
+        action="store_true",
+        help="every part with the libraries' own threads and memory (the platform before its "
+        "thread budget): LightGBM on every core whatever the rows, OpenMP spinning, DuckDB 80%%",
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/)")
     parser.add_argument("--seed", type=int, default=42)
@@ -89,9 +102,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the parts' state folders")
     args = parser.parse_args(argv)
     args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = sorted(set(args.parts) - set(PARTS))
+    known = PARTS + OPTIONAL_PARTS
+    unknown = sorted(set(args.parts) - set(known))
     if unknown:
-        parser.error(f"unknown part(s) {unknown}; known: {', '.join(PARTS)}")
+        parser.error(f"unknown part(s) {unknown}; known: {', '.join(known)}")
     return args
 
 
@@ -134,11 +148,13 @@ def warm_bytecode(pycache: Path) -> float:
 
 
 def part_environment(
-    home: Path, landing: Path | None, maturity: int | None, pycache: Path
+    home: Path, landing: Path | None, maturity: int | None, pycache: Path, unbounded: bool = False
 ) -> dict[str, str]:
     """A clean environment for one part: its own state folder, nothing inherited that points
     at another state (instance, warehouse, landing folder, MLflow store)."""
     env = base_environment(pycache)
+    if unbounded:
+        env.update(UNBOUNDED)
     env["HEADWATER_HOME"] = str(home)
     if landing is not None:
         env["HEADWATER_LANDING_DIR"] = str(landing)
@@ -171,6 +187,7 @@ def run_part(part: str, config: dict, env: dict[str, str], folder: Path) -> dict
         "peak_rss_bytes": peak.rss_bytes,
         "peak_pss_bytes": peak.pss_bytes,
         "memory_samples": peak.samples,
+        "load_average_end": os.getloadavg(),
         "max_processes": peak.max_processes,
     }
 
@@ -180,6 +197,8 @@ def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
         "memory_gib": memory / GIB,
+        # the machine's load when the harness started: the figures' noise on a shared machine
+        "load_average": os.getloadavg(),
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
@@ -203,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve_rate": args.serve_rate,
         "serve_seconds": args.serve_seconds,
         "serve_feature_source": args.serve_feature_source,
+        "unbounded_threads": args.unbounded_threads,
     }
     results: dict = {
         "meta": {**config, "parts": args.parts, "started_at": stamp, **machine()},
@@ -219,18 +239,20 @@ def main(argv: list[str] | None = None) -> int:
         results["meta"]["bytecode_warmup_seconds"] = warm_bytecode(pycache)
         config["pycache"] = str(pycache)
         landing = folder / "landing"
-        order = (["generate"] if {"full", "floor"} & set(args.parts) else []) + [
-            p for p in PARTS if p in args.parts
+        order = (["generate"] if {"full", "floor", "concurrent"} & set(args.parts) else []) + [
+            p for p in PARTS + OPTIONAL_PARTS if p in args.parts
         ]
         for part in order:
             home = folder / part
-            shared = landing if part in ("generate", "full", "floor") else None
+            shared = landing if part in ("generate", "full", "floor", "concurrent") else None
             part_config = config
             if part == "tick" and "incremental" in args.parts:
                 # Ticks are measured against the state the incremental part left behind.
                 home = folder / "incremental"
                 part_config = {**config, "state_from_incremental": True}
-            env = part_environment(home, shared, args.label_maturity_days, pycache)
+            env = part_environment(
+                home, shared, args.label_maturity_days, pycache, args.unbounded_threads
+            )
             print(f"bench: {part} ...", flush=True)
             results["parts"][part] = run_part(part, part_config, env, folder)
             print(
@@ -239,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
+    results["meta"]["load_average_end"] = os.getloadavg()
     results["figures"] = figures_json(results)
     out = args.out or RESULTS / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

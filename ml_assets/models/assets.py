@@ -146,12 +146,15 @@ def build_model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
         # A tracking server that is down fails the step now, not after training.
         mlflow_tracking.check_reachable()
+        mlflow_tracking.prepare_lightgbm()
         path = artifacts.training_set(spec.name)
         table = pq.read_table(path)
         data_version = _latest_data_version(context, keys["training_set"])
         # This process or a Dask cluster: the same recipe, plain Boosters back (`engine`).
         with training_engine.session() as engine:
-            fitted = engine.fit(spec, table)
+            fitted = engine.fit(
+                spec, table, mlflow_tracking.training_threads, mlflow_tracking.small_training_rows
+            )
             where = engine.metadata()
         # The held-out model: trained on the train window, judged on the test window.
         metrics = metrics_on_test_window(spec, table, fitted.frame, fitted.trained.booster)

@@ -27,10 +27,10 @@ class DaskUnreachable(RuntimeError):
 class SingleProcess:
     """LightGBM in the step's process: `train.fit`, and `score_window`'s own predictions."""
 
-    def fit(self, spec: ModelSpec, table):
+    def fit(self, spec: ModelSpec, table, threads: int = 0, small_rows: int = -1):
         from ml_assets.models.train import fit
 
-        return fit(spec, table)
+        return fit(spec, table, threads, small_rows)
 
     def predictor(self, booster) -> Callable | None:
         """How a frame of features is scored: None is `train.predict` in this process."""
@@ -48,7 +48,8 @@ class OnDask:
     score_partitions: int
     placement: dict = field(default_factory=dict)
 
-    def fit(self, spec: ModelSpec, table):
+    def fit(self, spec: ModelSpec, table, threads: int = 0, small_rows: int = -1):
+        # the workers' threads are the cluster's own (threads_per_worker), not this process's
         from ml_assets.models.dask_training import fit_on_dask
 
         fitted, placement = fit_on_dask(self.client, spec, table)

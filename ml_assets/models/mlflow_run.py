@@ -106,7 +106,7 @@ def log_training_run(
 def _log_params_and_metrics(spec: ModelSpec, fitted: Fitted, metrics: dict[str, float]) -> None:
     import mlflow
 
-    params, rounds = lightgbm_params(spec)
+    params, rounds = lightgbm_params(spec, fitted.num_threads)
     mlflow.log_params({**params, "num_boost_round": rounds, "features": ",".join(spec.features)})
     mlflow.log_param("best_iteration", fitted.trained.best_iteration)
     mlflow.log_param("refit_on_all_windows", fitted.refitted)

@@ -87,9 +87,32 @@ class VersionRef:
 
 
 class MlflowTracking(dg.ConfigurableResource):
-    """Where training runs are tracked and models registered (MLflow)."""
+    """Where training runs are tracked and models registered (MLflow), and the threads the
+    steps that fit or load its boosters give LightGBM (`headwater_core.compute`: one below
+    `small_training_rows`, else `training_threads`). Set them with `dg.EnvVar` or the variables
+    named below."""
 
     tracking_uri: str = ""
+    training_threads: int = 0
+    """LightGBM's threads on a large set; 0: $HEADWATER_THREADS, else the cores available."""
+    small_training_rows: int = -1
+    """Below this many rows LightGBM gets one thread; -1: $HEADWATER_SMALL_TRAINING_ROWS, else
+    100,000; 0 turns the rule off."""
+    openmp_wait_policy: str = ""
+    """OMP_WAIT_POLICY for LightGBM; empty: $HEADWATER_OPENMP_WAIT_POLICY, else PASSIVE;
+    "default" leaves OpenMP's (spinning) default."""
+
+    def prepare_lightgbm(self) -> None:
+        """OpenMP's wait policy, set before this process first loads LightGBM."""
+        from headwater_core.compute import prepare_openmp
+
+        prepare_openmp(self.openmp_wait_policy)
+
+    def threads_for(self, rows: int) -> int:
+        """LightGBM's threads for a fit or prediction over `rows` rows."""
+        from headwater_core.compute import training_threads
+
+        return training_threads(rows, self.training_threads, self.small_training_rows)
 
     def _embedded_dir(self) -> Path:
         return state_dir() / "mlflow"
@@ -189,17 +212,27 @@ def training_dataset(frame, *, source: str, name: str, targets: str, digest: str
     return dataset
 
 
-def load_booster(tracking: MlflowTracking, model_name: str, version: str):
-    """The LightGBM booster a registered version serves with."""
-    import mlflow
+# Boosters loaded in this process: (store, model, version) -> booster. A version's model never
+# changes once registered, so scoring loads the champion once per process, not once per run.
+_BOOSTERS: dict[tuple[str, str, str], object] = {}
 
-    tracking.client()
-    return mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+
+def load_booster(tracking: MlflowTracking, model_name: str, version: str):
+    """The LightGBM booster a registered version serves with (loaded once per process)."""
+    key = (tracking.resolved_uri(), model_name, str(version))
+    if key not in _BOOSTERS:
+        import mlflow
+
+        tracking.prepare_lightgbm()
+        tracking.client()
+        _BOOSTERS[key] = mlflow.lightgbm.load_model(f"models:/{model_name}/{version}")
+    return _BOOSTERS[key]
 
 
 def load_judged(tracking: MlflowTracking, model_name: str, version: VersionRef):
     """The booster the gate judges for a version: its held-out twin when the served model was
     refit on the test window (judging the refit there would grade it on rows it has seen)."""
+    tracking.prepare_lightgbm()
     artifact = version.tags.get(TAG_HOLDOUT_ARTIFACT)
     if not artifact:
         return load_booster(tracking, model_name, version.version)

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from headwater_core.compute import prepare_openmp, training_threads
 from ml_assets.models.spec import ModelSpec, SplitSpec, ident, table_ref
 
 SPLIT_COLUMN = "_split"
@@ -133,8 +134,9 @@ def to_frame(table: pa.Table, spec: ModelSpec):
     return frame
 
 
-def lightgbm_params(spec: ModelSpec, num_threads: int = 2) -> tuple[dict, int]:
-    """LightGBM parameters made deterministic for a given seed and data."""
+def lightgbm_params(spec: ModelSpec, num_threads: int) -> tuple[dict, int]:
+    """LightGBM parameters made deterministic for a given seed and data, with `num_threads`
+    (`headwater_core.compute.training_threads`: one for a small training set)."""
     params = dict(spec.lightgbm)
     rounds = int(params.pop("num_boost_round", 500))
     params.setdefault("objective", "binary" if spec.objective == "binary" else "regression")
@@ -156,11 +158,13 @@ class Trained:
     feature_importance: dict[str, float]
 
 
-def train(spec: ModelSpec, table: pa.Table, frame=None) -> Trained:
+def train(spec: ModelSpec, table: pa.Table, frame=None, num_threads: int = 0) -> Trained:
     """Fit LightGBM on the train split with early stopping on the validation split.
 
     `frame` is `to_frame(table, spec)` if the caller has it already (at 10M transactions each
-    copy of the fraud training set is ~1 GB)."""
+    copy of the fraud training set is ~1 GB); `num_threads` 0 is `training_threads` of the
+    table's rows."""
+    prepare_openmp()
     import lightgbm as lgb
 
     split = split_of(table)
@@ -172,7 +176,7 @@ def train(spec: ModelSpec, table: pa.Table, frame=None) -> Trained:
             f"{spec.name}: the time split left {train_rows.sum()} training and "
             f"{valid_rows.sum()} validation rows; more matured data is needed"
         )
-    params, rounds = lightgbm_params(spec)
+    params, rounds = lightgbm_params(spec, num_threads or training_threads(table.num_rows))
     # The raw rows are freed once LightGBM has binned them (free_raw_data, the default).
     train_set = lgb.Dataset(
         frame[train_rows], label[train_rows], categorical_feature=list(spec.categorical)
@@ -207,7 +211,9 @@ def train(spec: ModelSpec, table: pa.Table, frame=None) -> Trained:
     )
 
 
-def refit(spec: ModelSpec, table: pa.Table, rounds: int, frame=None) -> Trained:
+def refit(
+    spec: ModelSpec, table: pa.Table, rounds: int, frame=None, num_threads: int = 0
+) -> Trained:
     """Fit LightGBM on every row of the training set (train, validation and test) for a fixed
     number of rounds: the held-out model's best iteration.
 
@@ -215,10 +221,11 @@ def refit(spec: ModelSpec, table: pa.Table, rounds: int, frame=None) -> Trained:
     newest matured days, the ones most like tomorrow's traffic, would only ever be validation
     and test rows, and a change in the world would reach the model's training data two split
     windows late."""
+    prepare_openmp()
     import lightgbm as lgb
 
     label = table.column(LABEL_COLUMN).to_numpy()
-    params, _ = lightgbm_params(spec)
+    params, _ = lightgbm_params(spec, num_threads or training_threads(table.num_rows))
     frame = to_frame(table, spec) if frame is None else frame
     booster = lgb.train(
         params,
@@ -245,6 +252,7 @@ class Fitted:
     served: Trained
     frame: object
     split: np.ndarray
+    num_threads: int = 1
 
     @property
     def refitted(self) -> bool:
@@ -262,14 +270,20 @@ class Fitted:
         return self.frame if self.refitted else self.frame[self.served_rows]
 
 
-def fit(spec: ModelSpec, table: pa.Table) -> Fitted:
+def fit(spec: ModelSpec, table: pa.Table, threads: int = 0, small_rows: int = -1) -> Fitted:
     """The held-out model and, when the spec asks for it, its refit on every window (`refit`);
-    the feature frame is built once and shared by both."""
+    the feature frame is built once and shared by both. `threads` and `small_rows` are the
+    resource's settings (`headwater_core.compute.training_threads`)."""
+    num_threads = training_threads(table.num_rows, threads, small_rows)
     frame = to_frame(table, spec)
-    trained = train(spec, table, frame)
+    trained = train(spec, table, frame, num_threads)
     # The model that serves: the same recipe refit on every matured day (see `refit`).
-    served = refit(spec, table, trained.best_iteration, frame) if spec.split.refit else trained
-    return Fitted(trained, served, frame, split_of(table))
+    served = (
+        refit(spec, table, trained.best_iteration, frame, num_threads)
+        if spec.split.refit
+        else trained
+    )
+    return Fitted(trained, served, frame, split_of(table), num_threads)
 
 
 def split_of(table: pa.Table) -> np.ndarray:
@@ -289,7 +303,13 @@ def _importance(booster) -> dict[str, float]:
     return {name: float(g) / total for name, g in zip(booster.feature_name(), gains)}
 
 
-def predict(booster, frame) -> np.ndarray:
+def predict(booster, frame, num_threads: int = 0) -> np.ndarray:
+    """The booster's predictions for `frame`, with `num_threads` (0: `training_threads` of its
+    rows; a loaded booster would otherwise take every core)."""
     return np.asarray(
-        booster.predict(frame, num_iteration=getattr(booster, "best_iteration", None))
+        booster.predict(
+            frame,
+            num_iteration=getattr(booster, "best_iteration", None),
+            num_threads=num_threads or training_threads(len(frame)),
+        )
     )

@@ -200,11 +200,17 @@ def _drift_asset(spec: ModelSpec, common: dict, traffic: Traffic) -> dg.AssetsDe
         artifacts: ModelArtifacts,
         reports: MonitoringReports,
     ):
+        from threadpoolctl import threadpool_limits
+
+        from headwater_core.compute import threads
+
         verdicts, metadata = {}, {}
         for day in context.partition_keys:
-            day_metadata, verdict, check_metadata = _drift_of_day(
-                spec, day, traffic, warehouse, mlflow_tracking, artifacts, reports
-            )
+            # Evidently's statistics run on numpy's BLAS, whose pool is sized to every core.
+            with threadpool_limits(limits=threads(mlflow_tracking.training_threads)):
+                day_metadata, verdict, check_metadata = _drift_of_day(
+                    spec, day, traffic, warehouse, mlflow_tracking, artifacts, reports
+                )
             verdicts[day], metadata = verdict, check_metadata or metadata
             yield dg.AssetMaterialization(asset_key=key, partition=day, metadata=day_metadata)
         yield _check_result(DRIFT_CHECK, verdicts, metadata)

@@ -62,7 +62,14 @@ def build_scores_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         # On a Dask cluster when one is set: each batch cut into partitions scored there.
         with training_engine.session() as engine, warehouse.connect() as con:
             scored = score_window(
-                con, spec, booster, champion.version, window, engine.predictor(booster)
+                con,
+                spec,
+                booster,
+                champion.version,
+                window,
+                engine.predictor(booster),
+                mlflow_tracking.training_threads,
+                mlflow_tracking.small_training_rows,
             )
         yield dg.MaterializeResult(
             metadata={

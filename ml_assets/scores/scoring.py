@@ -7,6 +7,7 @@ DuckDB connection.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from headwater_core.compute import training_threads
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import SCORES, scores_table
 from ml_assets.models.spec import ModelSpec, ident, table_ref
@@ -42,13 +43,16 @@ def score_window(
     version: str,
     window: tuple[str, str],
     predict_frame: Callable | None = None,
+    threads: int = 0,
+    small_rows: int = -1,
 ) -> Scored:
     """Score the feature set's rows with `score_date` in [window[0], window[1]) and replace that
     window in `scores.<name>`, in batches of SCORE_BATCH_ROWS, in one transaction.
 
     `con` is a writable DuckDB connection to the warehouse; every row carries `version`.
     `predict_frame` scores a batch's feature frame elsewhere (a Dask cluster: `engine`); None
-    is `train.predict(booster, frame)` in this process."""
+    is `train.predict(booster, frame)` in this process. `threads` and `small_rows` are the
+    resource's LightGBM settings (`training_threads`)."""
     table = scores_table(spec.name)
     batches = _read_window(con, spec, window)
     _create_table(con, spec, table, batches.schema)
@@ -62,7 +66,10 @@ def score_window(
     ).fetchall()
     rows, score_sum, label_lag_days, preview_md = 0, 0.0, None, ""
     for batch in batches:
-        score, lag = _write_batch(con, spec, booster, version, table, batch, predict_frame)
+        num_threads = training_threads(batch.num_rows, threads, small_rows)
+        score, lag = _write_batch(
+            con, spec, booster, version, table, batch, predict_frame, num_threads
+        )
         label_lag_days = lag if label_lag_days is None else max(label_lag_days, lag or 0)
         if not rows:
             preview = con.execute(f"select * from {_BATCH_VIEW} limit 5")
@@ -122,7 +129,9 @@ def _create_table(con, spec: ModelSpec, table: str, schema) -> None:
     )
 
 
-def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch, predict_frame):
+def _write_batch(
+    con, spec: ModelSpec, booster, version: str, table: str, batch, predict_frame, num_threads
+):
     """Score one record batch and insert it; returns its scores and its label lag in days."""
     import pyarrow as pa
 
@@ -130,7 +139,7 @@ def _write_batch(con, spec: ModelSpec, booster, version: str, table: str, batch,
 
     batch = pa.Table.from_batches([batch])
     frame = to_frame(batch, spec)
-    score = predict_frame(frame) if predict_frame else predict(booster, frame)
+    score = predict_frame(frame) if predict_frame else predict(booster, frame, num_threads)
     out = batch.select([*spec.keys, "event_time"]).append_column(
         "score", pa.array(score, pa.float64())
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from headwater_core import compute
 from headwater_core.config import default_duckdb_path, default_landing_dir
 
 # DuckDB's words when another process holds the file, and how it names that process.
@@ -33,6 +34,12 @@ class Warehouse(dg.ConfigurableResource):
     steps take turns through the `duckdb_warehouse` pool, but another process (an analyst's
     dbt, a notebook) may hold it. `connect` then waits, retrying with backoff, for up to
     `lock_timeout_seconds`, and fails naming the process that holds the file.
+
+    Every connection, and dbt's, gets `threads` and `memory_limit` (`headwater_core.compute`:
+    unset, $HEADWATER_DUCKDB_THREADS or $HEADWATER_THREADS or the cores available, and
+    $HEADWATER_DUCKDB_MEMORY_LIMIT or 2GB), so DuckDB spills to disk rather than take the
+    machine's memory (its own default is 80% of RAM). A deployment sets them with
+    `Warehouse(memory_limit=dg.EnvVar("..."))` or the variables.
     """
 
     path: str = ""
@@ -40,6 +47,14 @@ class Warehouse(dg.ConfigurableResource):
     """How long `connect` waits for another process's lock on the file."""
     lock_retry_seconds: float = 0.25
     """The first pause between tries; each next one doubles, up to 5 s."""
+    threads: int = 0
+    """DuckDB's threads; 0: $HEADWATER_DUCKDB_THREADS, else $HEADWATER_THREADS, else the cores."""
+    memory_limit: str = ""
+    """DuckDB's memory_limit ("2GB", "50%"); empty: $HEADWATER_DUCKDB_MEMORY_LIMIT, else 2GB."""
+
+    def duckdb_settings(self) -> dict[str, str]:
+        """The resolved settings as the variables dbt's profile reads."""
+        return compute.duckdb_settings(self.threads, self.memory_limit)
 
     def resolved_path(self) -> Path:
         return Path(self.path) if self.path else default_duckdb_path()
@@ -51,6 +66,7 @@ class Warehouse(dg.ConfigurableResource):
             path.parent.mkdir(parents=True, exist_ok=True)
         con = connect_waiting(path, read_only, self.lock_timeout_seconds, self.lock_retry_seconds)
         try:
+            compute.apply_duckdb_settings(con, self.threads, self.memory_limit)
             yield con
         finally:
             con.close()

@@ -116,7 +116,9 @@ def _invoke(
         # dbt's profile reads the warehouse file from the variable the resource also reads;
         # dagster-dbt copies the environment for dbt in `cli`, so the lock keeps another
         # thread's warehouse out of it.
-        with DBT_LOCK, environ({"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}):
+        # Its DuckDB settings (profiles.yml `settings`) come from the resource the same way.
+        variables = {"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}
+        with DBT_LOCK, environ({**variables, **warehouse.duckdb_settings()}):
             invocation = dbt.cli(args, context=context, target_path=target)
         try:
             events.extend(invocation.stream())
