@@ -45,6 +45,9 @@ def test_descendants_follow_parent_links():
     assert descendants(30, parents) == {30}
 
 
+# In the slow tier since the serving and incremental-features tests joined the default one: it
+# costs about 4 minutes, fixed costs nearly all of it.
+@pytest.mark.slow
 @pytest.mark.bench
 def test_bench_runs_every_part_at_tiny_scale(tmp_path):
     out = tmp_path / "bench.json"

@@ -73,6 +73,8 @@ def _answers(url: str) -> bool:
         return False
 
 
+# slow tier: two minutes, most of it the service's cold start and two registrations
+@pytest.mark.slow
 def test_promotion_and_rollback_change_the_version_served_with_no_failed_request(tmp_path):
     specs = write_spec(tmp_path / "specs")
     spec = spec_from_yml(specs / "tiny.yml")
