@@ -9,9 +9,6 @@ OnlineFeatureSource (features, then record): each served row must equal the feat
 row, and each served score the batch score. The same replay runs against a Redis store.
 """
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -36,6 +33,7 @@ from ml_assets.online.snapshot import current_key, meta_key, write_snapshot
 from ml_assets.online.source import OnlineFeatureSource
 from ml_assets.online.store import RedisStore
 from ml_assets.scores import scoring
+from tests.fraud_world import dbt
 
 # 70 days: the matured merchant fraud rate (days D-120 .. D-61) has data on the last day.
 WORLD = GeneratorConfig(
@@ -67,24 +65,7 @@ def _load_raw(landing: Path, database: Path, days) -> None:
 
 
 def _dbt_run(database: Path, tmp: Path) -> None:
-    out = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "run",
-            "--select",
-            "+transaction_features +fraud_labels",
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-        ],
-        cwd=dbt_project_dir(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(database)},
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    dbt(database, tmp, ["run", "--select", "+transaction_features +fraud_labels"])
 
 
 def _train(con, spec):
