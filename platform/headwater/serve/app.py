@@ -138,12 +138,9 @@ def create_app(holder: ChampionHolder, logger: PredictionLogger, max_rows: int):
             return _json(
                 {"error": "invalid_input", "problems": [p.as_dict() for p in e.problems]}, 422
             )
-        try:
-            features = slot.source.features(rows)
-        except LookupError as e:  # the online store has no snapshot yet
-            return _json({"error": "features_unavailable", "detail": str(e)}, 503)
-        except ValueError as e:  # e.g. a request older than the online store's history
-            return _json({"error": "invalid_input", "problems": [{"detail": str(e)}]}, 422)
+        features, refused = _features(slot, rows)
+        if refused is not None:
+            return refused
         scores = champion.predict(features)
         request_id = uuid.uuid4().hex
         latency_ms = (time.perf_counter() - started) * 1000
@@ -165,6 +162,16 @@ def create_app(holder: ChampionHolder, logger: PredictionLogger, max_rows: int):
         return _json(body, background=BackgroundTask(_submit, logger, served))
 
     return app
+
+
+def _features(slot, rows: list[dict]) -> tuple[list[dict] | None, object | None]:
+    """The source's features of the rows, or the answer that refuses them."""
+    try:
+        return slot.source.features(rows), None
+    except LookupError as e:  # the online store has no snapshot yet
+        return None, _json({"error": "features_unavailable", "detail": str(e)}, 503)
+    except ValueError as e:  # e.g. a request older than the online store's history
+        return None, _json({"error": "invalid_input", "problems": [{"detail": str(e)}]}, 422)
 
 
 async def _submit(logger: PredictionLogger, served: Served) -> None:
