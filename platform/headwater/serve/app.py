@@ -18,6 +18,7 @@ import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from starlette.background import BackgroundTask
 
 from headwater.serve.champion import ChampionHolder, ModelSlot
 from headwater.serve.shadow import PredictionLogger, Served, now_utc
@@ -147,8 +148,6 @@ def create_app(holder: ChampionHolder, logger: PredictionLogger, max_rows: int):
         served = Served(
             slot, champion, challenger, request_id, now_utc(), rows, features, scores, latency_ms
         )
-        from starlette.background import BackgroundTask
-
         body = {
             "model": name,
             "version": champion.version,
