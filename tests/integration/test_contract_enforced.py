@@ -19,6 +19,7 @@ from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
+from ml_assets.online.assets import OnlineStore
 from tests.conftest import query
 
 WAREHOUSE = dg.AssetSelection.groups("raw", "staging", "intermediate", "marts")
@@ -67,6 +68,7 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp_path / "ml")),
         "training_engine": TrainingEngine(),
+        "online_store": OnlineStore(url=str(tmp_path / "online.sqlite")),
         "reports": MonitoringReports(path=str(tmp_path / "reports")),
     }
     result = materialize_range(

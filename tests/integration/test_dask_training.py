@@ -32,6 +32,7 @@ from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import MlflowTracking, load_booster
 from ml_assets.models.train import fit, predict, to_frame
 from ml_assets.monitoring.assets import MonitoringReports
+from ml_assets.online.assets import OnlineStore
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +89,7 @@ def world(tmp_path_factory, spec, cluster):
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
         "reports": MonitoringReports(path=str(tmp / "reports")),
         "training_engine": TrainingEngine(),
+        "online_store": OnlineStore(url=str(tmp / "online.sqlite")),
     }
     keys = {role: dg.AssetKey(key) for role, key in model_keys(NAME).items()}
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())

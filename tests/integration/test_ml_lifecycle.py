@@ -32,6 +32,7 @@ from ml_assets.models.registry import history, rollback
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
+from ml_assets.online.assets import OnlineStore
 from ml_assets.scores import scoring
 from tests.conftest import copy_project
 
@@ -53,6 +54,7 @@ def world(tmp_path_factory):
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
         "training_engine": TrainingEngine(),
+        "online_store": OnlineStore(url=str(tmp / "online.sqlite")),
         "reports": MonitoringReports(path=str(tmp / "reports"), base_url="http://127.0.0.1:3001"),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())

@@ -27,6 +27,7 @@ from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.engine import TrainingEngine
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring.assets import MonitoringReports
+from ml_assets.online.assets import OnlineStore
 from tests.conftest import DEMO_FIRST_DAY, DEMO_LAST_DAY
 
 # The layers this module checks; the models need more history than the 8-day demo world has.
@@ -69,6 +70,7 @@ def built(tmp_path_factory, demo_landing):
         "mlflow_tracking": MlflowTracking(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}"),
         "artifacts": ModelArtifacts(path=str(tmp / "ml")),
         "training_engine": TrainingEngine(),
+        "online_store": OnlineStore(url=str(tmp / "online.sqlite")),
         "reports": MonitoringReports(path=str(tmp / "reports")),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
