@@ -273,7 +273,9 @@ def flavor_answer(model_uri: str, port: int, bodies: list[bytes], log: Path, env
     finally:
         stop(process)
     refused = [a for a in answers if "predictions" not in a]
-    return {"rows": len(answers), "refused": len(refused), "answer": str(answers[0])[:600]}
+    # the error's own words are the stack trace's last line (LightGBM's, for a categorical model)
+    reason = str(answers[0].get("stack_trace") or answers[0]).strip().splitlines()[-1]
+    return {"rows": len(answers), "refused": len(refused), "answer": reason[:600]}
 
 
 def measure_serve(config: dict) -> dict:
