@@ -25,7 +25,8 @@ class Figure:
     part: str
     name: str
     value: float | None
-    unit: str  # "s", "ms", "GiB", "x" (a ratio), "%", "req/s" or "abs" (a difference)
+    unit: str  # "s", "ms", "GiB", "x" (a ratio), "%", "req/s", "calls/s", "n" (a count)
+    # or "abs" (a difference)
     target: str = ""  # e.g. "<= 1.5x"; empty: no target, context only
     ok: bool | None = None  # None: no target, or not measured
 
@@ -44,8 +45,10 @@ class Figure:
             return f"{self.value:.2f}x"
         if self.unit == "ms":
             return f"{self.value:.2f} ms"
-        if self.unit == "req/s":
-            return f"{self.value:.0f} req/s"
+        if self.unit in ("req/s", "calls/s"):
+            return f"{self.value:.0f} {self.unit}"
+        if self.unit == "n":
+            return f"{self.value:.0f}"
         if self.unit == "abs":
             return f"{self.value:.1e}"
         if self.unit == "GiB":
@@ -193,8 +196,13 @@ def serve_figures(serve: dict) -> list[Figure]:
     rate = serve["rate"]
     ours, theirs, floor = serve["headwater"], serve.get("mlflow"), serve["floor"]
     out = [
-        Figure("serve", "floor: Booster.predict, one numpy row, p50", floor["p50_ms"], "ms"),
-        Figure("serve", "floor: Booster.predict, one numpy row, p99", floor["p99_ms"], "ms"),
+        Figure(
+            "serve", f"floor: Booster.predict, one row, p50 at {rate:g}/s", floor["p50_ms"], "ms"
+        ),
+        Figure(
+            "serve", f"floor: Booster.predict, one row, p99 at {rate:g}/s", floor["p99_ms"], "ms"
+        ),
+        Figure("serve", "floor: throughput", floor.get("throughput_rps"), "calls/s"),
         Figure(
             "serve",
             f"headwater serve: p50 at {rate:g} req/s",
@@ -213,12 +221,16 @@ def serve_figures(serve: dict) -> list[Figure]:
         ),
         Figure("serve", "headwater serve: throughput", ours["throughput_rps"], "req/s"),
     ]
-    if theirs is None:  # it refused the model's rows (serve["mlflow_refused"] says why)
-        return out + [Figure("serve", "mlflow models serve: refused the rows", None, "ms")]
+    flavor = serve.get("mlflow_flavor")
+    if flavor:  # the registered lightgbm flavor, served as is: a categorical model's rows refused
+        out.append(Figure("serve", "mlflow lightgbm flavor: rows refused", flavor["refused"], "n"))
+    if theirs is None:
+        return out
     return out + [
         Figure("serve", f"mlflow models serve: p50 at {rate:g} req/s", theirs["p50_ms"], "ms"),
         Figure("serve", f"mlflow models serve: p99 at {rate:g} req/s", theirs["p99_ms"], "ms"),
         Figure("serve", "mlflow models serve: throughput", theirs["throughput_rps"], "req/s"),
+        Figure("serve", "mlflow models serve: failed requests", theirs["failed"], "n"),
         Figure(
             "serve",
             f"largest score difference, {serve['compared_rows']} rows",

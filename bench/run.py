@@ -99,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="request",
         help="serve: `headwater serve --feature-source` (request: the row carries its features)",
     )
+    parser.add_argument(
+        "--serve-port", type=int, default=18650, help="serve: first port tried (50 from it)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the parts' state folders")
     args = parser.parse_args(argv)
     args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -222,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve_rate": args.serve_rate,
         "serve_seconds": args.serve_seconds,
         "serve_feature_source": args.serve_feature_source,
+        "serve_port": args.serve_port,
         "unbounded_threads": args.unbounded_threads,
     }
     results: dict = {

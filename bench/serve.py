@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report import SERVE_SCORE_TOLERANCE
+
 ROWS = 6_000  # synthetic training rows (30 days of 200)
 TREES, LEAVES = 600, 31
 MODEL_ASSET = "models/fraud_classifier/model"
 COMPARED_ROWS = 200  # rows both services score, compared
-FLOOR_CALLS = 5_000
 CATEGORIES = {
     "channel": ("online", "pos", "contactless"),
     "merchant_category": ("grocery", "fuel", "travel", "electronics", "crypto", "fashion"),
@@ -113,28 +114,9 @@ def percentiles(latencies_ms: list[float]) -> dict:
     }
 
 
-def floor_latency(booster, spec, rows: list[dict], calls: int = FLOOR_CALLS) -> dict:
-    """The raw Booster on one numpy row per call, one thread: no HTTP, no validation."""
-    from headwater.serve.model import ServedModel, categories_of
-
-    model = ServedModel(
-        name=spec.name, registered_name="", version="", alias="", booster=booster,
-        features=tuple(booster.feature_name()), categories=categories_of(booster, spec.categorical),
-    )  # fmt: skip
-    matrices = [model.matrix([row]) for row in rows]
-    iteration = getattr(booster, "best_iteration", None) or None
-    latencies = []
-    for i in range(calls):
-        started = time.perf_counter()
-        booster.predict(matrices[i % len(matrices)], num_iteration=iteration, num_threads=1)
-        latencies.append((time.perf_counter() - started) * 1000)
-    return percentiles(latencies)
-
-
-def drive(port: int, path: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
-    """Send one body after another at `rate` per second for `seconds`; latency of each."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
+def paced(call, rate: float, seconds: float) -> dict:
+    """Call `call(i)` at `rate` per second for `seconds` (open loop: a late call is made at once);
+    the latency of each and the throughput reached."""
     latencies, failed = [], 0
     total = max(1, int(rate * seconds))
     started = time.perf_counter()
@@ -143,14 +125,46 @@ def drive(port: int, path: str, bodies: list[bytes], rate: float, seconds: float
         if delay > 0:
             time.sleep(delay)
         sent = time.perf_counter()
+        failed += not call(i)
+        latencies.append((time.perf_counter() - sent) * 1000)
+    elapsed = time.perf_counter() - started
+    return {**percentiles(latencies), "failed": failed, "throughput_rps": total / elapsed}
+
+
+def floor_latency(booster, spec, rows: list[dict], rate: float, seconds: float) -> dict:
+    """The raw Booster on one numpy row per call, one thread, at the services' request rate:
+    no HTTP, no validation."""
+    from headwater.serve.model import ServedModel, categories_of
+
+    model = ServedModel(
+        name=spec.name, registered_name="", version="", alias="", booster=booster,
+        features=tuple(booster.feature_name()), categories=categories_of(booster, spec.categorical),
+    )  # fmt: skip
+    matrices = [model.matrix([row]) for row in rows]
+    iteration = getattr(booster, "best_iteration", None) or None
+
+    def call(i: int) -> bool:
+        booster.predict(matrices[i % len(matrices)], num_iteration=iteration, num_threads=1)
+        return True
+
+    return paced(call, rate, seconds)
+
+
+def drive(port: int, path: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
+    """Send one body after another at `rate` per second for `seconds`; latency of each."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+
+    def call(i: int) -> bool:
         connection.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
         response = connection.getresponse()
         json.loads(response.read())
-        latencies.append((time.perf_counter() - sent) * 1000)
-        failed += response.status != 200
-    elapsed = time.perf_counter() - started
-    connection.close()
-    return {**percentiles(latencies), "failed": failed, "throughput_rps": total / elapsed}
+        return response.status == 200
+
+    try:
+        return paced(call, rate, seconds)
+    finally:
+        connection.close()
 
 
 def scores_of(port: int, path: str, bodies: list[bytes], pick) -> list[float]:
@@ -211,6 +225,59 @@ def wait_ready(port: int, path: str, process: subprocess.Popen, log: Path, timeo
     raise RuntimeError(f"{log.name}: not ready in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+def log_pyfunc_wrapper(spec, version: str, folder: Path) -> str:
+    """Log `bench/mlflow_pyfunc.py` around the registered version's own Booster file, with the
+    registered version's signature; returns the logged model's URI."""
+    import mlflow
+
+    source = f"models:/{spec.registered_model_name}/{version}"
+    downloaded = Path(mlflow.artifacts.download_artifacts(source, dst_path=str(folder)))
+    (booster_file,) = downloaded.glob("*.lgb")  # the lightgbm flavor's file, as registered
+    with mlflow.start_run(run_name="bench-serve-pyfunc"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("mlflow_pyfunc.py")),
+            artifacts={"booster": str(booster_file)},
+            model_config={"categorical": list(spec.categorical)},
+            signature=mlflow.models.get_model_info(source).signature,
+            pip_requirements=["lightgbm", "pandas<3", "numpy"],
+        )
+    return info.model_uri
+
+
+def mlflow_bodies(spec, rows: list[dict]) -> list[bytes]:
+    """MLflow's `dataframe_split` payload of one row each, the columns the signature names."""
+    columns = list(spec.features)
+    return [
+        json.dumps(
+            {"dataframe_split": {"columns": columns, "data": [[row[c] for c in columns]]}}
+        ).encode()
+        for row in rows
+    ]
+
+
+def mlflow_serve(model_uri: str, port: int, log: Path, env: dict) -> subprocess.Popen:
+    command = [
+        str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", model_uri,
+        "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    return start(command, log, env)
+
+
+def flavor_answer(model_uri: str, port: int, bodies: list[bytes], log: Path, env: dict) -> dict:
+    """What `mlflow models serve` of the registered lightgbm flavor answers to a few rows."""
+    process = mlflow_serve(model_uri, port, log, env)
+    try:
+        wait_ready(port, "/ping", process, log)
+        answers = scores_of(port, "/invocations", bodies, lambda b: b)
+    finally:
+        stop(process)
+    refused = [a for a in answers if "predictions" not in a]
+    # the error's own words are the stack trace's last line (LightGBM's, for a categorical model)
+    reason = str(answers[0].get("stack_trace") or answers[0]).strip().splitlines()[-1]
+    return {"rows": len(answers), "refused": len(refused), "answer": reason[:600]}
+
+
 def measure_serve(config: dict) -> dict:
     """The part: the model registered, the floor measured, then each service in turn."""
     from headwater_core.config import state_dir
@@ -229,7 +296,7 @@ def measure_serve(config: dict) -> dict:
     search_path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": search_path}
     result: dict = {"model_version": version, "trees": booster.num_trees(), "rate": rate}
-    result["floor"] = floor_latency(booster, spec, rows)
+    result["floor"] = floor_latency(booster, spec, rows, rate, seconds)
 
     port = free_port(int(config.get("serve_port", 18650)))
     serve = start(
@@ -246,34 +313,30 @@ def measure_serve(config: dict) -> dict:
     finally:
         stop(serve)
 
+    bodies = mlflow_bodies(spec, rows)
+    # the registered lightgbm flavor itself, first: it refuses a categorical model's rows
+    champion = f"models:/{spec.registered_model_name}@champion"
     port = free_port(port + 1)
-    log = folder / "mlflow-serve.log"
-    champion_uri = f"models:/{spec.registered_model_name}@champion"
-    mlflow = start(
-        [str(bin_dir / "mlflow"), "models", "serve", "-m", champion_uri, "--env-manager",
-         "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        log, env,
-    )  # fmt: skip
+    result["mlflow_flavor"] = flavor_answer(
+        champion, port, bodies[:3], folder / "mlflow-flavor.log", env
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    wrapper = log_pyfunc_wrapper(spec, version, folder / "mlflow-pyfunc")
+    result["mlflow_model"] = wrapper
+    port, log = free_port(port + 1), folder / "mlflow-serve.log"
+    process = mlflow_serve(wrapper, port, log, env)
     try:
-        wait_ready(port, "/ping", mlflow, log)
-        columns = list(spec.features)
-        bodies = [
-            json.dumps(
-                {"dataframe_split": {"columns": columns, "data": [[row[c] for c in columns]]}}
-            ).encode()
-            for row in rows
-        ]
-        theirs = scores_of(port, "/invocations", bodies, lambda b: b)
-        refused = [b for b in theirs if "predictions" not in b]
-        if refused:
-            # e.g. a model with categorical features: JSON carries no pandas category dtype,
-            # and LightGBM refuses a frame without one ("categorical_feature do not match")
-            result["mlflow_refused"] = {"rows": len(refused), "answer": str(refused[0])[:600]}
-            return result
-        theirs = [float(b["predictions"][0]) for b in theirs]
+        wait_ready(port, "/ping", process, log)
+        theirs = scores_of(port, "/invocations", bodies, lambda b: float(b["predictions"][0]))
         result["mlflow"] = drive(port, "/invocations", bodies, rate, seconds)
     finally:
-        stop(mlflow)
-    result["max_score_difference"] = float(np.max(np.abs(np.asarray(ours) - np.asarray(theirs))))
-    result["compared_rows"] = len(rows)
+        stop(process)
+    difference = float(np.max(np.abs(np.asarray(ours) - np.asarray(theirs))))
+    result.update(
+        max_score_difference=difference,
+        compared_rows=len(rows),
+        scores_match=difference <= SERVE_SCORE_TOLERANCE,
+    )
     return result
