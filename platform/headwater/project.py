@@ -22,6 +22,8 @@ PLATFORM_DBT_FILES = (
     "profiles.yml",
     "macros/generate_schema_name.sql",
     "macros/partition_window.sql",
+    # the engine-specific SQL the two above and dbt_project.yml's on-run-start hook dispatch to
+    "macros/cross_db",
     "tests/generic",
 )
 # Empty folders of a new project: one per layer (folder = schema = Dagster group).
