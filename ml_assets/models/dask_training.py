@@ -87,8 +87,8 @@ def _dask_model(client, spec: ModelSpec, frame, label, rounds: int, validation=N
     from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
     workers = workers_of(client)
-    params, _ = lightgbm_params(spec)
     # lightgbm.dask sets each worker's own thread count (its Dask threads).
+    params, _ = lightgbm_params(spec, num_threads=0)
     params.pop("num_threads")
     factory = DaskLGBMClassifier if spec.objective == "binary" else DaskLGBMRegressor
     model = factory(client=client, n_estimators=rounds, **params)
@@ -147,7 +147,7 @@ def fit_on_dask(client, spec: ModelSpec, table: pa.Table) -> tuple[Fitted, Place
             f"{spec.name}: the time split left {train_rows.sum()} training and "
             f"{valid_rows.sum()} validation rows; more matured data is needed"
         )
-    _, rounds = lightgbm_params(spec)
+    _, rounds = lightgbm_params(spec, num_threads=0)
     model, placement = _dask_model(
         client,
         spec,
@@ -162,7 +162,8 @@ def fit_on_dask(client, spec: ModelSpec, table: pa.Table) -> tuple[Fitted, Place
         # The model that serves: the same recipe refit on every matured day (`train.refit`).
         refitted, _ = _dask_model(client, spec, frame, label, trained.best_iteration)
         served = _trained(refitted, trained.best_iteration, with_validation=False)
-    return Fitted(trained, served, frame, split), placement
+    # num_threads: none of this process's; the workers' own are the cluster's setting
+    return Fitted(trained, served, frame, split, num_threads=0), placement
 
 
 def predict_on_dask(client, booster, frame, partitions: int) -> np.ndarray:
