@@ -66,6 +66,8 @@ def serve(config: DevConfig, tracking_uri: str, prepare: Callable[[], None]) -> 
     try:
         prepare()
         _make_instance_storage()
+        if mlflow_ui is not None and config.serve_port is not None:
+            _make_mlflow_store(tracking_uri)
         # The daemon, the code servers and the runs they launch inherit these, so that an
         # asset's metadata links to its report and to its MLflow run.
         os.environ["HEADWATER_REPORTS_URL"] = reports_url
@@ -100,6 +102,15 @@ def _make_instance_storage() -> None:
 
     with dg.DagsterInstance.get():
         pass
+
+
+def _make_mlflow_store(tracking_uri: str) -> None:
+    """Create the embedded MLflow store's tables here, once. Otherwise the MLflow UI and the
+    model service (whose first registry poll opens the store) create them together, and one of
+    them fails on "table ... already exists"."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri).search_experiments(max_results=1)
 
 
 def _claim_ports(config: DevConfig, tracking_uri: str) -> MlflowUi | None:
