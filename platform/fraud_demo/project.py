@@ -32,6 +32,8 @@ DEMO_FILES = (
     "dbt_project/models/features/merchant_daily_label_stats.sql",
     "dbt_project/models/features/transaction_features.sql",
     "dbt_project/macros/label_maturity_days.sql",
+    # the demo's feature lookbacks (its windows and label maturity), declared once
+    "dbt_project/macros/feature_window.sql",
     "model_specs/customer_spend_30d.yml",
     "model_specs/fraud_classifier.yml",
 )

@@ -6,7 +6,6 @@ the whole range at once (their backfill policy is a single run), in dependency o
 recorded in the instance ($DAGSTER_HOME), so it shows in the UI like any other.
 """
 
-import functools
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -14,7 +13,7 @@ import dagster as dg
 
 from headwater.errors import UserError, one_line
 from headwater.run_launcher import recover_dead_runs
-from headwater_core.config import environ
+from headwater_core.config import environ, once_per_project
 from headwater_core.names import MODELS, MONITORING, SERVING, TRIGGER_TAG
 from headwater_core.partitions import PartitionRangeError, partition_keys_between
 
@@ -123,8 +122,7 @@ def selects_partitioned(selection: dg.AssetSelection) -> bool:
     return any(graph.get(key).partitions_def is not None for key in selected_keys(selection))
 
 
-@functools.cache
-def _asset_graph():
+def _build_asset_graph():
     from data_platform.definitions import defs as data_defs
     from ml_assets.definitions import defs as ml_defs
 
@@ -132,6 +130,10 @@ def _asset_graph():
         assets=all_materializable_assets(),
         resources={**data_defs.resources, **ml_defs.resources},
     ).resolve_asset_graph()
+
+
+# Per project: one process (a test session, a notebook) may work on several.
+_asset_graph = once_per_project(_build_asset_graph)
 
 
 def partition_range(start: str | None, end: str | None) -> list[str]:
