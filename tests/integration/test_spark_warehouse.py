@@ -67,6 +67,17 @@ def _dbt_build(target: str, target_path: Path, env: dict[str, str]) -> float:
     return seconds
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs: a zombie (spark-class's short-lived shells, exited and not yet
+    reaped by init) has nothing left to stop."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def _stop_spark() -> dict[int, str]:
     """Stop the Spark session dbt-spark started in this process, and its JVM, for sure: the
     context stopped, the gateway shut, the JVM's stdin closed (it exits on EOF), then SIGKILL
@@ -95,7 +106,7 @@ def _stop_spark() -> dict[int, str]:
                 proc.wait(timeout=60)
             except Exception:
                 pass
-        left = {pid: cmd for pid, cmd in jvm_tree.items() if os.path.exists(f"/proc/{pid}")}
+        left = {pid: cmd for pid, cmd in jvm_tree.items() if _alive(pid)}
         kill_all(list(left))
         if proc is not None:
             proc.poll()
