@@ -177,15 +177,16 @@ def scores_of(port: int, path: str, bodies: list[bytes], pick) -> list[float]:
     return out
 
 
-def free_port(first: int) -> int:
-    for port in range(first, first + 50):
+def free_port(first: int, count: int = 50) -> int:
+    """The first port of `first` .. `first + count - 1` that nothing listens on right now."""
+    for port in range(first, first + count):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port from {first}")
+    raise RuntimeError(f"no free port in {first}..{first + count - 1}")
 
 
 def start(command: list[str], log: Path, env: dict) -> subprocess.Popen:

@@ -5,7 +5,6 @@ MLflow store in a temporary folder, and a free port of the service's range."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -40,14 +39,9 @@ TINY_SPEC = {
 
 def free_service_port() -> int:
     """A port of the service's range that nothing listens on right now."""
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
+    from bench.serve import free_port
+
+    return free_port(PORTS.start, len(PORTS))
 
 
 def write_spec(folder: Path) -> Path:
