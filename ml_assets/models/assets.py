@@ -257,30 +257,22 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
     ):
         import pyarrow.parquet as pq
 
-        from ml_assets.models.evaluation import (
-            evaluate_challenger,
-            gate_metadata,
-            metrics_markdown,
-        )
-        from ml_assets.models.registry import record
+        from ml_assets.models import evaluation as ev
 
         table = pq.read_table(artifacts.training_set(spec.name))
-        result = evaluate_challenger(spec, table, mlflow_tracking)
-        record(
-            mlflow_tracking,
-            spec.registered_model_name,
-            result.challenger_version,
-            result.gate_tags(),
-        )
+        result = ev.evaluate_challenger(spec, table, mlflow_tracking)
+        # The decision on the challenger's tags; a refusal re-bases the champion's monitoring.
+        rebased = ev.record_decision(spec, result, mlflow_tracking)
         artifacts.evaluation(spec.name).write_text(result.to_json())
         yield dg.MaterializeResult(
             metadata={
-                "metrics": dg.MetadataValue.md(metrics_markdown(result.metrics, spec.metrics)),
+                "metrics": dg.MetadataValue.md(ev.metrics_markdown(result.metrics, spec.metrics)),
                 "challenger_version": result.challenger_version,
                 "champion_version": result.champion_version or "none",
                 "decision": result.decision.reason,
                 "test_rows": result.test_rows,
-                **gate_metadata(result.decision),
+                **ev.gate_metadata(result.decision),
+                **rebased,
                 **{
                     f"{who}_{metric}": value
                     for who, values in result.metrics.items()
@@ -288,14 +280,15 @@ def build_evaluation_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                     for metric, value in values.items()
                 },
             },
-            check_results=[_gate_check_result(result.decision)],
+            check_results=[_gate_check_result(result.decision, rebased)],
         )
 
     return evaluation
 
 
-def _gate_check_result(decision) -> dg.AssetCheckResult:
-    """The promotion gate's check result for an `evaluate.Decision`."""
+def _gate_check_result(decision, rebased: dict[str, str]) -> dg.AssetCheckResult:
+    """The promotion gate's check result for an `evaluate.Decision` (`rebased`: what it did to
+    the champion's monitoring baseline, `evaluation.rebaseline_metadata`)."""
     from ml_assets.models.evaluation import gate_metadata
 
     return dg.AssetCheckResult(
@@ -312,6 +305,7 @@ def _gate_check_result(decision) -> dg.AssetCheckResult:
             "champion": decision.champion if decision.champion is not None else "none",
             "baseline": decision.baseline,
             **gate_metadata(decision),
+            **rebased,
         },
     )
 

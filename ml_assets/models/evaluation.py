@@ -6,17 +6,22 @@ the result and says how it is recorded (version tags, the evaluation file, a met
 """
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from headwater_core.names import (
     CHALLENGER,
     CHAMPION,
+    REFERENCE_ARTIFACT,
     TAG_GATE,
     TAG_GATE_CHAMPION_VERSION,
     TAG_GATE_METRICS,
     TAG_GATE_REASON,
     TAG_GATE_TEST,
 )
+from ml_assets.models import rebaseline as rebase
 from ml_assets.models.bootstrap import Interval, paired_improvement
 from ml_assets.models.evaluate import (
     Decision,
@@ -25,9 +30,9 @@ from ml_assets.models.evaluate import (
     metrics_for,
     test_predictions,
 )
-from ml_assets.models.registry import require_complete
+from ml_assets.models.registry import record, require_complete
 from ml_assets.models.spec import ModelSpec
-from ml_assets.models.tracking import MlflowTracking, load_judged
+from ml_assets.models.tracking import MlflowTracking, load_booster, load_judged
 from ml_assets.models.train import LABEL_COLUMN, split_of, to_frame
 
 
@@ -143,6 +148,66 @@ def judge_on_test_window(
         over_baseline=paired(predictions["baseline"]),
     )
     return metrics, len(label), decision
+
+
+def rebaseline_champion(
+    spec: ModelSpec, result: Evaluation, tracking: MlflowTracking
+) -> rebase.Baseline | None:
+    """After a refusal (`rebaseline.applies`), the champion's monitoring baseline moved to the
+    refused challenger's windows and recorded on the champion version: the re-based drift
+    reference stored with its run, the `rebaseline.BASELINE` tag naming it and the new test
+    metrics. None when the rule does not apply."""
+    if not rebase.applies(spec, result.decision, result.metrics["champion"]):
+        return None
+    name = spec.registered_model_name
+    champion = tracking.version_of(name, result.champion_version)
+    challenger = tracking.version_of(name, result.challenger_version)
+    import mlflow
+    import pandas as pd
+
+    client = tracking.client()
+    with tempfile.TemporaryDirectory() as folder:
+        downloaded = mlflow.artifacts.download_artifacts(
+            run_id=challenger.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=folder
+        )
+        baseline = rebase.rebaseline(
+            spec,
+            result.decision,
+            result.metrics["champion"],
+            load_booster(tracking, name, champion.version),
+            challenger.version,
+            pd.read_parquet(downloaded),
+        )
+        artifact = Path(rebase.rebased_artifact(baseline.from_version))
+        path = Path(folder) / artifact.name
+        baseline.reference.to_parquet(path, index=False)
+        client.log_artifact(champion.run_id, str(path), artifact_path=str(artifact.parent))
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    record(tracking, name, champion.version, {rebase.BASELINE: rebase.baseline_tag(baseline, at)})
+    return baseline
+
+
+def record_decision(spec: ModelSpec, result: Evaluation, tracking: MlflowTracking) -> dict:
+    """Record the gate's decision on the challenger version's tags and, after a refusal,
+    re-base the champion (`rebaseline_champion`); what the decision's metadata says of the
+    champion's baseline (`rebaseline_metadata`)."""
+    record(tracking, spec.registered_model_name, result.challenger_version, result.gate_tags())
+    return rebaseline_metadata(result, rebaseline_champion(spec, result, tracking))
+
+
+def rebaseline_metadata(result: Evaluation, baseline: rebase.Baseline | None) -> dict[str, str]:
+    """What the gate's decision says of the champion's baseline (empty on a promotion)."""
+    if result.decision.promote or result.champion_version is None:
+        return {}
+    if baseline is None:
+        return {"rebaselined": "no"}
+    said = ", ".join(f"{k} {v:.4f}" for k, v in sorted(baseline.test_metrics.items()))
+    return {
+        "rebaselined": (
+            f"champion version {result.champion_version}'s drift reference and decay baseline "
+            f"moved to version {baseline.from_version}'s windows ({said})"
+        )
+    }
 
 
 def gate_metadata(decision: Decision) -> dict[str, float | int | str]:

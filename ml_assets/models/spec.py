@@ -201,6 +201,9 @@ class PerformanceSpec:
 class MonitoringSpec:
     drift: DriftSpec = field(default_factory=DriftSpec)
     performance: PerformanceSpec | None = None
+    rebaseline_on_refusal: bool = True
+    """A refused challenger moves the champion's drift reference and decay baseline to the
+    windows it was judged on (`rebaseline`)."""
 
 
 @dataclass(frozen=True)
@@ -256,17 +259,15 @@ def spec_from_yml(path: Path) -> ModelSpec:
         monitoring_raw = raw.get("monitoring") or {}
         monitoring = MonitoringSpec(
             drift=parse_drift(monitoring_raw.get("drift"), where, tuple(raw["features"])),
-            performance=(
-                _block(
-                    PerformanceSpec,
-                    monitoring_raw["performance"],
-                    where,
-                    "monitoring.performance",
-                )
-                if monitoring_raw.get("performance")
-                else None
-            ),
+            performance=_block(
+                PerformanceSpec, monitoring_raw["performance"], where, "monitoring.performance"
+            )
+            if monitoring_raw.get("performance")
+            else None,
+            rebaseline_on_refusal=monitoring_raw.get("rebaseline_on_refusal", True),
         )
+        if not isinstance(monitoring.rebaseline_on_refusal, bool):
+            raise SpecError(f"{where}: monitoring.rebaseline_on_refusal must be true or false")
         spec = ModelSpec(
             name=raw["name"],
             description=" ".join(str(raw.get("description", "")).split()),

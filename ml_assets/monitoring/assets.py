@@ -32,7 +32,6 @@ from headwater_core.names import (
     PERFORMANCE_CHECK,
     PERFORMANCE_TABLE,
     TAG_FEATURE_IMPORTANCE,
-    TAG_TEST_METRICS,
     TAG_TRAINED_THROUGH,
     table_key,
 )
@@ -41,6 +40,7 @@ from headwater_core.resources import Warehouse
 from ml_assets.automation.conditions import drift_condition
 from ml_assets.automation.keys import keys_of
 from ml_assets.models.artifacts import ModelArtifacts
+from ml_assets.models.rebaseline import baseline_metrics, reference_artifact
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking
 from ml_assets.monitoring import measure
@@ -248,8 +248,13 @@ def _drift_of_day(
     version = mlflow_tracking.version_of(spec.registered_model_name, measure.scoring_version(rows))
     reference = same_period
     if reference is None:
+        # the version's own, or the one a refused challenger re-based it on (`rebaseline`)
         reference = measure.load_reference(
-            artifacts.folder(name), version.version, version.run_id, mlflow_tracking.resolved_uri()
+            artifacts.folder(name),
+            version.version,
+            version.run_id,
+            mlflow_tracking.resolved_uri(),
+            reference_artifact(version.tags),
         )
     importance = json.loads(version.tags.get(TAG_FEATURE_IMPORTANCE, "{}"))
     folder = reports.folder() / name / traffic.report_folder
@@ -338,7 +343,7 @@ def _performance_of_day(
     with warehouse.connect(read_only=True) as con:
         scored = measure.read_performance_day(con, spec, day, traffic.served)
     version = mlflow_tracking.version_of(spec.registered_model_name, scored.version)
-    test_metrics = json.loads(version.tags.get(TAG_TEST_METRICS, "{}"))
+    test_metrics = baseline_metrics(version.tags)  # own, or re-based after a refusal
     trained_through = version.tags.get(TAG_TRAINED_THROUGH, "")
     measured = measure.measure_performance(spec, day, scored, test_metrics, trained_through)
     with warehouse.connect() as con:

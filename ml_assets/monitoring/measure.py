@@ -113,19 +113,26 @@ def scored_frame(rows: pa.Table, spec: ModelSpec) -> pd.DataFrame:
 
 
 def load_reference(
-    folder: Path, version: str, run_id: str, tracking_uri: str | None = None
+    folder: Path,
+    version: str,
+    run_id: str,
+    tracking_uri: str | None = None,
+    artifact: str = REFERENCE_ARTIFACT,
 ) -> pd.DataFrame:
-    """A version's drift reference (logged with its MLflow run), downloaded once into `folder`
-    (the model's artifact folder) and read from there afterwards."""
+    """A version's drift reference (the `artifact` logged with its MLflow run: its own, or one
+    re-based after a refused challenger), downloaded once into `folder` (the model's artifact
+    folder) and read from there afterwards."""
     import pandas as pd
 
-    cached = folder / f"reference_v{version}.parquet"
+    # A re-based reference is another file of the same version: cached under its own name.
+    rebased = "" if artifact == REFERENCE_ARTIFACT else f"_{Path(artifact).stem}"
+    cached = folder / f"reference_v{version}{rebased}.parquet"
     if not cached.exists():
         import mlflow
 
         downloaded = mlflow.artifacts.download_artifacts(
             run_id=run_id,
-            artifact_path=REFERENCE_ARTIFACT,
+            artifact_path=artifact,
             dst_path=str(cached.parent / f".download_v{version}"),
             tracking_uri=tracking_uri,
         )

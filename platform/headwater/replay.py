@@ -8,7 +8,9 @@ the champion (`scores.scoring.score_window`), its drift measured and judged
 (`measure.read_performance_day`, `measure_performance`): the very functions the assets call,
 with the spec's settings. Every `retrain_every` days, and the day after an ERROR (the monitor
 sensor's retrain), a challenger is trained on the data known then and judged by the paired gate
-(`evaluation.judge_on_test_window`); it replaces the champion only when the gate promotes it.
+(`evaluation.judge_on_test_window`); it replaces the champion only when the gate promotes it,
+and a refusal re-bases the champion's drift reference and decay baseline on the challenger's
+windows as the platform does (`rebaseline.rebaseline`, `monitoring.rebaseline_on_refusal`).
 
 The warehouse is not written: the replay works on a copy in its output folder (scores and
 monitoring tables included, so they can be queried). No Dagster, no MLflow.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
@@ -80,9 +82,14 @@ def train_version(con, spec, known_before: str, name: str, folder: Path) -> Vers
     )
 
 
-def gate(spec, period: str, day: str, trigger: str, champion: Version, challenger: Version):
-    """The paired gate on the challenger's test window: its record."""
+def gate(
+    spec, period: str, day: str, trigger: str, champion: Version, challenger: Version
+) -> tuple[GateRecord, Version]:
+    """The paired gate on the challenger's test window: its record, and the champion after it
+    (the challenger if promoted; else the champion, re-based on the challenger's windows when
+    the spec says so, by the platform's `rebaseline.rebaseline`)."""
     from ml_assets.models.evaluation import judge_on_test_window
+    from ml_assets.models.rebaseline import rebaseline
 
     metrics, rows, decision = judge_on_test_window(
         spec,
@@ -90,8 +97,16 @@ def gate(spec, period: str, day: str, trigger: str, champion: Version, challenge
         challenger.fitted.trained.booster,
         champion.fitted.trained.booster,
     )
+    rebased = rebaseline(
+        spec,
+        decision,
+        metrics["champion"],
+        champion.fitted.served.booster,
+        challenger.name,
+        challenger.reference,
+    )
     gain = decision.improvement
-    return GateRecord(
+    record = GateRecord(
         period=period,
         day=day,
         trigger=trigger,
@@ -106,7 +121,13 @@ def gate(spec, period: str, day: str, trigger: str, champion: Version, challenge
         test_rows=rows,
         promoted=decision.promote,
         reason=decision.reason,
+        rebaselined=rebased is not None,
     )
+    if decision.promote:
+        return record, challenger
+    if rebased is None:
+        return record, champion
+    return record, replace(champion, reference=rebased.reference, test_metrics=rebased.test_metrics)
 
 
 def measure_day(con, spec, period: str, day: str, versions: dict[str, Version]) -> DayRecord | None:
@@ -191,10 +212,11 @@ def replay_period(
         if trigger:
             challenger = train_version(con, spec, day, counter.next(), folder)
             versions[challenger.name] = challenger
-            gates.append(gate(spec, period.name, day, trigger, champion, challenger))
-            echo(f"{day}: {trigger} retrain {challenger.name}: {gates[-1].reason}")
-            if gates[-1].promoted:
-                champion = challenger
+            record, champion = gate(spec, period.name, day, trigger, champion, challenger)
+            versions[champion.name] = champion  # re-based or promoted: monitoring reads it
+            gates.append(record)
+            rebased = f" (champion {champion.name} re-based)" if record.rebaselined else ""
+            echo(f"{day}: {trigger} retrain {challenger.name}: {record.reason}{rebased}")
         end = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
         score_window(con, spec, champion.fitted.served.booster, champion.name, (day, end))
         if day < period.first:

@@ -88,6 +88,7 @@ class GateRecord:
     test_rows: int
     promoted: bool
     reason: str
+    rebaselined: bool = False  # refused, and the champion's baseline moved to these windows
 
 
 def _shifted(day: str, shift_start: str | None) -> bool:
@@ -195,7 +196,8 @@ def gates_table(gates: list[GateRecord]) -> str:
             f"| {g.day} | {g.trigger} | {g.champion} | {g.challenger} "
             f"| {_num(g.champion_value, 4)} | {_num(g.challenger_value, 4)} "
             f"| {_interval(g.improvement, g.lower, g.upper, 4, signed=True)} | {g.test_rows} "
-            f"| {'promoted' if g.promoted else 'refused'} |"
+            f"| {'promoted' if g.promoted else 'refused'}"
+            f"{', champion re-based' if g.rebaselined else ''} |"
         )
     return "\n".join(lines)
 

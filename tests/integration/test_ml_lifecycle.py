@@ -28,6 +28,7 @@ from headwater_core.resources import LandingZone, Warehouse
 from ml_assets.definitions import defs as ml_defs
 from ml_assets.models.artifacts import ModelArtifacts
 from ml_assets.models.engine import TrainingEngine
+from ml_assets.models.rebaseline import BASELINE
 from ml_assets.models.registry import history, rollback
 from ml_assets.models.spec import load_specs
 from ml_assets.models.tracking import CHALLENGER, CHAMPION, MlflowTracking
@@ -190,6 +191,8 @@ def test_a_model_on_shuffled_labels_is_refused_and_the_champion_stays(world):
     assert str(challenger.version) != before
     assert challenger.tags["headwater.gate"] == "refused"
     assert str(tracking.version_by_alias(FRAUD, CHAMPION).version) == before
+    # a broken challenger (worse than the baseline) says nothing of the champion: not re-based
+    assert BASELINE not in tracking.version_of(FRAUD, before).tags
     # materialised on its own, the champion asset still honours the gate
     alone = _materialize(world, "models/fraud_classifier/champion")
     assert alone.success
@@ -459,3 +462,46 @@ def test_a_headless_run_whose_gate_refuses_still_scores_with_the_champion(world)
     )
     assert scored == [(features[0], champion, champion)]
     assert result.assets["scores/fraud_classifier"].partition_row_count == features[0]
+    _the_refusal_rebased_the_champion(world, champion)
+
+
+def _the_refusal_rebased_the_champion(world, champion: str) -> None:
+    """The refused retrain moved the champion's monitoring baseline to the challenger's windows
+    (`monitoring.rebaseline_on_refusal`, on by default): its decay baseline is its metric on the
+    challenger's test window, its drift reference the challenger's rows scored by the champion,
+    and monitoring reads both from the champion version (issue 15)."""
+    from ml_assets.models.rebaseline import baseline_metrics, reference_artifact
+    from ml_assets.models.tracking import load_booster
+    from ml_assets.models.train import predict
+    from ml_assets.monitoring.measure import load_reference
+
+    tracking = world["resources"]["mlflow_tracking"]
+    refused = tracking.version_by_alias(FRAUD, CHALLENGER)
+    version = tracking.version_of(FRAUD, champion)
+    rebased = json.loads(version.tags[BASELINE])
+    assert rebased["from_version"] == str(refused.version)
+    gate_metrics = json.loads(refused.tags["headwater.gate_metrics"])
+    assert baseline_metrics(version.tags) == pytest.approx(gate_metrics["champion"])
+    # the gate's decision says so, in the evaluation's metadata and its check's
+    evaluation = (
+        world["instance"]
+        .get_latest_materialization_event(dg.AssetKey(["models", "fraud_classifier", "evaluation"]))
+        .asset_materialization.metadata
+    )
+    said = evaluation["rebaselined"].value
+    assert said.startswith(f"champion version {champion}'s drift reference and decay baseline")
+    assert f"moved to version {refused.version}'s windows" in said
+
+    folder = world["tmp"] / "ml" / "fraud_classifier"
+    uri = tracking.resolved_uri()
+    artifact = reference_artifact(version.tags)
+    assert artifact == f"reference/rebased_from_v{refused.version}.parquet"
+    moved = load_reference(folder, champion, version.run_id, uri, artifact)
+    own = load_reference(folder, champion, version.run_id, uri)
+    theirs = load_reference(folder, str(refused.version), refused.run_id, uri)
+    features = [c for c in theirs.columns if c != "score"]
+    # the challenger's rows, scored by the champion's served model, not by the challenger
+    assert moved[features].equals(theirs[features])
+    served = load_booster(tracking, FRAUD, champion)
+    np.testing.assert_allclose(moved["score"], predict(served, moved[features]), rtol=1e-9)
+    assert len(own) > 0 and version.tags["headwater.test_metrics"]  # the originals stay

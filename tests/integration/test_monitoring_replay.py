@@ -1,8 +1,8 @@
 """Calibrated alarms, measured (issue 15, item 2): the bike-sharing example's monitoring replayed
 day by day with `headwater replay` on the warehouse the example builds (real dbt), and its
-figures held to the targets where docs/monitoring.md says they are met (Hurricane Sandy,
-2012-10-29, flagged within its first week) and to the measured figures where it says they miss
-(ERROR days per 30 stable days: October 2012 before Sandy, October-November 2011).
+figures held to the targets (Hurricane Sandy, 2012-10-29, flagged within its first week; at most
+one ERROR per 30 stable days in October-November 2011) and, where docs/monitoring.md says it
+misses by a day, to the measured figure (October 2012 before Sandy).
 
 The warehouse is built as docs/bring_your_own_data.md tells a user to (a project from `headwater
 init`, the example's yml, SQL and spec, hour.csv landed), raw to features only: the replay
@@ -19,9 +19,10 @@ import yaml
 from tests.conftest import ROOT
 from tests.integration.test_bring_your_own_data import copy_declarations, headwater
 
-# The `calibration` tier (`python3 dev.py test -m calibration`): Sandy's two months (about 15
-# minutes) and the 2011 control months (as long again). CI leaves it out to stay within its
-# 90 minutes now that the Spark and Dask tests are in the slow tier.
+# The `calibration` tier (`python3 dev.py test -m calibration`): Sandy's two months and the 2011
+# control months (the build about 75 s, each replay about 90 s on a quiet 2-core machine; 15
+# minutes each before a refusal re-based the champion, when every ERROR day retrained). CI leaves
+# it out; four weeks around Sandy are in its slow tier (test_replay_sandy_weeks.py).
 
 EXAMPLE = ROOT / "examples" / "bike_sharing"
 HOUR_CSV = ROOT.parent / "shared" / "data" / "bike_sharing" / "hour.csv"
@@ -30,14 +31,13 @@ WAREHOUSE_ONLY = "not group:models and not group:monitoring and not group:scores
 RETRAIN_EVERY = "14"  # days; as docs/monitoring.md measured it
 SANDY = "sandy-2012:2012-10-01:2012-11-30:2012-10-29"
 AUTUMN_2011 = "stable-2011:2011-10-01:2011-11-30"
-# The target of issue 15 for detection.
+# The targets of issue 15: a shift flagged within 7 days, one ERROR per 30 stable days.
 MAX_DELAY_DAYS = 7
+MAX_FALSE_ALARMS_PER_30 = 1.0
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple:
-    """The example's warehouse built, raw to features: (tmp, env)."""
-    tmp = tmp_path_factory.mktemp("replay")
+def build_warehouse(tmp) -> dict[str, str]:
+    """The example's warehouse built in `tmp`, raw to features: the environment of its project."""
     project, state = tmp / "bikes", tmp / "state"
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "MLFLOW_TRACKING_URI")}
     env.update(
@@ -63,10 +63,17 @@ def built(tmp_path_factory) -> tuple:
         *("materialize", "--start", FIRST, "--end", LAST, "--select", WAREHOUSE_ONLY),
         log=tmp / "build.log",
     )
-    return tmp, env
+    return env
 
 
-def _replay(built: tuple, period: str) -> dict:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple:
+    """The example's warehouse built, raw to features: (tmp, env)."""
+    tmp = tmp_path_factory.mktemp("replay")
+    return tmp, build_warehouse(tmp)
+
+
+def replay(built: tuple, period: str, retrain_every: str = RETRAIN_EVERY) -> dict:
     """The monitoring of one period replayed on the built warehouse; the replay's JSON."""
     tmp, env = built
     out = tmp / period.split(":")[0]
@@ -76,7 +83,7 @@ def _replay(built: tuple, period: str) -> dict:
         "--model",
         "bike_demand",
         "--retrain-every",
-        RETRAIN_EVERY,
+        retrain_every,
         *("--period", period),
         "--out",
         str(out),
@@ -88,12 +95,12 @@ def _replay(built: tuple, period: str) -> dict:
 
 @pytest.fixture(scope="module")
 def sandy(built) -> dict:
-    return _replay(built, SANDY)
+    return replay(built, SANDY)
 
 
 @pytest.fixture(scope="module")
 def autumn_2011(built) -> dict:
-    return _replay(built, AUTUMN_2011)
+    return replay(built, AUTUMN_2011)
 
 
 def _summary(result: dict, period: str) -> dict:
@@ -111,19 +118,21 @@ def test_october_2012_raises_at_most_two_errors_before_sandy(sandy):
 
 
 @pytest.mark.calibration
-def test_autumn_2011_false_alarms_are_what_docs_monitoring_md_says(autumn_2011):
-    """Missed in 2011, where the serving version's drift reference ages while the gate refuses
-    every retrain (docs/monitoring.md, "Replay"): held to the measured figure, so a change that
-    moves it must update the doc."""
+def test_autumn_2011_raises_at_most_one_error_per_30_stable_days(autumn_2011):
+    """Met since a refused retrain re-bases the champion's drift reference and decay baseline
+    (docs/monitoring.md, "Replay"): before, the reference aged while the gate refused every
+    retrain, and 24 of the 61 days were at ERROR."""
     summary = _summary(autumn_2011, "stable-2011")
-    assert summary["false_alarms_per_30"] <= 18.0, summary  # measured 11.8
+    assert summary["false_alarms_per_30"] <= MAX_FALSE_ALARMS_PER_30, summary  # measured 0.49
+    refused = [g for g in autumn_2011["gates"] if not g["promoted"]]
+    assert refused and all(g["rebaselined"] for g in refused)
 
 
 @pytest.mark.calibration
 def test_sandy_is_flagged_within_its_first_week(sandy):
     summary = _summary(sandy, "sandy-2012")
     assert summary["detection_delay_days"] is not None, summary
-    assert summary["detection_delay_days"] <= MAX_DELAY_DAYS, summary
+    assert summary["detection_delay_days"] <= MAX_DELAY_DAYS, summary  # measured 7
 
 
 @pytest.mark.calibration
