@@ -229,13 +229,18 @@ def day_after(value) -> datetime:
 
 
 def read_performance_day(
-    con: duckdb.DuckDBPyConnection, spec: ModelSpec, day: str, served: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    spec: ModelSpec,
+    day: str,
+    served: str | None = None,
+    known_until: datetime | None = None,
 ) -> PerformanceDay:
     """The day's scores (or the `served` predictions' table's) with their matured labels, and
     the trailing window of the check.
 
     Raises NotMeasurable when nothing was scored on `day`, or when its labels mature after the
-    newest data of the feature set."""
+    newest data of the feature set, or after `known_until` if given (a replay's "now": its
+    warehouse holds the future too)."""
     name, label = spec.name, spec.label
     value = label_value(spec)
     keys = ", ".join(ident(k) for k in spec.keys)
@@ -258,6 +263,8 @@ def read_performance_day(
     matures_at = max(rows.column("matures_at").to_pylist())
     # The newest event's day has landed whole: data reaches midnight after it.
     data_until = day_after(data_until) if data_until is not None else None
+    if known_until is not None and data_until is not None:
+        data_until = min(data_until, known_until)
     if data_until is None or matures_at > data_until:
         raise NotMeasurable(
             f"{name}: the labels of {day} mature at {matures_at}, but "

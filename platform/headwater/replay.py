@@ -26,6 +26,7 @@ from pathlib import Path
 
 from headwater.replay_report import (
     ERROR,
+    NOT_MEASURABLE,
     DayRecord,
     GateRecord,
     Period,
@@ -149,13 +150,25 @@ def measure_day(con, spec, period: str, day: str, versions: dict[str, Version]) 
     drift = measure.measure_drift(spec, reference, current, version.importance)
     measure.write_drift(con, spec.name, day, version.name, drift.result, version.importance)
 
-    scored = measure.read_performance_day(con, spec, day)
+    # Decay only from labels known by the end of `day`: the copy holds later labels too, and
+    # a model whose labels arrive late (the fraud model: 61 days) would be judged on the future.
+    try:
+        now = measure.day_after(date.fromisoformat(day))
+        scored = measure.read_performance_day(con, spec, day, known_until=now)
+    except measure.NotMeasurable as e:
+        return _record(period, day, version, window, current, drift, spec, None, str(e))
     judged = versions[scored.version]
     perf = measure.measure_performance(
         spec, day, scored, judged.test_metrics, judged.trained_through
     )
     measure.write_performance(con, spec, day, judged.name, perf, judged.test_metrics)
-    w = perf.window
+    return _record(period, day, version, window, current, drift, spec, perf, "")
+
+
+def _record(period, day, version, window, current, drift, spec, perf, not_measurable: str):
+    """The day's record; `perf` None: its decay not measurable yet (`not_measurable` says why)."""
+    nan = float("nan")
+    w = perf.window if perf is not None else None
     return DayRecord(
         period=period,
         day=day,
@@ -167,12 +180,12 @@ def measure_day(con, spec, period: str, day: str, versions: dict[str, Version]) 
         drifted=drift.drifted,
         drift_level=drift.verdict.level,
         metric=spec.monitoring.performance.metric,
-        value=w.value,
-        lower=w.lower,
-        upper=w.upper,
-        n_labels=w.n,
-        decay_level=perf.verdict.level,
-        decay_reason=perf.verdict.reason,
+        value=w.value if w else nan,
+        lower=w.lower if w else nan,
+        upper=w.upper if w else nan,
+        n_labels=w.n if w else 0,
+        decay_level=perf.verdict.level if perf else NOT_MEASURABLE,
+        decay_reason=perf.verdict.reason if perf else not_measurable,
         methods={f.column: f.method for f in drift.result.features},
     )
 

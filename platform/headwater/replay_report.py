@@ -41,6 +41,11 @@ class Period:
         return cls(*parts)
 
 
+# A day whose labels had not matured by its end: its decay is not judged (the replay
+# does not look ahead).
+NOT_MEASURABLE = "not measurable"
+
+
 @dataclass
 class DayRecord:
     """One replayed day: drift of the window up to it and decay over the trailing window."""
@@ -166,7 +171,8 @@ def days_table(days: list[DayRecord]) -> str:
         lines.append(
             f"| {d.day} | {d.version} | {d.window} ({d.window_rows}) | {share} "
             f"| {', '.join(d.drifted)} | {_level(d.drift_level)} "
-            f"| {_interval(d.value, d.lower, d.upper)} | {d.n_labels} | {_level(decay)} |"
+            f"| {_interval(d.value, d.lower, d.upper)} | {d.n_labels} "
+            f"| {'labels not matured' if decay == NOT_MEASURABLE else _level(decay)} |"
         )
     return "\n".join(lines)
 

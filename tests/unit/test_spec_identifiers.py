@@ -14,7 +14,7 @@ import yaml
 
 from ml_assets.models.spec import load_specs, spec_from_yml
 from ml_assets.models.train import LABEL_COLUMN, training_set_sql
-from ml_assets.monitoring.measure import read_performance_day, read_scored_day
+from ml_assets.monitoring.measure import NotMeasurable, read_performance_day, read_scored_day
 from ml_assets.scores.scoring import score_window
 
 SPECS = Path(__file__).parents[2] / "model_specs"
@@ -177,3 +177,15 @@ def test_names_that_are_sql_keywords_train_score_and_measure():
     assert performance.version == "1"
     assert performance.window.num_rows == 2 * 20
     assert date(2025, 1, 6) <= performance.matures_at.date()
+
+
+def test_a_replay_does_not_judge_a_day_on_labels_from_after_its_now():
+    # `known_until` is a replay's "now": the warehouse already holds later labels.
+    spec = _keyword_spec()
+    con = _keyword_warehouse()
+    score_window(con, spec, _booster(spec, con), "1", ("2025-01-05", "2025-01-07"))
+    # the labels of Jan 6 mature a day later, so at the end of Jan 6 they are not known yet
+    with pytest.raises(NotMeasurable, match="mature at"):
+        read_performance_day(con, spec, "2025-01-06", known_until=datetime(2025, 1, 7))
+    known = read_performance_day(con, spec, "2025-01-06", known_until=datetime(2025, 1, 9))
+    assert known.rows.num_rows == 20
