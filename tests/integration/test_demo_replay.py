@@ -10,14 +10,13 @@ partitions of the demo project); it reaches 62 days past the last replayed day b
 replay judges each day's decay on its labels, which mature 61 days later.
 """
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.integration.test_bring_your_own_data import headwater
+from tests.integration.test_monitoring_replay import build_raw_to_features, replay
 
 # The `calibration` tier (`python3 dev.py test -m calibration`): 222 s measured on a 2-core
 # machine, the build about 75 s and the replay of these three weeks the rest (the documented six
@@ -26,7 +25,6 @@ from tests.integration.test_bring_your_own_data import headwater
 FIRST, LAST = "2025-01-01", "2025-09-03"  # 246 days
 ONSET = "2025-06-20"  # crypto_wave's first day (day 170)
 PERIOD = f"crypto-wave-weeks:2025-06-06:2025-06-27:{ONSET}"  # 14 stable days, 8 shifted
-WAREHOUSE_ONLY = "not group:models and not group:monitoring and not group:scores"
 # The targets of issue 15: a shift flagged within 7 days, one ERROR per 30 stable days.
 MAX_DELAY_DAYS = 7
 MAX_FALSE_ALARMS_PER_30 = 1.0
@@ -48,28 +46,14 @@ def generate_and_build(tmp) -> dict[str, str]:
         *("--drift", "crypto_wave", "--drift-start", ONSET, "--no-progress"),
     ]
     subprocess.run(generator, env=env, check=True, capture_output=True, timeout=300)
-    headwater(
-        env,
-        *("materialize", "--start", FIRST, "--end", LAST, "--select", WAREHOUSE_ONLY),
-        log=tmp / "build.log",
-    )
-    return env
+    return build_raw_to_features(env, FIRST, LAST, tmp)
 
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory) -> dict:
     """The replay's JSON for the period around the onset."""
     tmp = tmp_path_factory.mktemp("demo_replay")
-    env = generate_and_build(tmp)
-    out = tmp / "replay"
-    headwater(
-        env,
-        *("replay", "--model", "fraud_classifier", "--retrain-every", "7"),
-        *("--period", PERIOD, "--out", str(out)),
-        log=tmp / "replay.log",
-    )
-    assert (out / "replay.md").read_text().startswith("## Replay of `fraud_classifier`")
-    return json.loads((out / "replay.json").read_text())
+    return replay((tmp, generate_and_build(tmp)), PERIOD, "7", model="fraud_classifier")
 
 
 @pytest.mark.calibration

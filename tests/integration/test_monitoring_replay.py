@@ -58,9 +58,15 @@ def build_warehouse(tmp) -> dict[str, str]:
     landing.mkdir(parents=True)
     shutil.copyfile(HOUR_CSV, landing / "hour.csv")
 
+    return build_raw_to_features(env, FIRST, LAST, tmp)
+
+
+def build_raw_to_features(env: dict, first: str, last: str, tmp) -> dict:
+    """`headwater materialize` of first..last, raw to features (the replay trains its own
+    versions); the environment it ran in."""
     headwater(
         env,
-        *("materialize", "--start", FIRST, "--end", LAST, "--select", WAREHOUSE_ONLY),
+        *("materialize", "--start", first, "--end", last, "--select", WAREHOUSE_ONLY),
         log=tmp / "build.log",
     )
     return env
@@ -73,23 +79,19 @@ def built(tmp_path_factory) -> tuple:
     return tmp, build_warehouse(tmp)
 
 
-def replay(built: tuple, period: str, retrain_every: str = RETRAIN_EVERY) -> dict:
+def replay(
+    built: tuple, period: str, retrain_every: str = RETRAIN_EVERY, model: str = "bike_demand"
+) -> dict:
     """The monitoring of one period replayed on the built warehouse; the replay's JSON."""
     tmp, env = built
     out = tmp / period.split(":")[0]
     headwater(
         env,
-        "replay",
-        "--model",
-        "bike_demand",
-        "--retrain-every",
-        retrain_every,
-        *("--period", period),
-        "--out",
-        str(out),
+        *("replay", "--model", model, "--retrain-every", retrain_every),
+        *("--period", period, "--out", str(out)),
         log=out.with_suffix(".log"),
     )
-    assert (out / "replay.md").read_text().startswith("## Replay of `bike_demand`")
+    assert (out / "replay.md").read_text().startswith(f"## Replay of `{model}`")
     return json.loads((out / "replay.json").read_text())
 
 
