@@ -191,10 +191,42 @@ def figures(results: dict) -> list[Figure]:
     return out
 
 
+def _latency(leg: str, figures: dict, rate: float, targets: bool) -> list[Figure]:
+    """p50, p99 (against the issue's targets when `targets`), throughput and failures."""
+    p50_target, p99_target = (
+        (f"<= {SERVE_P50_TARGET_MS:g} ms", f"<= {SERVE_P99_TARGET_MS:g} ms")
+        if targets
+        else ("", "")
+    )
+    return [
+        Figure(
+            "serve", f"{leg}: p50 at {rate:g} req/s", figures["p50_ms"], "ms", p50_target,
+            _at_most(figures["p50_ms"], SERVE_P50_TARGET_MS) if targets else None,
+        ),
+        Figure(
+            "serve", f"{leg}: p99 at {rate:g} req/s", figures["p99_ms"], "ms", p99_target,
+            _at_most(figures["p99_ms"], SERVE_P99_TARGET_MS) if targets else None,
+        ),
+        Figure("serve", f"{leg}: throughput", figures["throughput_rps"], "req/s"),
+        Figure("serve", f"{leg}: failed requests", figures["failed"], "n"),
+    ]  # fmt: skip
+
+
+def _difference(label: str, difference: float, rows: int) -> Figure:
+    return Figure(
+        "serve",
+        f"largest score difference against mlflow models serve, {label}, {rows} rows",
+        difference,
+        "abs",
+        f"<= {SERVE_SCORE_TOLERANCE:g}",
+        _at_most(difference, SERVE_SCORE_TOLERANCE),
+    )
+
+
 def serve_figures(serve: dict) -> list[Figure]:
-    """Single-row latency: the floor, `headwater serve` and `mlflow models serve`."""
-    rate = serve["rate"]
-    ours, theirs, floor = serve["headwater"], serve.get("mlflow"), serve["floor"]
+    """Single-row latency: the floor, `headwater serve` with the features in the request and
+    with online features (the issue's targets are the online leg's), `mlflow models serve`."""
+    rate, floor = serve["rate"], serve["floor"]
     out = [
         Figure(
             "serve", f"floor: Booster.predict, one row, p50 at {rate:g}/s", floor["p50_ms"], "ms"
@@ -203,43 +235,31 @@ def serve_figures(serve: dict) -> list[Figure]:
             "serve", f"floor: Booster.predict, one row, p99 at {rate:g}/s", floor["p99_ms"], "ms"
         ),
         Figure("serve", "floor: throughput", floor.get("throughput_rps"), "calls/s"),
-        Figure(
-            "serve",
-            f"headwater serve: p50 at {rate:g} req/s",
-            ours["p50_ms"],
-            "ms",
-            f"<= {SERVE_P50_TARGET_MS:g} ms",
-            _at_most(ours["p50_ms"], SERVE_P50_TARGET_MS),
-        ),
-        Figure(
-            "serve",
-            f"headwater serve: p99 at {rate:g} req/s",
-            ours["p99_ms"],
-            "ms",
-            f"<= {SERVE_P99_TARGET_MS:g} ms",
-            _at_most(ours["p99_ms"], SERVE_P99_TARGET_MS),
-        ),
-        Figure("serve", "headwater serve: throughput", ours["throughput_rps"], "req/s"),
     ]
+    out += _latency("headwater serve, features in the request", serve["headwater"], rate, False)
+    online = serve.get("headwater_online")
+    if online:
+        out += _latency("headwater serve, online features", online, rate, True)
     flavor = serve.get("mlflow_flavor")
     if flavor:  # the registered lightgbm flavor, served as is: a categorical model's rows refused
         out.append(Figure("serve", "mlflow lightgbm flavor: rows refused", flavor["refused"], "n"))
-    if theirs is None:
+    if serve.get("mlflow") is None:
         return out
-    return out + [
-        Figure("serve", f"mlflow models serve: p50 at {rate:g} req/s", theirs["p50_ms"], "ms"),
-        Figure("serve", f"mlflow models serve: p99 at {rate:g} req/s", theirs["p99_ms"], "ms"),
-        Figure("serve", "mlflow models serve: throughput", theirs["throughput_rps"], "req/s"),
-        Figure("serve", "mlflow models serve: failed requests", theirs["failed"], "n"),
-        Figure(
-            "serve",
-            f"largest score difference, {serve['compared_rows']} rows",
-            serve["max_score_difference"],
-            "abs",
-            f"<= {SERVE_SCORE_TOLERANCE:g}",
-            _at_most(serve["max_score_difference"], SERVE_SCORE_TOLERANCE),
-        ),
-    ]
+    out += _latency("mlflow models serve", serve["mlflow"], rate, False)
+    out.append(
+        _difference(
+            "features in the request", serve["max_score_difference"], serve["compared_rows"]
+        )
+    )
+    if online:
+        out.append(
+            _difference(
+                "online features",
+                serve["online_max_score_difference"],
+                serve["online_compared_rows"],
+            )
+        )
+    return out
 
 
 def figures_table(items: list[Figure]) -> str:

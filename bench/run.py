@@ -95,11 +95,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--serve-rate", type=float, default=200, help="serve: requests/s")
     parser.add_argument("--serve-seconds", type=float, default=30, help="serve: seconds each")
     parser.add_argument(
-        "--serve-feature-source",
-        default="request",
-        help="serve: `headwater serve --feature-source` (request: the row carries its features)",
-    )
-    parser.add_argument(
         "--serve-port", type=int, default=18650, help="serve: first port tried (50 from it)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the parts' state folders")
@@ -224,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         "ui_transactions": args.ui_transactions,
         "serve_rate": args.serve_rate,
         "serve_seconds": args.serve_seconds,
-        "serve_feature_source": args.serve_feature_source,
         "serve_port": args.serve_port,
         "unbounded_threads": args.unbounded_threads,
     }

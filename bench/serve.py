@@ -1,13 +1,26 @@
-"""The `serve` part: single-row latency of `headwater serve` at a steady request rate, against
-the floor (the raw Booster on a numpy row, one thread, in process) and against
-`mlflow models serve` on the same registered model, in one run.
+"""The `serve` part: single-row latency of `headwater serve` at a steady request rate, with
+request-carried features and with online features, against the floor (the raw Booster on a
+numpy row, one thread, in process) and against `mlflow models serve` on the same registered
+model, in one run.
 
-The model has the fraud classifier's shape (its spec: 17 features, 3 categorical; 600 trees of
-31 leaves) fitted on a synthetic training set and registered by the platform's own code
-(`log_training_run`, then `move_champion`) in the part's MLflow store. Both services are real
+The world is `bench/serve_world.py`'s: a generated fraud world whose day D is the traffic. The
+model is the fraud classifier (its spec: 17 features, 3 categorical) at the issue's size (600
+trees of 31 leaves), fitted on the days before D and registered by the platform's own code
+(`log_training_run`, then `move_champion`) in the part's MLflow store. The services are real
 processes on the loopback; one client sends one row per request over a keep-alive connection,
 paced at `serve_rate` requests per second (open loop: a late request is sent at once), and times
-each from send to parsed answer. The scores of both services are compared row by row.
+each from send to parsed answer. Legs:
+
+    floor        D's feature rows, Booster.predict in process, cycled for `serve_seconds`
+    headwater    `headwater serve --feature-source request`: D's feature rows as requests
+    online       `headwater serve --feature-source online`: D's raw transactions as requests,
+                 each once and in time order (the store learns each one), features from the
+                 store the `online/transaction_features` asset wrote at the end of D-1
+    mlflow       `mlflow models serve` of a pyfunc around the registered Booster: D's feature rows
+
+Both `headwater serve` legs' scores are compared, by transaction id, with `mlflow models
+serve`'s scores of the offline feature rows: the online leg's difference is also the parity of
+its features with the feature table.
 """
 
 from __future__ import annotations
@@ -21,53 +34,20 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from bench.report import SERVE_SCORE_TOLERANCE
 
-ROWS = 6_000  # synthetic training rows (30 days of 200)
 TREES, LEAVES = 600, 31
 MODEL_ASSET = "models/fraud_classifier/model"
 COMPARED_ROWS = 200  # rows both services score, compared
-CATEGORIES = {
-    "channel": ("online", "pos", "contactless"),
-    "merchant_category": ("grocery", "fuel", "travel", "electronics", "crypto", "fashion"),
-    "merchant_risk_tier": ("low", "medium", "high"),
-}
 
 
-def synthetic_table(spec, rows: int = ROWS, seed: int = 3):
-    """A training set with the spec's features, typed as the feature set types them."""
-    import pyarrow as pa
-
-    rng = np.random.default_rng(seed)
-    days = 30
-    day_index = np.sort(rng.integers(0, days, rows))
-    event = [date(2025, 1, 1) + timedelta(days=int(d)) for d in day_index]
-    columns: dict = {"transaction_id": [f"t{i}" for i in range(rows)]}
-    for name in spec.features:
-        if name in CATEGORIES:
-            columns[name] = rng.choice(CATEGORIES[name], rows)
-        elif name.startswith("is_"):
-            columns[name] = rng.random(rows) < 0.3
-        elif "count" in name or name == "hour_of_day":
-            columns[name] = rng.integers(0, 24, rows)
-        else:
-            columns[name] = np.round(rng.gamma(2.0, 30.0, rows), 2)
-    signal_ = columns["amount"] / 60 + (columns["merchant_category"] == "crypto") * 2
-    label = (signal_ + rng.normal(scale=1.0, size=rows) > 3.0).astype("float64")
-    split = np.where(
-        day_index >= days - 5, "test", np.where(day_index >= days - 10, "validation", "train")
-    )
-    columns.update(_event_time=event, _event_date=event, _label=label, _split=split)
-    return pa.table(columns)
-
-
-def register_champion(spec, tracking) -> str:
-    """Fit the fraud-shaped model and make it the champion; returns its version."""
+def register_champion(spec, tracking, table) -> str:
+    """Fit the fraud model at the issue's size on `table` (a split training set) and make it
+    the champion; returns its version."""
     from ml_assets.models.evaluate import metrics_on_test_window
     from ml_assets.models.mlflow_run import RunOrigin, log_training_run
     from ml_assets.models.registry import move_champion
@@ -84,25 +64,16 @@ def register_champion(spec, tracking) -> str:
         early_stopping_rounds=TREES,  # every tree kept: the model has the issue's size
         split=dataclasses.replace(spec.split, refit=False),
     )
-    table = synthetic_table(spec)
     fitted = fit(spec, table)
     logged = log_training_run(
         tracking, spec, fitted, table,
-        source=Path("synthetic.parquet"),
+        source=Path("serve-world.parquet"),
         data_version="bench",
         metrics=metrics_on_test_window(spec, table, fitted.frame, fitted.trained.booster),
         origin=RunOrigin(run_id="bench-serve", asset_key=MODEL_ASSET, code_version="bench"),
     )  # fmt: skip
     move_champion(tracking, spec.registered_model_name, logged.version, "promoted", "bench")
     return logged.version
-
-
-def request_rows(spec, n: int, seed: int = 11) -> list[dict]:
-    table = synthetic_table(spec, rows=n, seed=seed)
-    rows = []
-    for row in table.to_pylist():
-        rows.append({"transaction_id": row["transaction_id"], **{f: row[f] for f in spec.features}})
-    return rows
 
 
 def percentiles(latencies_ms: list[float]) -> dict:
@@ -114,11 +85,11 @@ def percentiles(latencies_ms: list[float]) -> dict:
     }
 
 
-def paced(call, rate: float, seconds: float) -> dict:
-    """Call `call(i)` at `rate` per second for `seconds` (open loop: a late call is made at once);
-    the latency of each and the throughput reached."""
+def paced(call, rate: float, seconds: float, total: int | None = None) -> dict:
+    """Call `call(i)` at `rate` per second for `seconds`, or `total` times (open loop: a late
+    call is made at once); the latency of each and the throughput reached."""
     latencies, failed = [], 0
-    total = max(1, int(rate * seconds))
+    total = total or max(1, int(rate * seconds))
     started = time.perf_counter()
     for i in range(total):
         delay = started + i / rate - time.perf_counter()
@@ -150,19 +121,25 @@ def floor_latency(booster, spec, rows: list[dict], rate: float, seconds: float) 
     return paced(call, rate, seconds)
 
 
-def drive(port: int, path: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
-    """Send one body after another at `rate` per second for `seconds`; latency of each."""
+def drive(
+    port: int, path: str, bodies: list[bytes], rate: float, seconds: float, once: bool = False
+) -> tuple[dict, list]:
+    """Send one body after another at `rate` per second for `seconds` (cycling through them),
+    or each body once in order (`once`); the latency figures, and the answers of a `once`."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json"}
+    answers: list = []
 
     def call(i: int) -> bool:
         connection.request("POST", path, body=bodies[i % len(bodies)], headers=headers)
         response = connection.getresponse()
-        json.loads(response.read())
+        answer = json.loads(response.read())
+        if once:
+            answers.append(answer)
         return response.status == 200
 
     try:
-        return paced(call, rate, seconds)
+        return paced(call, rate, seconds, total=len(bodies) if once else None), answers
     finally:
         connection.close()
 
@@ -279,65 +256,108 @@ def flavor_answer(model_uri: str, port: int, bodies: list[bytes], log: Path, env
     return {"rows": len(answers), "refused": len(refused), "answer": reason[:600]}
 
 
+def headwater_leg(
+    command: list[str], log: Path, env: dict, port: int, bodies: list[bytes], config: dict
+) -> tuple[dict, list]:
+    """`headwater serve` started with `command`, driven, stopped: (figures, answers)."""
+    rate, seconds = float(config.get("serve_rate", 200)), float(config.get("serve_seconds", 20))
+    once = "online" in command  # each transaction once, in time order: the store learns from it
+    serve = start([*command, "--port", str(port)], log, env)
+    try:
+        wait_ready(port, "/ready", serve, log)
+        path = "/v1/models/fraud_classifier/predict"
+        if once:
+            return drive(port, path, bodies, rate, seconds, once=True)
+        answers = scores_of(port, path, bodies[:COMPARED_ROWS], lambda b: b)
+        return drive(port, path, bodies, rate, seconds)[0], answers
+    finally:
+        stop(serve)
+
+
+def score_difference(ours: list[dict], theirs: dict[str, float]) -> float:
+    """The largest difference between `headwater serve`'s answers and `mlflow models serve`'s
+    scores of the same transactions."""
+    pairs = [(p["score"], theirs[p["transaction_id"]]) for a in ours for p in a["predictions"]]
+    return float(np.max(np.abs(np.subtract(*zip(*pairs))))) if pairs else float("inf")
+
+
+def mlflow_leg(spec, version, uri, port, rows, env, folder, config) -> dict:
+    """The registered lightgbm flavor as is, then a pyfunc around the same Booster: figures
+    and the scores of every row, by transaction id."""
+    import mlflow
+
+    rate, seconds = float(config.get("serve_rate", 200)), float(config.get("serve_seconds", 20))
+    bodies = mlflow_bodies(spec, rows)
+    # the registered lightgbm flavor itself, first: it refuses a categorical model's rows
+    champion = f"models:/{spec.registered_model_name}@champion"
+    flavor = flavor_answer(champion, port, bodies[:3], folder / "mlflow-flavor.log", env)
+    mlflow.set_tracking_uri(uri)
+    wrapper = log_pyfunc_wrapper(spec, version, folder / "mlflow-pyfunc")
+    port, log = free_port(port + 1), folder / "mlflow-serve.log"
+    process = mlflow_serve(wrapper, port, log, env)
+    try:
+        wait_ready(port, "/ping", process, log)
+        scores = scores_of(port, "/invocations", bodies, lambda b: float(b["predictions"][0]))
+        figures = drive(port, "/invocations", bodies, rate, seconds)[0]
+    finally:
+        stop(process)
+    ids = [row["transaction_id"] for row in rows]
+    return {
+        "flavor": flavor,
+        "model": wrapper,
+        "figures": figures,
+        "scores": dict(zip(ids, scores)),
+    }
+
+
 def measure_serve(config: dict) -> dict:
-    """The part: the model registered, the floor measured, then each service in turn."""
+    """The part: the world built and the champion registered, the floor measured, then each
+    service in turn."""
+    from bench.serve_world import build_world
     from headwater_core.config import state_dir
     from ml_assets.models.spec import load_specs
     from ml_assets.models.tracking import MlflowTracking, load_booster
 
     spec = next(s for s in load_specs() if s.name == "fraud_classifier")
+    folder = state_dir()
+    world = build_world(folder / "serve-world", spec)
     tracking = MlflowTracking()
     uri = tracking.resolved_uri()
-    version = register_champion(spec, tracking)
+    version = register_champion(spec, tracking, world.training)
     booster = load_booster(tracking, spec.registered_model_name, version)
-    rows = request_rows(spec, COMPARED_ROWS)
+    rows = world.feature_rows
     rate, seconds = float(config.get("serve_rate", 200)), float(config.get("serve_seconds", 20))
-    bin_dir, folder = Path(sys.executable).parent, state_dir()
+    bin_dir = Path(sys.executable).parent
     # `mlflow models serve` starts `uvicorn` by name: the environment's bin folder comes first
     search_path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": search_path}
     result: dict = {"model_version": version, "trees": booster.num_trees(), "rate": rate}
     result["floor"] = floor_latency(booster, spec, rows, rate, seconds)
 
+    serve = [str(bin_dir / "headwater"), "serve", "--tracking-uri", uri, "--feature-source"]
     port = free_port(int(config.get("serve_port", 18650)))
-    serve = start(
-        [str(bin_dir / "headwater"), "serve", "--port", str(port), "--feature-source",
-         config.get("serve_feature_source", "request"), "--tracking-uri", uri],
-        folder / "headwater-serve.log", env,
-    )  # fmt: skip
-    try:
-        wait_ready(port, "/ready", serve, folder / "headwater-serve.log")
-        path = f"/v1/models/{spec.name}/predict"
-        bodies = [json.dumps({"row": row}).encode() for row in rows]
-        ours = scores_of(port, path, bodies, lambda b: b["predictions"][0]["score"])
-        result["headwater"] = drive(port, path, bodies, rate, seconds)
-    finally:
-        stop(serve)
-
-    bodies = mlflow_bodies(spec, rows)
-    # the registered lightgbm flavor itself, first: it refuses a categorical model's rows
-    champion = f"models:/{spec.registered_model_name}@champion"
-    port = free_port(port + 1)
-    result["mlflow_flavor"] = flavor_answer(
-        champion, port, bodies[:3], folder / "mlflow-flavor.log", env
+    bodies = [json.dumps({"row": row}).encode() for row in rows]
+    result["headwater"], ours = headwater_leg(
+        [*serve, "request"], folder / "headwater-serve.log", env, port, bodies, config
     )
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    wrapper = log_pyfunc_wrapper(spec, version, folder / "mlflow-pyfunc")
-    result["mlflow_model"] = wrapper
-    port, log = free_port(port + 1), folder / "mlflow-serve.log"
-    process = mlflow_serve(wrapper, port, log, env)
-    try:
-        wait_ready(port, "/ping", process, log)
-        theirs = scores_of(port, "/invocations", bodies, lambda b: float(b["predictions"][0]))
-        result["mlflow"] = drive(port, "/invocations", bodies, rate, seconds)
-    finally:
-        stop(process)
-    difference = float(np.max(np.abs(np.asarray(ours) - np.asarray(theirs))))
+    port = free_port(port + 1)
+    online = [*serve, "online", "--online-store", world.store_url]
+    bodies = [json.dumps({"row": row}).encode() for row in world.requests]
+    result["headwater_online"], served = headwater_leg(
+        online, folder / "headwater-serve-online.log", env, port, bodies, config
+    )
+    mlflow = mlflow_leg(spec, version, uri, free_port(port + 1), rows, env, folder, config)
     result.update(
-        max_score_difference=difference,
-        compared_rows=len(rows),
-        scores_match=difference <= SERVE_SCORE_TOLERANCE,
+        mlflow_flavor=mlflow["flavor"],
+        mlflow_model=mlflow["model"],
+        mlflow=mlflow["figures"],
+        max_score_difference=score_difference(ours, mlflow["scores"]),
+        compared_rows=len(ours),
+        online_max_score_difference=score_difference(served, mlflow["scores"]),
+        online_compared_rows=len(served),
+    )
+    result["scores_match"] = (
+        max(result["max_score_difference"], result["online_max_score_difference"])
+        <= SERVE_SCORE_TOLERANCE
     )
     return result

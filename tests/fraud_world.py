@@ -13,11 +13,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 from data_platform.raw.contract import load_contracts
-from data_platform.raw.ingest import ensure_raw_tables, load_file
-from data_platform.raw.landing import find_landing_files, newest_snapshot_file
+from data_platform.raw.ingest import load_landing
 from fraud_demo.generator import GeneratorConfig, generate
 from headwater_core.config import dbt_project_dir
 
@@ -33,19 +30,7 @@ FEATURES_AND_UPSTREAM = "+path:models/features"
 
 def load_raw(landing: Path, database: Path) -> None:
     """Every landing file under the raw contract, as the raw assets load them."""
-    con = duckdb.connect(str(database))
-    try:
-        contracts = load_contracts(dbt_project_dir())
-        ensure_raw_tables(con, contracts.values())
-        for contract in contracts.values():
-            if contract.snapshot:
-                key, path = newest_snapshot_file(contract, landing)
-                load_file(con, contract, path, key)
-            else:
-                for key, path in find_landing_files(contract, landing).items():
-                    load_file(con, contract, path, key)
-    finally:
-        con.close()
+    load_landing(database, landing, load_contracts(dbt_project_dir()).values())
 
 
 def dbt(database: Path, folder: Path, args: list[str]) -> str:

@@ -19,8 +19,7 @@ import pyarrow as pa
 import pytest
 
 from data_platform.raw.contract import load_contracts
-from data_platform.raw.ingest import ensure_raw_tables, load_file
-from data_platform.raw.landing import find_landing_files, newest_snapshot_file
+from data_platform.raw.ingest import load_landing
 from fraud_demo.generator import GeneratorConfig, generate
 from headwater_core.config import dbt_project_dir
 from headwater_core.dbt.resource import dbt_cli_resource
@@ -48,20 +47,14 @@ def _spec():
 
 
 def _load_raw(landing: Path, database: Path, days) -> None:
-    con = duckdb.connect(str(database))
-    try:
-        contracts = load_contracts(dbt_project_dir())
-        ensure_raw_tables(con, contracts.values())
-        for contract in contracts.values():
-            if contract.snapshot:
-                if days == "before":
-                    load_file(con, contract, *reversed(newest_snapshot_file(contract, landing)))
-                continue
-            for key, path in find_landing_files(contract, landing).items():
-                if (key < D.isoformat()) == (days == "before"):
-                    load_file(con, contract, path, key)
-    finally:
-        con.close()
+    """The snapshots and the days before D (`days="before"`), or day D and later (`"D"`)."""
+    load_landing(
+        database,
+        landing,
+        load_contracts(dbt_project_dir()).values(),
+        partitions=lambda key: (key < D.isoformat()) == (days == "before"),
+        snapshots=days == "before",
+    )
 
 
 def _dbt_run(database: Path, tmp: Path) -> None:

@@ -16,7 +16,7 @@ changes nothing that was loaded before. Finding the files is `landing`'s. No Dag
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,11 @@ from pathlib import Path
 import duckdb
 
 from data_platform.raw.contract import LINEAGE_COLUMNS, SourceContract
-from data_platform.raw.landing import LandingFileError
+from data_platform.raw.landing import (
+    LandingFileError,
+    find_landing_files,
+    newest_snapshot_file,
+)
 from data_platform.raw.quarantine import (
     QUARANTINE_COLUMNS,
     quarantine_file_fault,
@@ -121,6 +125,34 @@ def load_file(
         )
     result = _load_result(con, contract, path, partition_key, rows_read)
     return result if replaced else dataclasses.replace(result, rows_loaded=0)
+
+
+def load_landing(
+    database: Path,
+    landing: Path,
+    contracts: Iterable[SourceContract],
+    partitions: Callable[[str], bool] = lambda key: True,
+    snapshots: bool = True,
+) -> list[LoadResult]:
+    """Load a landing folder into the raw tables of `database`, file by file as the raw assets
+    do: the partitions whose key `partitions` accepts and, with `snapshots`, each snapshot
+    source's newest file. For worlds built outside Dagster (tests, the serve benchmark)."""
+    contracts, results = list(contracts), []
+    con = duckdb.connect(str(database))
+    try:
+        ensure_raw_tables(con, contracts)
+        for contract in contracts:
+            if contract.snapshot:
+                if snapshots:
+                    key, path = newest_snapshot_file(contract, landing)
+                    results.append(load_file(con, contract, path, key))
+                continue
+            for key, path in find_landing_files(contract, landing).items():
+                if partitions(key):
+                    results.append(load_file(con, contract, path, key))
+    finally:
+        con.close()
+    return results
 
 
 @contextmanager

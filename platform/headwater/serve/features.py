@@ -2,7 +2,8 @@
 request itself.
 
 A source says what a request must carry (`request_fields`), turns request rows into the model's
-feature values (`features`) and learns what was served (`record`, after the answer). The online
+feature values (`features`) and learns what was answered (`record`, as each answer is built;
+`catch_up`, the work that can wait, after it is sent). The online
 feature store implements the same interface: history features computed by the feature set's own
 SQL from what the request carries.                                              (pure)
 """
@@ -40,8 +41,15 @@ class FeatureSource(Protocol):
         ...
 
     def record(self, rows: list[dict]) -> None:
-        """Called after the answer with the rows served, so that a source keeping history
-        (the online store) learns them."""
+        """Called with each answer's rows as the answer is built, before it is sent, in the
+        order of the answers: from then on they are history, which the next request's
+        features must see (a burst of payments seconds apart is what a fraud window is for).
+        Must be cheap: a source keeping history (the online store) queues them."""
+        ...
+
+    def catch_up(self) -> None:
+        """Called by the prediction logger's worker after the answer is sent: the work
+        `record` queued, off the request's path."""
         ...
 
 
@@ -89,3 +97,6 @@ class RequestFeatureSource:
 
     def record(self, rows: list[dict]) -> None:
         """Nothing to learn: every feature arrived with its request."""
+
+    def catch_up(self) -> None:
+        """Nothing was queued."""

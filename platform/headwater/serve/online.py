@@ -8,6 +8,8 @@ before the SQL runs.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from typing import Literal, get_args, get_origin
 
 from headwater.serve.features import RequestField
@@ -29,10 +31,22 @@ def request_fields_of(types: dict[str, object]) -> dict[str, RequestField]:
 
 
 class OnlineRequestSource:
-    """The service's `FeatureSource` over the online store of one model spec's feature set."""
+    """The service's `FeatureSource` over the online store of one model spec's feature set.
+
+    Answered rows become history in the order of the answers: `record` queues them as each
+    answer is built, and they are applied (the path's SQL run again, the entities' rows
+    appended in the store) by the logger's worker after the answer is sent (`catch_up`), or,
+    if the next request comes first, by that request before its features are computed. So a
+    request sees every request answered before it, as the feature table's windows see every
+    earlier transaction, and pays for the recording only when it follows too closely to
+    have let the worker do it.
+    """
 
     def __init__(self, source) -> None:
         self.source = source  # ml_assets.online.source.OnlineFeatureSource
+        self._pending: deque[list[dict]] = deque()  # answered, not yet in the store
+        self._applying = threading.Lock()  # one applier at a time: the answers' order holds
+        self.record_errors = 0
 
     @classmethod
     def open(cls, spec, store_url: str = ""):
@@ -47,7 +61,17 @@ class OnlineRequestSource:
         return request_fields_of(self.source.request_fields())
 
     def features(self, rows: list[dict]) -> list[dict]:
+        self.catch_up()
         return self.source.features(rows)
 
     def record(self, rows: list[dict]) -> None:
-        self.source.record(rows)
+        self._pending.append(rows)
+
+    def catch_up(self) -> None:
+        with self._applying:
+            while self._pending:
+                rows = self._pending.popleft()
+                try:
+                    self.source.record(rows)
+                except Exception:  # e.g. a new snapshot already holds their day: not this
+                    self.record_errors += 1  # request's fault, and the next ones still count

@@ -2,9 +2,10 @@
 
 The request handler only puts what it served on a queue (after its response is sent); one
 worker thread appends the champion's records to the prediction log, scores the challenger on
-the same features and logs those as `shadow` records, and tells the feature source what was
-served. The answer never waits for any of it, and nothing that was not served is logged. The
-log is flushed every `flush_seconds`, every `flush_rows` records and when the service stops.
+the same features and logs those as `shadow` records, and lets the feature source catch up
+with the answers it was told of (`FeatureSource.catch_up`: the online store's recording). The
+answer never waits for any of it, and nothing that was not served is logged. The log is
+flushed every `flush_seconds`, every `flush_rows` records and when the service stops.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class PredictionLogger:
             latency = (time.perf_counter() - started) * 1000
             records += _records(served, served.challenger, ROLE_SHADOW, scores, latency)
         self.writer.append(records)
-        served.slot.source.record(served.rows)
+        served.slot.source.catch_up()
 
 
 def _records(
