@@ -157,8 +157,7 @@ def create_app(holder: ChampionHolder, logger: PredictionLogger, max_rows: int):
                 for row, score in zip(rows, scores)
             ],
         }
-        # history from now on: the next request sees this one (the source only queues it here)
-        slot.source.record(rows)
+        slot.source.record(rows)  # history from now on, for the next request (only queued)
         # logged once the answer is sent: nothing is logged that was not served
         return _json(body, background=BackgroundTask(_submit, logger, served))
 
