@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_assets.models.evaluate import DecileBaseline
+from ml_assets.models.reference import drift_reference
 from ml_assets.models.sampling import sample_of, sample_rate, unit_hash
 from ml_assets.models.sampling_spec import SamplingSpec
 from ml_assets.models.spec import load_specs, spec_from_yml
-from ml_assets.models.train import WEIGHT_COLUMN, fit, predict, split_of
+from ml_assets.models.train import WEIGHT_COLUMN, event_days, fit, predict, split_of
 from ml_assets.models.training_set import build_training_set, matured_rows
 
 FIRST = datetime(2025, 1, 1, 8)
@@ -148,6 +149,21 @@ def test_weighted_negatives_keep_the_predicted_probability_calibrated(tmp_path: 
     assert predict(fitted.trained.booster, fitted.frame.head(1), 1)[0] == pytest.approx(
         1 / 7, abs=0.01
     )
+
+
+def test_the_drift_reference_of_a_sampled_train_window_is_a_plain_sample_of_its_days(
+    tmp_path: Path,
+):
+    """Held-out model serving (no refit): the reference is the train window's newest 14 days,
+    whose kept positives are thinned to the negatives' rate."""
+    spec = _fraud_spec(SamplingSpec(max_train_rows=1200))
+    spec = replace(spec, split=replace(spec.split, refit=False))
+    con = _warehouse(spec)
+    built = _built(spec, con, tmp_path / "reference.parquet")
+    fitted = fit(spec, built.table, threads=1)
+    reference = drift_reference(spec, fitted, event_days(built.table))
+    expected = built.sample.rate * spec.monitoring.drift.reference_days * PER_DAY
+    assert abs(len(reference.frame) - expected) < 4 * np.sqrt(expected)
 
 
 def test_the_decile_baseline_weighs_its_rows():
