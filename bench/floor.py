@@ -14,7 +14,8 @@ rewritten and no orchestration around it:
    feature models are incremental (macros/feature_window.sql); on the floor's new warehouse they
    build in full, the very SQL the platform's first run of the features asset compiles;
 3. per model spec, as the training-set, model and evaluation assets do it:
-   `ml_assets.models.training_set` (`matured_rows`, `build_training_set`), `train.fit` (the
+   `ml_assets.models.training_set` (`matured_rows`, `build_training_set`: the train window
+   sampled by the spec's `sampling` rule, if it has one, as the asset samples it), `train.fit` (the
    held-out model and the served refit), the test-window metrics of the model and of the decile
    baseline (`evaluate.metrics_on_test_window`, `baseline_metrics`) and the drift reference
    (`reference.drift_reference`);
@@ -161,6 +162,8 @@ def train_model(con, spec, folder: Path) -> dict:
         "importance": fitted.served.feature_importance,
         "reference": drift_reference(spec, fitted, event_days(table)).frame,
         "rows": table.num_rows,
+        # the spec's sampling rule's rate and train rows before / after (None: no rule)
+        "sample": built.sample.as_metadata() if built.sample else None,
         "best_iteration": fitted.trained.best_iteration,
         "metrics": metrics,
     }

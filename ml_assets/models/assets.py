@@ -105,6 +105,7 @@ def build_training_set_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "cutoff": str(built.cutoff),
                 **{f"rows_{split}": count for split, count in built.rows.items()},
                 "label_mean": built.label_mean,
+                **(built.sample.as_metadata() if built.sample else {}),
                 "data_version": built.data_version,
                 "path": dg.MetadataValue.path(str(built.path)),
                 "windows": dg.MetadataValue.json(built.windows.as_dict()),

@@ -25,6 +25,7 @@ import pyarrow as pa
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.train import (
     LABEL_COLUMN,
+    WEIGHT_COLUMN,
     Fitted,
     Trained,
     _importance,
@@ -32,6 +33,7 @@ from ml_assets.models.train import (
     predict,
     split_of,
     to_frame,
+    weights_of,
 )
 
 
@@ -80,9 +82,10 @@ def _scattered_frame(client, frames: list, workers: list[str]):
     return dd.from_delayed(futures, meta=frames[0].iloc[:0], verify_meta=False)
 
 
-def _dask_model(client, spec: ModelSpec, frame, label, rounds: int, validation=None):
-    """One `lightgbm.dask` fit of `frame` / `label` for up to `rounds` rounds, with early
-    stopping on `validation` (a (frame, label) pair) when given; returns (model, placement)."""
+def _dask_model(client, spec: ModelSpec, frame, label, rounds: int, validation=None, weight=None):
+    """One `lightgbm.dask` fit of `frame` / `label` (rows weighted by `weight`, if given) for up
+    to `rounds` rounds, with early stopping on `validation` (a (frame, label) pair) when given;
+    returns (model, placement)."""
     import lightgbm as lgb
     from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
@@ -93,11 +96,15 @@ def _dask_model(client, spec: ModelSpec, frame, label, rounds: int, validation=N
     factory = DaskLGBMClassifier if spec.objective == "binary" else DaskLGBMRegressor
     model = factory(client=client, n_estimators=rounds, **params)
     data = frame.assign(**{LABEL_COLUMN: label})
+    if weight is not None:
+        data = data.assign(**{WEIGHT_COLUMN: weight})
     chunks = [data.iloc[rows] for rows in interleaved(len(data), len(workers))]
     placed = [(c, w) for c, w in zip(chunks, workers) if len(c)]
     train = _scattered_frame(client, [c for c, _ in placed], [w for _, w in placed])
     placement = Placement({w: int(any(w == p for _, p in placed)) for w in workers})
     kwargs: dict = {"categorical_feature": list(spec.categorical)}
+    if weight is not None:
+        kwargs["sample_weight"] = train[WEIGHT_COLUMN]
     if validation is not None:
         valid = validation[0].assign(**{LABEL_COLUMN: validation[1]})
         # One whole copy of the validation window per training partition (see the module's
@@ -141,6 +148,7 @@ def fit_on_dask(client, spec: ModelSpec, table: pa.Table) -> tuple[Fitted, Place
     frame = to_frame(table, spec)
     split = split_of(table)
     label = table.column(LABEL_COLUMN).to_numpy()
+    weight = weights_of(table)  # a sampled training set's (validation rows weigh 1)
     train_rows, valid_rows = split == "train", split == "validation"
     if not train_rows.any() or not valid_rows.any():
         raise ValueError(
@@ -155,15 +163,16 @@ def fit_on_dask(client, spec: ModelSpec, table: pa.Table) -> tuple[Fitted, Place
         label[train_rows],
         rounds,
         validation=(frame[valid_rows], label[valid_rows]),
+        weight=None if weight is None else weight[train_rows],
     )
     trained = _trained(model, rounds, with_validation=True)
     served = trained
     if spec.split.refit:
         # The model that serves: the same recipe refit on every matured day (`train.refit`).
-        refitted, _ = _dask_model(client, spec, frame, label, trained.best_iteration)
+        refitted, _ = _dask_model(client, spec, frame, label, trained.best_iteration, weight=weight)
         served = _trained(refitted, trained.best_iteration, with_validation=False)
     # num_threads: none of this process's; the workers' own are the cluster's setting
-    return Fitted(trained, served, frame, split, num_threads=0), placement
+    return Fitted(trained, served, frame, split, num_threads=0, weight=weight), placement
 
 
 def predict_on_dask(client, booster, frame, partitions: int) -> np.ndarray:

@@ -58,18 +58,24 @@ class DecileBaseline:
     overall: float
 
     @classmethod
-    def fit(cls, feature: np.ndarray, label: np.ndarray) -> "DecileBaseline":
+    def fit(cls, feature: np.ndarray, label: np.ndarray, weight=None) -> "DecileBaseline":
+        """`weight`: the rows' weights (a sampled training set's), else every row weighs 1."""
         x = np.asarray(feature, dtype=float)
         y = np.asarray(label, dtype=float)
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
         known = ~np.isnan(x)
-        overall = float(y.mean()) if len(y) else 0.0
+
+        def mean(rows) -> float:
+            return float(y[rows].mean() if weight is None else np.average(y[rows], weights=w[rows]))
+
+        overall = mean(slice(None)) if len(y) else 0.0
         if not known.any():
             return cls((), (overall,), overall)
         edges = np.unique(np.quantile(x[known], np.linspace(0.1, 0.9, 9)))
         bins = np.searchsorted(edges, x[known], side="right")
+        rows = np.flatnonzero(known)
         means = [
-            float(y[known][bins == b].mean()) if (bins == b).any() else overall
-            for b in range(len(edges) + 1)
+            mean(rows[bins == b]) if (bins == b).any() else overall for b in range(len(edges) + 1)
         ]
         return cls(tuple(float(e) for e in edges), tuple(means), overall)
 
@@ -108,13 +114,16 @@ def baseline_metrics(spec: ModelSpec, table, frame) -> dict[str, float]:
 
 def baseline_predictions(spec: ModelSpec, table, frame) -> np.ndarray:
     """The decile baseline fitted on the train window, predicting the test window's rows."""
-    from ml_assets.models.train import LABEL_COLUMN, split_of
+    from ml_assets.models.train import LABEL_COLUMN, split_of, weights_of
 
     split = split_of(table)
     label = table.column(LABEL_COLUMN).to_numpy()
     feature = frame[spec.baseline_feature].astype("float64").to_numpy()
     train, test = split == "train", split == "test"
-    return DecileBaseline.fit(feature[train], label[train]).predict(feature[test])
+    weight = weights_of(table)
+    return DecileBaseline.fit(
+        feature[train], label[train], None if weight is None else weight[train]
+    ).predict(feature[test])
 
 
 @dataclass(frozen=True)

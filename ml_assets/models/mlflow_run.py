@@ -8,7 +8,7 @@ plain `RunOrigin`, so the logging does not depend on an execution context.
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,12 @@ from headwater_core.names import (
     TAG_TEST_METRICS,
     TAG_TRAINED_THROUGH,
     TAG_TRAINING_DATA_VERSION,
+    TAG_TRAINING_SAMPLE,
     experiment_name,
 )
 from ml_assets.models.plots import feature_importance_figure
 from ml_assets.models.reference import drift_reference
+from ml_assets.models.sampling import sample_of
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking, training_dataset
 from ml_assets.models.train import (
@@ -82,10 +84,15 @@ def log_training_run(
         TAG_MODEL: spec.name,
         TAG_TRAINING_DATA_VERSION: data_version,
     }
+    sample = sample_of(table)
+    if sample is not None:
+        # the spec's sampling rule and what it kept of the train window (validation and test
+        # are whole), on the run and on the version
+        tags[TAG_TRAINING_SAMPLE] = json.dumps(asdict(sample), sort_keys=True)
     days = event_days(table)
     run_name = f"{spec.name}-{origin.run_id[:8]}"
     with tracking.start_run(experiment_name(spec.name), run_name, tags) as run:
-        _log_params_and_metrics(spec, fitted, metrics)
+        _log_params_and_metrics(spec, fitted, metrics, sample.as_metadata() if sample else {})
         _log_windows(spec, fitted.split, days)
         _log_feature_importance(spec, fitted)
         _log_dataset(spec, fitted, table, source, data_version)
@@ -103,8 +110,13 @@ def log_training_run(
     return logged
 
 
-def _log_params_and_metrics(spec: ModelSpec, fitted: Fitted, metrics: dict[str, float]) -> None:
+def _log_params_and_metrics(
+    spec: ModelSpec, fitted: Fitted, metrics: dict[str, float], sampling: dict
+) -> None:
     import mlflow
+
+    if sampling:
+        mlflow.log_params(sampling)  # the sampling rule's rate and rows (`sampling.Sample`)
 
     params, rounds = lightgbm_params(spec, fitted.num_threads)
     mlflow.log_params({**params, "num_boost_round": rounds, "features": ",".join(spec.features)})

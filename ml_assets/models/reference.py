@@ -37,9 +37,21 @@ def drift_reference(spec: ModelSpec, fitted: Fitted, days: np.ndarray) -> Refere
         days=spec.monitoring.drift.reference_days - 1
     )
     rows = fitted.served_frame[recent]
+    if fitted.weight is not None:
+        rows = _unweighted(rows, fitted.weight[fitted.served_rows][recent], spec)
     if len(rows) > REFERENCE_ROWS:
         rows = rows.sample(n=REFERENCE_ROWS, random_state=int(spec.lightgbm.get("seed", 0)))
     return Reference(
         frame=rows.assign(score=predict(fitted.served.booster, rows)),
         window=f"{min(train_days[recent])}..{max(train_days)}",
     )
+
+
+def _unweighted(rows, weight: np.ndarray, spec: ModelSpec):
+    """Rows of a sampled training set thinned to a plain sample of the days they come from: a
+    row of weight w is kept with probability w / max(w), so every row ends at the lowest rate
+    (else a classifier's kept positives would weigh in the reference as if all rows were)."""
+    if weight.max() == weight.min():
+        return rows
+    draw = np.random.default_rng(int(spec.lightgbm.get("seed", 0))).random(len(weight))
+    return rows[draw < weight / weight.max()]

@@ -17,6 +17,7 @@ import yaml
 
 from headwater_core.config import model_specs_dir
 from ml_assets.models.drift_spec import DriftSpec, parse_drift
+from ml_assets.models.sampling_spec import SamplingSpec, parse_sampling
 from ml_assets.models.serving_spec import ServingSpec, parse_serving
 
 # Metrics where larger is better; every other metric is an error (smaller is better).
@@ -26,6 +27,7 @@ REGRESSOR_METRICS = ("rmse", "mae", "r2")
 
 # What a name a spec puts into SQL may be: a column, or a table as `schema.name` of two of them.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+PINNED_WINDOWS = ("train", "validation", "test")
 
 
 def ident(name: str) -> str:
@@ -85,9 +87,6 @@ class SplitSpec:
     def pinned(self) -> bool:
         """Whether the windows are dates rather than day counts."""
         return self.test is not None
-
-
-PINNED_WINDOWS = ("train", "validation", "test")
 
 
 def split_from_yml(raw: dict, where: str) -> SplitSpec:
@@ -235,6 +234,7 @@ class ModelSpec:
     """The backstop: the model retrains on this schedule whatever else happens (UTC)."""
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     serving: ServingSpec = field(default_factory=ServingSpec)  # the shadow comparison's block
+    sampling: SamplingSpec | None = None  # the train window's row budget (None: every row)
     source: str = ""
 
     @property
@@ -290,6 +290,7 @@ def spec_from_yml(path: Path) -> ModelSpec:
             retrain_cron=raw.get("retrain_cron", "0 4 * * 1"),
             monitoring=monitoring,
             serving=parse_serving(raw.get("serving"), where),
+            sampling=parse_sampling(raw.get("sampling"), where),
             source=where,
         )
     except KeyError as e:
@@ -347,8 +348,7 @@ def _check_promotion(spec: ModelSpec, where: str) -> None:
 
 
 def _check_performance(spec: ModelSpec, where: str) -> None:
-    rule = spec.monitoring.performance
-    if rule is None:
+    if (rule := spec.monitoring.performance) is None:
         return
     name = "monitoring.performance"
     if rule.metric not in spec.metrics:

@@ -21,6 +21,8 @@ from ml_assets.models.spec import ModelSpec, SplitSpec, ident, table_ref
 SPLIT_COLUMN = "_split"
 LABEL_COLUMN = "_label"
 EVENT_DATE_COLUMN = "_event_date"
+# A row's training weight, present only in a sampled training set (`ml_assets.models.sampling`)
+WEIGHT_COLUMN = "_weight"
 SPLITS = ("train", "validation", "test")
 
 
@@ -62,7 +64,16 @@ def split_windows(last_matured_day: date, split: SplitSpec) -> Windows:
 
 def training_set_sql(spec: ModelSpec, since: bool = False) -> str:
     """Matured rows of the feature set with their label as known at the cut-off ($cutoff); with
-    `since`, only events on or after the day $since (the training window's start)."""
+    `since`, only events on or after the day $since (the training window's start). In event
+    time order."""
+    keys = ", ".join(f"f.{ident(k)}" for k in spec.keys)
+    return f"""{training_rows_sql(spec, since)}
+        order by f.{ident(spec.event_time)}, {keys}
+    """
+
+
+def training_rows_sql(spec: ModelSpec, since: bool = False) -> str:
+    """`training_set_sql`'s rows in no particular order (its `f` alias still in scope)."""
     keys = ", ".join(f"f.{ident(k)}" for k in spec.keys)
     features = ", ".join(f"f.{ident(c)}" for c in spec.features if c not in spec.keys)
     event_time = f"f.{ident(spec.event_time)}"
@@ -75,7 +86,6 @@ def training_set_sql(spec: ModelSpec, since: bool = False) -> str:
                cast({event_time} as date) as {EVENT_DATE_COLUMN},
                {features}, cast({label} as double) as {LABEL_COLUMN}
         {_matured_from(spec, since)}
-        order by {event_time}, {keys}
     """
 
 
@@ -177,13 +187,18 @@ def train(spec: ModelSpec, table: pa.Table, frame=None, num_threads: int = 0) ->
             f"{valid_rows.sum()} validation rows; more matured data is needed"
         )
     params, rounds = lightgbm_params(spec, num_threads or training_threads(table.num_rows))
+    weight = weights_of(table)
     # The raw rows are freed once LightGBM has binned them (free_raw_data, the default).
     train_set = lgb.Dataset(
-        frame[train_rows], label[train_rows], categorical_feature=list(spec.categorical)
+        frame[train_rows],
+        label[train_rows],
+        weight=None if weight is None else weight[train_rows],
+        categorical_feature=list(spec.categorical),
     )
     valid_set = lgb.Dataset(
         frame[valid_rows],
         label[valid_rows],
+        weight=None if weight is None else weight[valid_rows],
         reference=train_set,
         categorical_feature=list(spec.categorical),
     )
@@ -229,7 +244,9 @@ def refit(
     frame = to_frame(table, spec) if frame is None else frame
     booster = lgb.train(
         params,
-        lgb.Dataset(frame, label, categorical_feature=list(spec.categorical)),
+        lgb.Dataset(
+            frame, label, weight=weights_of(table), categorical_feature=list(spec.categorical)
+        ),
         num_boost_round=rounds,
     )
     booster.free_dataset()
@@ -253,6 +270,8 @@ class Fitted:
     frame: object
     split: np.ndarray
     num_threads: int = 1
+    weight: np.ndarray | None = None
+    """Each row's training weight (`weights_of`; None: every row weighs 1)."""
 
     @property
     def refitted(self) -> bool:
@@ -283,12 +302,20 @@ def fit(spec: ModelSpec, table: pa.Table, threads: int = 0, small_rows: int = -1
         if spec.split.refit
         else trained
     )
-    return Fitted(trained, served, frame, split_of(table), num_threads)
+    return Fitted(trained, served, frame, split_of(table), num_threads, weights_of(table))
 
 
 def split_of(table: pa.Table) -> np.ndarray:
     """The training set's split column as an array of "train", "validation" and "test"."""
     return table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
+
+
+def weights_of(table: pa.Table) -> np.ndarray | None:
+    """The training set's row weights: 1/rate for a row kept by the spec's sampling rule at
+    that rate, 1 for every other row; None when the set was not sampled."""
+    if WEIGHT_COLUMN not in table.column_names:
+        return None
+    return table.column(WEIGHT_COLUMN).to_numpy()
 
 
 def event_days(table: pa.Table) -> np.ndarray:

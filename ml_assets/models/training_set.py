@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
+from ml_assets.models.sampling import Sample, sample_of, sampled_rows
 from ml_assets.models.spec import ModelSpec, SpecError, ident, table_ref
 from ml_assets.models.train import (
     EVENT_DATE_COLUMN,
@@ -23,6 +25,7 @@ from ml_assets.models.train import (
     last_matured_day_sql,
     split_windows,
     training_set_sql,
+    weights_of,
     write_training_set,
 )
 
@@ -40,17 +43,25 @@ class TrainingSet:
     rows: dict[str, int]
     """rows per split: train, validation, test"""
     label_mean: float
+    """weighted by the sampling rule's weights, if any: the matured window's own label mean"""
+    sample: Sample | None = None
+    """what the spec's sampling rule did to the train window (None: the spec has none)"""
 
 
 def matured_rows(con, spec: ModelSpec) -> tuple[datetime, pa.Table]:
     """The cut-off and the feature set's rows whose label has matured by it, read on a DuckDB
     connection: only the training window's on, when the split bounds it (`train_days`, or a
-    pinned `train.start`), not the whole feature table."""
+    pinned `train.start`), not the whole feature table. With a `sampling` rule, the train
+    window's rows are sampled in SQL and weighted (`sampling.sampled_rows`)."""
     ((cutoff,),) = con.sql(
         f"select max({ident(spec.event_time)}) from {table_ref(spec.feature_set)}"
     ).fetchall()
     if cutoff is None:
         raise ValueError(f"{spec.feature_set} is empty: nothing to train {spec.name} on")
+    windows = None if spec.sampling is None else counted_windows(con, spec, cutoff)
+    if windows is not None:
+        # the train window's rows sampled by the spec's rule (`sampling`), in SQL
+        return cutoff, sampled_rows(con, spec, cutoff, *windows.train)
     since = training_start(con, spec, cutoff)
     sql = training_set_sql(spec, since=since is not None)
     sql = sql.replace("$cutoff", "$1").replace("$since", "$2")
@@ -65,9 +76,18 @@ def training_start(con, spec: ModelSpec, cutoff: datetime) -> date | None:
         return spec.split.train.start
     if not spec.split.train_days:
         return None
+    windows = counted_windows(con, spec, cutoff)
+    return None if windows is None else windows.train[0]
+
+
+def counted_windows(con, spec: ModelSpec, cutoff: datetime) -> Windows | None:
+    """The split's windows at the cut-off, as `build_training_set` will count them (None: no
+    matured row yet)."""
+    if spec.split.pinned:
+        return split_windows(date.min, spec.split)  # (pinned windows are not counted back)
     sql = last_matured_day_sql(spec).replace("$cutoff", "$1")
     ((last_day,),) = con.sql(sql, params=[cutoff]).fetchall()
-    return None if last_day is None else split_windows(last_day, spec.split).train[0]
+    return None if last_day is None else split_windows(last_day, spec.split)
 
 
 def build_training_set(
@@ -95,8 +115,14 @@ def build_training_set(
         windows=windows,
         data_version=version,
         rows=counts,
-        label_mean=float(table.column(LABEL_COLUMN).to_numpy().mean()),
+        label_mean=_label_mean(table),
+        sample=sample_of(table),
     )
+
+
+def _label_mean(table: pa.Table) -> float:
+    label, weight = table.column(LABEL_COLUMN).to_numpy(), weights_of(table)
+    return float(label.mean() if weight is None else np.average(label, weights=weight))
 
 
 def check_pinned_windows(

@@ -166,6 +166,8 @@ TAG_FEATURE_IMPORTANCE = "headwater.feature_importance"
 TAG_HOLDOUT_ARTIFACT = "headwater.holdout_artifact"
 TAG_MODEL = "headwater.model"
 TAG_TRAINING_DATA_VERSION = "headwater.training_data_version"
+# What a spec's sampling rule did to the train window (JSON), on a run and its version.
+TAG_TRAINING_SAMPLE = "headwater.training_sample"
 TAG_PREVIOUS_CHAMPION = "headwater.previous_champion"
 # The newest comparison with the champion on served traffic (serving/<name>/shadow_comparison)
 TAG_SERVED_COMPARISON = "headwater.served_comparison"

@@ -6,6 +6,8 @@ real LightGBM model; failures are injected into the MLflow client at each step o
 as a process dying there would leave it.
 """
 
+import json
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -22,14 +24,16 @@ from headwater_core.names import (
     TAG_GATE,
     TAG_HOLDOUT_ARTIFACT,
     TAG_TEST_METRICS,
+    TAG_TRAINING_SAMPLE,
 )
 from ml_assets.models.evaluate import metrics_on_test_window
 from ml_assets.models.evaluation import evaluate_challenger
 from ml_assets.models.mlflow_run import RunOrigin, log_training_run
 from ml_assets.models.registry import IncompleteVersionError, move_champion, rollback
+from ml_assets.models.sampling import METADATA_KEY, Sample
 from ml_assets.models.spec import spec_from_yml
 from ml_assets.models.tracking import MlflowTracking
-from ml_assets.models.train import fit
+from ml_assets.models.train import WEIGHT_COLUMN, fit
 
 DAYS = 30
 
@@ -219,3 +223,29 @@ def test_a_half_registered_challenger_is_refused_by_the_evaluation_and_the_champ
         with pytest.raises(IncompleteVersionError, match=missing):
             rollback(tracking, name, logged.version, "test")
         assert tracking.version_by_alias(name, CHAMPION) is None
+
+
+def test_a_sampled_training_set_records_its_rule_on_the_run_and_the_version(spec, table, tmp_path):
+    """What the spec's sampling rule did travels with the training set (its Arrow metadata) to
+    the MLflow run's params and tag and to the registered version's tag; the weights train."""
+    sample = Sample(
+        rule="train window capped at 900 rows", rate=0.5, train_rows_before=1600,
+        train_rows_after=900, train_positives=200,
+    )  # fmt: skip
+    weight = np.where(table.column("_split").to_numpy(zero_copy_only=False) == "train", 2.0, 1.0)
+    sampled = table.append_column(WEIGHT_COLUMN, pa.array(weight)).replace_schema_metadata(
+        {METADATA_KEY: json.dumps(asdict(sample))}
+    )
+    fitted_sampled = fit(spec, sampled)
+    assert fitted_sampled.weight is not None
+    tracking = MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    logged = _register(tracking, spec, fitted_sampled, sampled, tmp_path)
+    run = tracking.client().get_run(logged.run_id)
+    assert run.data.params["sampling_rate"] == "0.5"
+    assert run.data.params["sampling_train_rows_before"] == "1600"
+    assert json.loads(run.data.tags[TAG_TRAINING_SAMPLE]) == asdict(sample)
+    version = tracking.version_of(spec.registered_model_name, logged.version)
+    assert json.loads(version.tags[TAG_TRAINING_SAMPLE])["train_rows_after"] == 900
+    # and a training set without the rule logs none of it
+    plain = _register(tracking, spec, fit(spec, table), table, tmp_path, run="rplain00")
+    assert "sampling_rate" not in tracking.client().get_run(plain.run_id).data.params
