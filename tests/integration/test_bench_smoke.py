@@ -47,14 +47,12 @@ def test_descendants_follow_parent_links():
 
 # In the slow tier since the serving and incremental-features tests joined the default one: it
 # costs about 4 minutes, fixed costs nearly all of it.
-@pytest.mark.slow
-@pytest.mark.bench
-def test_bench_runs_every_part_at_tiny_scale(tmp_path):
-    out = tmp_path / "bench.json"
+def _harness(args: list[str], out: Path, timeout: int) -> str:
+    """`python -m bench <args> --out <out>` with no HEADWATER_ / DAGSTER_ setting; its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
     # Its own session: the parts and the servers it starts go with it if it fails or hangs.
     harness = subprocess.Popen(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(out)],
+        [sys.executable, "-m", "bench", *args, "--out", str(out)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -63,12 +61,39 @@ def test_bench_runs_every_part_at_tiny_scale(tmp_path):
         start_new_session=True,
     )
     try:
-        stdout, stderr = harness.communicate(timeout=1500)
+        stdout, stderr = harness.communicate(timeout=timeout)
     finally:
         stop_process_group(harness, timeout=30)
     assert harness.returncode == 0, stdout[-3000:] + stderr[-3000:]
     assert "| figure | value | target | status |" in stdout
+    return stdout
+
+
+# In the slow tier since the serving and incremental-features tests joined the default one: it
+# costs about 4 minutes, fixed costs nearly all of it.
+@pytest.mark.slow
+@pytest.mark.bench
+def test_bench_runs_every_part_at_tiny_scale(tmp_path):
+    out = tmp_path / "bench.json"
+    _harness(TINY, out, timeout=1500)
     check_results(json.loads(out.read_text()))
+
+
+# About 2 minutes: the serve world is built (dbt twice, the online asset) whatever the duration.
+@pytest.mark.slow
+@pytest.mark.bench
+def test_bench_serve_part_scores_every_leg_alike(tmp_path):
+    """The serve part end to end, one second a leg: the online leg sent every transaction of
+    its day once and got the scores `mlflow models serve` gives the offline feature rows."""
+    out = tmp_path / "bench.json"
+    _harness(["--only", "serve", "--serve-seconds", "1", "--serve-port", "19350"], out, 900)
+    serve = json.loads(out.read_text())["parts"]["serve"]
+    for leg in ("floor", "headwater", "headwater_online", "mlflow"):
+        assert serve[leg]["requests"] > 0 and serve[leg].get("failed", 0) == 0, leg
+    assert serve["online_compared_rows"] == serve["headwater_online"]["requests"] > 100
+    assert serve["online_max_score_difference"] <= 1e-9
+    assert serve["max_score_difference"] <= 1e-9 and serve["scores_match"]
+    assert serve["mlflow_flavor"]["refused"] == serve["mlflow_flavor"]["rows"]
 
 
 def check_results(results: dict) -> None:
