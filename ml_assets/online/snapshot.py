@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from ml_assets.models.spec import ident, table_ref
-from ml_assets.online.plan import Plan, Slice, event_tables, plan_to_dict
+from ml_assets.online.plan import Plan, Slice, event_tables, plan_from_dict, plan_to_dict
 from ml_assets.online.store import KeyValueStore
 
 
@@ -106,10 +106,11 @@ def _entity_lists(table, column: str):
 
 
 def write_snapshot(
-    con, store: KeyValueStore, plan: Plan, keys: list[str], event_time: str
+    con, store: KeyValueStore, plan: Plan, keys: list[str], event_time: str, fingerprint: str = ""
 ) -> Written:
     """Write a new generation of `plan`'s store from the warehouse connection `con` and make it
-    current; the previous generation is deleted."""
+    current; the previous generation is deleted. `fingerprint`: what the plan was compiled from
+    (`ml_assets.online.assets.plan_fingerprint`), kept so that the next write can reuse it."""
     ns = plan.feature_set
     generation = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     ((through,),) = con.execute(
@@ -137,6 +138,7 @@ def write_snapshot(
         "schemas": schemas,
         "keys": keys,
         "event_time": event_time,
+        "plan_fingerprint": fingerprint,
     }
     store.set(meta_key(ns, generation), json.dumps(meta).encode())
     if through is not None:
@@ -172,3 +174,13 @@ def carry_recorded(
                     )
         for n in range(CARRY_DAYS + 1):
             store.delete_prefix(recorded_key(ns, table, through - timedelta(days=n)))
+
+
+def current_plan(store: KeyValueStore, feature_set: str, fingerprint: str) -> Plan | None:
+    """The current snapshot's plan if it was compiled from `fingerprint`, else None."""
+    current = store.get(current_key(feature_set))
+    meta = current and store.get(meta_key(feature_set, current.decode()))
+    if not meta or not fingerprint:
+        return None
+    meta = json.loads(meta)
+    return plan_from_dict(meta["plan"]) if meta.get("plan_fingerprint") == fingerprint else None

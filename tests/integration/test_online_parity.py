@@ -84,16 +84,24 @@ def world(tmp_path_factory):
     _dbt_run(database, tmp)
     # the store as the asset leaves it at the end of D-1
     store = OnlineStore(url=str(tmp / "online.sqlite"))
-    result = dg.materialize(
-        [build_online_asset(spec)],
-        resources={
-            "dbt": dbt_cli_resource(),
-            "warehouse": Warehouse(path=str(database)),
-            "online_store": store,
-        },
-        instance=dg.DagsterInstance.ephemeral(),
-    )
-    assert result.success
+    compiled = []
+    # twice: the second snapshot reuses the first's compiled SQL (the project did not change),
+    # and it is the one the replays below are served from
+    for _ in range(2):
+        result = dg.materialize(
+            [build_online_asset(spec)],
+            resources={
+                "dbt": dbt_cli_resource(),
+                "warehouse": Warehouse(path=str(database)),
+                "online_store": store,
+            },
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        assert result.success
+        (materialization,) = result.get_asset_materialization_events()
+        metadata = materialization.step_materialization_data.materialization.metadata
+        compiled.append(metadata["plan_compiled"].value)
+    assert compiled == [True, False]
     # the same snapshot in Redis, from the plan the asset stored (no second compile)
     sqlite = store.open()
     meta = sqlite.get(

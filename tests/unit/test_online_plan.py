@@ -313,3 +313,48 @@ def test_the_service_sees_each_answered_request_before_its_recording_has_run():
     late = dict(zip(columns, ("e-late", "u1", Decimal("3.00"), "a", datetime(2025, 3, 6, 9))))
     (features,) = service.features([late])
     assert service.record_errors == 1 and features["n_1d"] >= 1
+
+
+def _parsed() -> dict:
+    """`_manifest` as `dbt parse` writes it: raw code, parent map and macros."""
+    manifest = _manifest()
+    for node in [*manifest["nodes"].values(), *manifest["sources"].values()]:
+        node["raw_code"] = node.pop("compiled_code", None)
+    manifest["parent_map"] = {
+        uid: n["depends_on"]["nodes"] for uid, n in manifest["nodes"].items()
+    } | {uid: [] for uid in manifest["sources"]}
+    manifest["nodes"]["model.p.unrelated"] = _node("model", "marts", "unrelated", sql="select 2")
+    manifest["macros"] = {
+        "macro.p.window": {"macro_sql": "{% macro window() %}1 day{% endmacro %}"}
+    }
+    return manifest
+
+
+def test_the_plan_is_compiled_again_only_when_what_it_is_compiled_from_changes():
+    from ml_assets.online.assets import manifest_fingerprint
+    from ml_assets.online.snapshot import current_plan
+
+    def fingerprint(manifest, context=("duckdb",)):
+        return manifest_fingerprint(manifest, "event_features", list(context))
+
+    first = fingerprint(_parsed())
+    assert fingerprint(_parsed()) == first
+    outside = _parsed()
+    outside["nodes"]["model.p.unrelated"]["raw_code"] = "select 3"
+    assert fingerprint(outside) == first
+    for change in ("model.p.fct_events", "model.p.dim_users"):  # the path, not only the model
+        edited = _parsed()
+        edited["nodes"][change]["raw_code"] += " -- edited"
+        assert fingerprint(edited) != first, change
+    macro = _parsed()
+    macro["macros"]["macro.p.window"]["macro_sql"] = "{% macro window() %}2 days{% endmacro %}"
+    assert fingerprint(macro) != first
+    assert fingerprint(_parsed(), ("spark",)) != first
+    # the store keeps the fingerprint its plan was compiled from
+    store = MemoryStore()
+    write_snapshot(_warehouse(_events()), store, _plan(), ["event_id"], "happened_at", first)
+    assert plan_to_dict(current_plan(store, "features.event_features", first)) == plan_to_dict(
+        _plan()
+    )
+    assert current_plan(store, "features.event_features", fingerprint(macro)) is None
+    assert current_plan(MemoryStore(), "features.event_features", first) is None
