@@ -309,6 +309,10 @@ def part_incremental(config: dict) -> dict:
     started = time.perf_counter()
     fed = feed_demo(Path(os.environ["HEADWATER_LANDING_DIR"]), date.fromisoformat(day))
     landed = time.perf_counter() - started
+    # The landing sensor launches a run only for files unchanged for their settle interval, so
+    # a sensor's run never waits on the raw assets' own settle check: neither does this one.
+    settle = _settle_seconds()
+    time.sleep(max(0.0, settle - (time.perf_counter() - started)))
     # What the daily loop runs for a new day: its raw files and facts, the dimensions (a new
     # CRM and acquirer snapshot came with it), the features, the day's scores and its drift.
     # No retraining: that is weekly, or when a check fails.
@@ -324,11 +328,21 @@ def part_incremental(config: dict) -> dict:
         "day": day,
         "days_landed": fed.days_landed if fed else 0,
         "land_seconds": landed,
+        "settle_seconds": settle,
         "day_seconds": day_seconds,
         "day_share_of_full": day_seconds / history["seconds"],
         "runs": [run, *drift],
         "rows": warehouse_counts(),
     }
+
+
+def _settle_seconds() -> float:
+    """The longest settle interval of the raw contracts (a landed file is loaded once it is
+    that old)."""
+    from data_platform.raw.contract import load_contracts
+    from headwater_core.config import dbt_project_dir
+
+    return max(c.settle_seconds for c in load_contracts(dbt_project_dir()).values())
 
 
 def part_tick(config: dict) -> dict:

@@ -18,6 +18,7 @@ from ml_assets.models.sampling_spec import SamplingSpec
 from ml_assets.models.spec import load_specs, spec_from_yml
 from ml_assets.models.train import WEIGHT_COLUMN, event_days, fit, predict, split_of
 from ml_assets.models.training_set import build_training_set, matured_rows
+from tests.feature_tables import feature_warehouse
 
 FIRST = datetime(2025, 1, 1, 8)
 DAYS, PER_DAY, MATURES_AFTER = 45, 120, timedelta(days=10)
@@ -29,25 +30,7 @@ def _fraud_spec(sampling: SamplingSpec | None = None):
 
 
 def _warehouse(spec) -> duckdb.DuckDBPyConnection:
-    """The spec's feature set and label table, DAYS days of PER_DAY rows, every feature 1; one
-    row in 7 is a fraud."""
-    con = duckdb.connect()
-    con.execute("create schema features")
-    columns = [c for c in spec.features if c not in (*spec.keys, spec.event_time)]
-    times = [FIRST + timedelta(days=d, seconds=60 * h) for d in range(DAYS) for h in range(PER_DAY)]
-    con.execute(
-        f"create table {spec.feature_set} as select i as transaction_id, t as transacted_at, "
-        + ", ".join(f"1 as {c}" for c in columns)
-        + " from (select unnest(range(?)) as i, unnest(?) as t)",
-        [len(times), times],
-    )
-    con.execute(
-        f"create table {spec.label.table} as select transaction_id, "
-        "transaction_id % 7 = 0 as is_fraud, transacted_at as chargeback_reported_at, "
-        f"transacted_at + interval {MATURES_AFTER.days} days as label_matures_at "
-        f"from {spec.feature_set}"
-    )
-    return con
+    return feature_warehouse(spec, FIRST, DAYS, PER_DAY, timedelta(seconds=60), MATURES_AFTER)
 
 
 def _split_rows(table, name: str):

@@ -10,6 +10,7 @@ import duckdb
 
 from ml_assets.models.spec import load_specs
 from ml_assets.models.training_set import build_training_set, matured_rows, training_start
+from tests.feature_tables import feature_warehouse
 
 FIRST = datetime(2025, 1, 1, 8)
 DAYS, PER_DAY, MATURES_AFTER = 40, 5, timedelta(days=10)
@@ -17,28 +18,12 @@ DAYS, PER_DAY, MATURES_AFTER = 40, 5, timedelta(days=10)
 
 def _fraud_spec(train_days):
     spec = next(s for s in load_specs() if s.name == "fraud_classifier")
-    return replace(spec, split=replace(spec.split, train_days=train_days))
+    # no sampling rule: the sample's record (rows before and after) names the window it read
+    return replace(spec, split=replace(spec.split, train_days=train_days), sampling=None)
 
 
 def _warehouse(spec) -> duckdb.DuckDBPyConnection:
-    """The spec's feature set and label table, DAYS days of PER_DAY rows, every column 1."""
-    con = duckdb.connect()
-    con.execute("create schema features")
-    columns = [c for c in spec.features if c not in (*spec.keys, spec.event_time)]
-    times = [FIRST + timedelta(days=d, hours=h) for d in range(DAYS) for h in range(PER_DAY)]
-    con.execute(
-        f"create table {spec.feature_set} as select i as transaction_id, t as transacted_at, "
-        + ", ".join(f"1 as {c}" for c in columns)
-        + " from (select unnest(range(?)) as i, unnest(?) as t)",
-        [len(times), times],
-    )
-    con.execute(
-        f"create table {spec.label.table} as select transaction_id, "
-        "transaction_id % 7 = 0 as is_fraud, transacted_at as chargeback_reported_at, "
-        f"transacted_at + interval {MATURES_AFTER.days} days as label_matures_at "
-        f"from {spec.feature_set}"
-    )
-    return con
+    return feature_warehouse(spec, FIRST, DAYS, PER_DAY, timedelta(hours=1), MATURES_AFTER)
 
 
 def test_a_bounded_training_window_reads_only_its_rows_and_builds_the_same_set(tmp_path: Path):
