@@ -9,8 +9,10 @@ No block: every matured row trains the model (the training set is what it was wi
 rule). The rule itself, in SQL, is `ml_assets.models.sampling`.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from ml_assets.models.spec_block import block_mapping
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,7 @@ def parse_sampling(raw: Any, where: str) -> SamplingSpec | None:
     value is a ValueError naming the key."""
     if raw is None:
         return None
-    known = [f.name for f in fields(SamplingSpec)]
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: sampling must be a mapping (keys: {known})")
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ValueError(f"{where}: sampling.{unknown[0]} is not a known key ({known})")
+    block_mapping(raw, SamplingSpec, where, "sampling")
     if "max_train_rows" not in raw:
         raise ValueError(f"{where}: sampling.max_train_rows is missing (the train window's budget)")
     for key, least in (("max_train_rows", 1), ("seed", 0)):

@@ -13,8 +13,10 @@ The interval's level and resamples are the promotion block's, so the served comp
 offline gate read their bounds the same way.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from ml_assets.models.spec_block import block_mapping
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,7 @@ def parse_serving(raw: Any, where: str) -> ServingSpec:
         return ServingSpec()
     if not isinstance(raw, dict) or set(raw) - {"shadow"}:
         raise ValueError(f"{where}: serving must be a mapping with the one key `shadow`")
-    shadow = raw.get("shadow") or {}
-    known = [f.name for f in fields(ShadowSpec)]
-    if not isinstance(shadow, dict):
-        raise ValueError(f"{where}: serving.shadow must be a mapping (keys: {known})")
-    unknown = sorted(set(shadow) - set(known))
-    if unknown:
-        raise ValueError(f"{where}: serving.shadow.{unknown[0]} is not a known key ({known})")
+    shadow = block_mapping(raw.get("shadow") or {}, ShadowSpec, where, "serving.shadow")
     rule = ShadowSpec(**shadow)
     for key in ("window_days", "min_labelled_rows", "min_positives"):
         value = getattr(rule, key)
