@@ -117,7 +117,8 @@ def write_snapshot(
         f"select max(cast({ident(event_time)} as date)) from {table_ref(plan.feature_set)}"
     ).fetchall()
     start = (through + timedelta(days=1)) if through else date(1970, 1, 1)
-    schemas = {t: _columns(con, t) for t in dict.fromkeys([plan.source, *plan.state, *plan.stored])}
+    tables = [plan.source, *plan.state, *plan.stored, plan.feature_set]
+    schemas = {t: _columns(con, t) for t in dict.fromkeys(tables)}
     entities: dict[str, int] = {}
     rows = size = 0
     for piece in plan.history:
