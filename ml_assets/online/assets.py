@@ -146,6 +146,7 @@ def build_online_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "path_models": [m.table for m in plan.models],
                 "plan_fingerprint": fingerprint,
                 "plan_compiled": compiled,
+                "serving_engine": written.engine,
                 "store": _redacted(online_store.resolved_url()),
             }
         )

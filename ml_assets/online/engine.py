@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 
 from ml_assets.online.plan import Plan
+from ml_assets.online.snapshot import from_ipc
 
 
 def view(kind: str, table: str) -> str:
@@ -101,17 +102,29 @@ class Engine:
 
         return pa.Table.from_pylist([{c: row.get(c) for c in self.source_columns} for row in rows])
 
-    def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer=True):
-        """The feature set's rows of the request (Arrow; None unless `answer`), and the fresh
-        rows of the tables in `fresh_of` (what `record` appends). `stored`: table -> the
-        entities' rows (Arrow)."""
+    name = "duckdb"
+
+    def stored_rows(self, table: str, blobs: list[bytes]):
+        """What `run` takes as `table`'s stored rows: the store's Arrow IPC streams, as one
+        Arrow table (None when there are none)."""
+        import pyarrow as pa
+
+        if not blobs:
+            return None
+        return pa.concat_tables([from_ipc(b) for b in blobs], promote_options="permissive")
+
+    def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer="arrow"):
+        """The feature set's rows of the request (Arrow, or with `answer="rows"` a list of
+        dicts; None when `answer` is None), and the fresh rows of the tables in `fresh_of` (what
+        `record` appends). `stored`: table -> the entities' rows (`stored_rows`)."""
+        stored = {t: r for t, r in stored.items() if r is not None}
         request = self.request_table(rows)
         with self.lock:
             self.con.register("hw_request", request)
             for table, rows_of in stored.items():
                 self.con.register(view("state", table), rows_of)
             try:
-                answer = self.con.sql(self.answer_sql).to_arrow_table() if answer else None
+                result = self.con.sql(self.answer_sql).to_arrow_table() if answer else None
                 fresh = {
                     t: self.con.sql(f"select * from {view('fresh', t)}").to_arrow_table()
                     for t in fresh_of
@@ -119,4 +132,4 @@ class Engine:
             finally:
                 for table in stored:
                     self.con.register(view("state", table), self.empty[table])
-        return answer, fresh
+        return (result.to_pylist() if answer == "rows" else result), fresh

@@ -72,6 +72,8 @@ class Written:
     """lists written per `table:column`"""
     rows: int
     bytes: int
+    engine: str = "sqlite"
+    """the engine the service runs the plan on: `sqlite`, or `duckdb` and why"""
 
 
 def _columns(con, table: str) -> list[list[str]]:
@@ -132,7 +134,10 @@ def write_snapshot(
         entities[f"{piece.relation}:{piece.key}"] = len(items)
         rows += table.num_rows
         size += sum(len(b) for _, b in items)
+    engine, views = _sqlite_views(plan, schemas)
     meta = {
+        "sqlite_views": views,
+        "engine": engine,
         "generation": generation,
         "through": through.isoformat() if through else None,
         "plan": plan_to_dict(plan),
@@ -148,7 +153,18 @@ def write_snapshot(
     store.set(current_key(ns), generation.encode())
     if previous and previous.decode() != generation:
         store.delete_prefix(f"{ns}:{previous.decode()}:")
-    return Written(generation, through, entities, rows, size)
+    return Written(generation, through, entities, rows, size, engine)
+
+
+def _sqlite_views(plan: Plan, schemas: dict) -> tuple[str, list | None]:
+    """The plan's views rewritten for the SQLite engine, or None and why DuckDB runs it."""
+    from ml_assets.online.sqlite_engine import sqlite_views
+    from ml_assets.online.sqlite_sql import Untranslatable
+
+    try:
+        return "sqlite", [list(v) for v in sqlite_views(plan, schemas)]
+    except Untranslatable as error:
+        return f"duckdb (the SQL is not rewritten for SQLite: {error})", None
 
 
 def carry_recorded(

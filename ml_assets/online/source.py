@@ -9,7 +9,9 @@ new snapshot written by the `online/<feature_set>` asset is used from the next r
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections import OrderedDict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
@@ -20,12 +22,19 @@ from ml_assets.online.plan import event_tables, plan_from_dict
 from ml_assets.online.snapshot import (
     current_key,
     entity_key,
-    from_ipc,
     meta_key,
     recorded_key,
     to_ipc,
 )
+from ml_assets.online.sqlite_engine import SqliteEngine
 from ml_assets.online.store import KeyValueStore
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "sqlite", "duckdb")
+# answered requests whose fresh rows wait for `record` (bounded: an answer that was not served
+# is never recorded)
+PENDING_FRESH = 1024
 
 
 class NoSnapshot(LookupError):
@@ -53,28 +62,54 @@ def plain(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
+def make_engine(kind: str, plan, meta: dict):
+    """The engine that runs the plan: SQLite (the compiled SQL as the snapshot rewrote it, fast
+    per request) or DuckDB (the compiled SQL as it is). `auto` takes SQLite unless the
+    snapshot has no SQLite views (the SQL uses what the rewrite does not cover, or the snapshot
+    predates the SQLite engine)."""
+    if kind not in ENGINES:
+        raise ValueError(f"online engine {kind!r}: one of {', '.join(ENGINES)}")
+    schemas, keys = meta["schemas"], meta["keys"]
+    views = meta.get("sqlite_views")
+    if kind == "duckdb" or (kind == "auto" and views is None):
+        if kind == "auto":
+            why = meta.get("engine") or "the snapshot predates the SQLite engine"
+            log.warning("online features of %s run on %s", plan.feature_set, why)
+        return Engine(plan, schemas, keys)
+    if views is None:
+        raise LookupError(
+            f"the snapshot of {plan.feature_set} has no SQLite views: {meta.get('engine')}"
+        )
+    return SqliteEngine(plan, schemas, keys, [tuple(v) for v in views])
+
+
 class _Snapshot:
     """One generation of the store, loaded: its plan, engine and history keys."""
 
-    def __init__(self, generation: str, meta: dict) -> None:
+    def __init__(self, generation: str, meta: dict, engine: str = "auto") -> None:
         self.generation = generation
         self.meta = meta
         self.plan = plan_from_dict(meta["plan"])
         self.keys = meta["keys"]
         self.through = date.fromisoformat(meta["through"]) if meta["through"] else None
-        self.engine = Engine(self.plan, meta["schemas"], self.keys)
+        self.engine = make_engine(engine, self.plan, meta)
         self.event_tables = event_tables(self.plan, meta["schemas"], self.keys)
 
 
 class OnlineFeatureSource:
     """A model's online features: request rows in, the feature set's rows for them out."""
 
-    def __init__(self, store: KeyValueStore, spec: ModelSpec) -> None:
+    def __init__(self, store: KeyValueStore, spec: ModelSpec, engine: str = "auto") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"online engine {engine!r}: one of {', '.join(ENGINES)}")
         self.store = store
         self.spec = spec
+        self.engine = engine
         self.namespace = spec.feature_set
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
+        # request keys -> (generation, the fresh rows its answer computed), for `record`
+        self._fresh: OrderedDict[tuple, tuple[str, dict]] = OrderedDict()
 
     def snapshot(self) -> _Snapshot:
         """The store's current snapshot, loaded again only when a new one was written."""
@@ -88,7 +123,7 @@ class OnlineFeatureSource:
         with self._lock:
             if self._snapshot is None or self._snapshot.generation != generation:
                 meta = self.store.get(meta_key(self.namespace, generation))
-                self._snapshot = _Snapshot(generation, json.loads(meta))
+                self._snapshot = _Snapshot(generation, json.loads(meta), self.engine)
             return self._snapshot
 
     def request_fields(self) -> dict[str, type]:
@@ -103,26 +138,51 @@ class OnlineFeatureSource:
 
     def features(self, rows: list[dict]) -> list[dict]:
         """The model's feature values of each request row, by feature name, in request order."""
-        table = self.features_table(rows)
-        names = list(self.spec.features)
-        return [{n: plain(r[n]) for n in names} for r in table.select(names).to_pylist()]
+        answer = self._answer(rows, "rows")
+        keys, names = list(self.spec.keys), list(self.spec.features)
+        by_key = {tuple(r[k] for k in keys): r for r in answer}
+        out = []
+        for row in rows:
+            key = tuple(row[k] for k in keys)
+            if key not in by_key:
+                raise KeyError(f"no feature row for {dict(zip(keys, key))}")
+            out.append({n: plain(by_key[key][n]) for n in names})
+        return out
 
     def features_table(self, rows: list[dict]):
         """The feature set's rows of the request (every column, as the table types them)."""
+        return _in_order(self._answer(rows, "arrow"), rows, list(self.spec.keys))
+
+    def _answer(self, rows: list[dict], form: str):
+        """The engine's answer, its fresh rows kept for `record` (the same SQL would give the
+        same rows again: they depend on the request and the dimensions, not on history)."""
         snap = self.snapshot()
         self._check_after_snapshot(snap, rows)
-        answer, _ = snap.engine.run(rows, self._stored(snap, rows))
-        return _in_order(answer, rows, list(self.spec.keys))
+        answer, fresh = snap.engine.run(rows, self._stored(snap, rows), snap.event_tables, form)
+        with self._lock:
+            self._fresh[self._request_key(rows)] = (snap.generation, fresh)
+            while len(self._fresh) > PENDING_FRESH:
+                self._fresh.popitem(last=False)
+        return answer
+
+    def _request_key(self, rows: list[dict]) -> tuple:
+        return tuple(tuple(row.get(k) for k in self.spec.keys) for row in rows)
 
     def record(self, rows: list[dict]) -> None:
         """Append served request rows to their entities' history, so the next request sees
-        them as the feature table's windows would. The rows are computed again by the same SQL
-        (off the answer's critical path: the service records after answering)."""
+        them as the feature table's windows would. The rows are those the answer's run computed
+        (run again if the answer was not computed here, or by an older snapshot); the service
+        records off the answer's critical path, after answering."""
         import pyarrow as pa
 
         snap = self.snapshot()
         self._check_after_snapshot(snap, rows)
-        _, fresh = snap.engine.run(rows, self._stored(snap, rows), snap.event_tables, False)
+        with self._lock:
+            kept = self._fresh.pop(self._request_key(rows), None)
+        if kept is not None and kept[0] == snap.generation:
+            fresh = kept[1]
+        else:
+            _, fresh = snap.engine.run(rows, self._stored(snap, rows), snap.event_tables, None)
         items = []
         for table in snap.event_tables:
             schema = snap.engine.empty[table].schema
@@ -146,9 +206,7 @@ class OnlineFeatureSource:
         self.store.push(items)
 
     def _stored(self, snap: _Snapshot, rows: list[dict]) -> dict:
-        """table -> the request entities' stored rows (Arrow), for every stored table."""
-        import pyarrow as pa
-
+        """table -> the request entities' stored rows (as the engine takes them)."""
         wanted = []
         for piece in snap.plan.history:
             for value in dict.fromkeys(r.get(piece.key) for r in rows):
@@ -156,12 +214,8 @@ class OnlineFeatureSource:
                 wanted.append((piece.relation, key))
         found: dict[str, list] = {}
         for (table, _), blobs in zip(wanted, self.store.lists([k for _, k in wanted])):
-            found.setdefault(table, []).extend(from_ipc(b) for b in blobs)
-        return {
-            table: pa.concat_tables(parts, promote_options="permissive")
-            for table, parts in found.items()
-            if parts
-        }
+            found.setdefault(table, []).extend(blobs)
+        return {table: snap.engine.stored_rows(table, blobs) for table, blobs in found.items()}
 
     def _check_after_snapshot(self, snap: _Snapshot, rows: list[dict]) -> None:
         """A request must be later than the snapshot's last day: an earlier day's rows are in

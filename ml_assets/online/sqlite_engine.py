@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from ml_assets.online.engine import model_views, view
 from ml_assets.online.plan import Plan
+from ml_assets.online.snapshot import from_ipc
 from ml_assets.online.sqlite_sql import (
     DECIMAL_AVG,
     EPOCH,
@@ -33,6 +34,9 @@ from ml_assets.online.sqlite_sql import (
 )
 
 _US = timedelta(microseconds=1)
+# decoded store entries kept (one per entity and day, or per recorded request): a request's
+# history is read from the store every time, but decoded from Arrow only once
+CACHED_BLOBS = 200_000
 
 
 def arrow_schemas(schemas: dict[str, list[list[str]]]) -> dict:
@@ -62,7 +66,8 @@ def _to_sqlite_column(column) -> list:
     elif pa.types.is_date(kind):
         column = column.cast(pa.date32()).cast(pa.int32())
     elif pa.types.is_decimal(kind):
-        column = column.cast(pa.float64())
+        # each value's nearest double, as DuckDB casts a decimal (Arrow's cast may be a bit off)
+        return [None if v is None else float(v) for v in column.to_pylist()]
     return column.to_pylist()
 
 
@@ -108,10 +113,58 @@ def request_value(value, data_type: str, field: str):
         raise ValueError(f"field {field}: {error}") from error
 
 
+def _plain_converter(kind):
+    """SQLite value -> the plain Python value the DuckDB engine's answer gives for an Arrow
+    `kind` (after `source.plain`: decimals as floats)."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(kind):
+        return lambda v: None if v is None else EPOCH + v * _US
+    if pa.types.is_date(kind):
+        return lambda v: None if v is None else EPOCH_DAY + timedelta(days=v)
+    if pa.types.is_decimal(kind):
+        scale = kind.scale
+        return lambda v: None if v is None else round(float(v), scale)
+    if pa.types.is_boolean(kind):
+        return lambda v: None if v is None else bool(v)
+    return None
+
+
+def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
+    """(view name, SQLite SQL) of every view of the plan, in creation order: the DuckDB
+    engine's views (`engine.model_views`), each path model's compiled SQL rewritten for SQLite.
+    Raises `Untranslatable` when the SQL uses what the rewrite does not cover."""
+    kinds, scales = column_kinds(schemas), decimal_scales(schemas)
+    out = []
+    for name, sql in model_views(plan):
+        if name.startswith("hw_all__"):
+            # the stored rows and the fresh ones, without duplicates (DuckDB's `distinct *`)
+            table = next(t for t in schemas if view("all", t) == name)
+            cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
+            sql = (
+                f"select {cols} from {view('state', table)} "
+                f"union select {cols} from {view('fresh', table)}"
+            )
+        else:
+            sql = to_sqlite(sql, kinds, scales)
+        out.append((name, sql))
+    return out
+
+
 class SqliteEngine:
     """One SQLite connection with a plan's tables and views; `run` is `Engine.run`'s twin."""
 
-    def __init__(self, plan: Plan, schemas: dict[str, list[list[str]]], keys: list[str]) -> None:
+    name = "sqlite"
+
+    def __init__(
+        self,
+        plan: Plan,
+        schemas: dict[str, list[list[str]]],
+        keys: list[str],
+        views: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """`views`: `sqlite_views(plan, schemas)`, as the snapshot stored them (computed here
+        when not given)."""
         if plan.feature_set not in schemas:
             raise LookupError(f"the snapshot has no column types of {plan.feature_set}")
         self.plan = plan
@@ -119,33 +172,23 @@ class SqliteEngine:
         self.lock = threading.Lock()
         self.arrow = arrow_schemas(schemas)
         self.empty = {t: schema.empty_table() for t, schema in self.arrow.items()}
-        kinds = column_kinds(schemas)
-        scales = decimal_scales(schemas)
         self.con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self.con.create_function(DECIMAL_AVG, 3, decimal_average, deterministic=True)
+        self.con.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
         self.tables = [t for t in schemas if t != plan.feature_set]
         for table in self.tables:
             name = "hw_source" if table == plan.source else view("state", table)
             cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
             self.con.execute(f"create table {name} ({cols})")
         self.source = [(n, kind) for n, kind in schemas[plan.source]]
-        for name, sql in model_views(plan):
-            if name.startswith("hw_all__"):
-                # the stored rows and the fresh ones, without duplicates (DuckDB's `distinct *`)
-                table = next(t for t in schemas if view("all", t) == name)
-                cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
-                sql = (
-                    f"select {cols} from {view('state', table)} "
-                    f"union select {cols} from {view('fresh', table)}"
-                )
-                self.con.execute(f"create view {name} as {sql}")
-            else:
-                self.con.execute(f"create view {name} as {to_sqlite(sql, kinds, scales)}")
+        for name, sql in views if views is not None else sqlite_views(plan, schemas):
+            self.con.execute(f"create view {name} as {sql}")
         final = view("fresh", plan.models[-1].table)
         match = " and ".join(f'r."{k}" = f."{k}"' for k in keys)
         self.answer_sql = (
             f"select f.* from {final} f where exists (select 1 from hw_source r where {match})"
         )
+        self.decoded: dict[bytes, list[tuple]] = {}
+        self.plain = {f.name: _plain_converter(f.type) for f in self.arrow[plan.feature_set]}
         self.inserts = {
             t: f"insert into {'hw_source' if t == plan.source else view('state', t)} "
             f"values ({', '.join('?' * len(schemas[t]))})"
@@ -163,6 +206,29 @@ class SqliteEngine:
         columns = [_to_sqlite_column(arrow.column(n)) for n in names]
         return list(zip(*columns))
 
+    def stored_rows(self, table: str, blobs: list[bytes]) -> list[tuple]:
+        """What `run` takes as `table`'s stored rows: the store's Arrow IPC streams as SQLite
+        rows, each stream decoded once."""
+        rows: list[tuple] = []
+        for blob in blobs:
+            decoded = self.decoded.get(blob)
+            if decoded is None:
+                if len(self.decoded) >= CACHED_BLOBS:
+                    self.decoded.clear()
+                decoded = self.decoded[blob] = self._arrow_rows(table, from_ipc(blob))
+            rows.extend(decoded)
+        return rows
+
+    def _rows(self, sql: str) -> list[dict]:
+        """A query's rows as dicts of plain values (the DuckDB engine's, after `plain`)."""
+        cursor = self.con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        convert = [self.plain.get(n) for n in names]
+        return [
+            {n: (c(v) if c else v) for n, c, v in zip(names, convert, row)}
+            for row in cursor.fetchall()
+        ]
+
     def _query(self, sql: str, table: str):
         cursor = self.con.execute(sql)
         names = [d[0] for d in cursor.description]
@@ -174,13 +240,14 @@ class SqliteEngine:
         arrays = [_from_sqlite_column(list(by_name[f.name]), f.type) for f in schema]
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer=True):
-        """The feature set's rows of the request (Arrow; None unless `answer`), and the fresh
-        rows of the tables in `fresh_of`, as `Engine.run` returns them."""
+    def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer="arrow"):
+        """As `Engine.run`: the feature set's rows of the request (Arrow, dicts with
+        `answer="rows"`, or None), and the fresh rows of the tables in `fresh_of` (Arrow).
+        `stored`: table -> its rows from `stored_rows`."""
         request = [
             tuple(request_value(row.get(n), kind, n) for n, kind in self.source) for row in rows
         ]
-        filled = {t: self._arrow_rows(t, a) for t, a in stored.items() if t in self.inserts}
+        filled = {t: r for t, r in stored.items() if r and t in self.inserts}
         with self.lock:
             self.con.execute("begin")
             try:
@@ -188,7 +255,12 @@ class SqliteEngine:
                 for table in self.tables:
                     if table != self.plan.source:
                         self._fill(table, filled.get(table, []))
-                result = self._query(self.answer_sql, self.plan.feature_set) if answer else None
+                if answer == "rows":
+                    result = self._rows(self.answer_sql)
+                elif answer:
+                    result = self._query(self.answer_sql, self.plan.feature_set)
+                else:
+                    result = None
                 fresh = {t: self._query(f"select * from {view('fresh', t)}", t) for t in fresh_of}
             finally:
                 self.con.execute("rollback")

@@ -88,6 +88,9 @@ class SqliteStore:
         con = getattr(self._local, "con", None)
         if con is None:
             con = sqlite3.connect(self.path, timeout=30)
+            # WAL without a sync per commit: a power cut may lose the last writes, never
+            # corrupt the file; the store is rebuilt from the warehouse by the online asset
+            con.execute("pragma synchronous=normal")
             self._local.con = con
         return con
 

@@ -6,7 +6,9 @@ transaction_features` asset writes the store at that point (as it would after th
 Then day D lands, dbt builds the feature table and a booster scores D as the scores asset does
 (`scoring.score_window`). Every transaction of D is replayed in time order through
 OnlineFeatureSource (features, then record): each served row must equal the feature table's
-row, and each served score the batch score. The same replay runs against a Redis store.
+row, and each served score the batch score. The replay runs on the SQLite engine (the service's
+default: the compiled SQL rewritten), on the DuckDB engine (the SQL as compiled), and against a
+Redis store.
 """
 
 import uuid
@@ -101,6 +103,8 @@ def world(tmp_path_factory):
         (materialization,) = result.get_asset_materialization_events()
         metadata = materialization.step_materialization_data.materialization.metadata
         compiled.append(metadata["plan_compiled"].value)
+        # the feature SQL is rewritten for the service's SQLite engine, not left to DuckDB
+        assert metadata["serving_engine"].value == "sqlite"
     assert compiled == [True, False]
     # the same snapshot in Redis, from the plan the asset stored (no second compile)
     sqlite = store.open()
@@ -166,7 +170,9 @@ def _by_key(table: pa.Table) -> dict:
 
 def test_served_features_equal_the_feature_table(world):
     assert len(world["requests"]) > 20
-    served = _replay(OnlineFeatureSource(world["store"], world["spec"]), world["requests"])
+    source = OnlineFeatureSource(world["store"], world["spec"])
+    assert source.snapshot().engine.name == "sqlite"  # the default engine, when it can
+    served = _replay(source, world["requests"])
     world["served"] = served
     assert served.schema == world["expected"].schema
     assert _by_key(served) == _by_key(world["expected"])
@@ -184,6 +190,15 @@ def test_served_scores_equal_the_batch_scores(world):
     score = predict(world["booster"], to_frame(served, spec))
     ids = served.column("transaction_id").to_pylist()
     assert dict(zip(ids, score.tolist())) == {i: world["scores"][i] for i in ids}
+
+
+def test_the_duckdb_engine_serves_the_same_features(world):
+    """The fallback for SQL the SQLite rewrite does not cover: the compiled SQL as it is."""
+    source = OnlineFeatureSource(world["store"], world["spec"], engine="duckdb")
+    assert source.snapshot().engine.name == "duckdb"
+    served = _replay(source, world["requests"])
+    assert served.schema == world["expected"].schema
+    assert _by_key(served) == _by_key(world["expected"])
 
 
 def test_a_redis_store_serves_the_same_features(world):

@@ -1,6 +1,6 @@
 """The online feature store's pure parts: the plan read from a compiled manifest, the SQL
-rewrite, the stores, and a small feature set replayed through the in-process SQL engine (DuckDB
-in memory) against the table the same SQL builds offline."""
+rewrite, the stores, and a small feature set replayed through each in-process SQL engine (SQLite
+and DuckDB, in memory) against the table the same SQL builds offline."""
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -188,7 +188,8 @@ def _events() -> list[tuple]:
     return rows
 
 
-def test_a_replayed_day_equals_the_offline_table():
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_a_replayed_day_equals_the_offline_table(engine):
     events = _events()
     day = date(2025, 3, 5)
     before = _warehouse([e for e in events if e[4].date() < day])
@@ -199,8 +200,9 @@ def test_a_replayed_day_equals_the_offline_table():
         keys=["event_id"],
         features=["amount", "tier", "n_1d", "amount_1d"],
     )
-    source = OnlineFeatureSource(store, spec)
+    source = OnlineFeatureSource(store, spec, engine)
     assert source.request_fields()["kind"] == Literal["a", "b"]
+    assert source.snapshot().engine.name == engine
     after = _warehouse(events)
     expected = after.sql(f"select * from features.event_features where day = '{day}'")
     expected = {r["event_id"]: r for r in expected.to_arrow_table().to_pylist()}
