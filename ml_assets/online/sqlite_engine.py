@@ -138,13 +138,11 @@ def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[
     out = []
     for name, sql in model_views(plan):
         if name.startswith("hw_all__"):
-            # the stored rows and the fresh ones, without duplicates (DuckDB's `distinct *`)
+            # the stored rows and the fresh ones, without duplicates (DuckDB's `distinct *`):
+            # `run` adds the fresh rows to the state table (a union view would be computed
+            # again by every reader)
             table = next(t for t in schemas if view("all", t) == name)
-            cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
-            sql = (
-                f"select {cols} from {view('state', table)} "
-                f"union select {cols} from {view('fresh', table)}"
-            )
+            sql = f"select * from {view('state', table)}"
         else:
             sql = to_sqlite(sql, kinds, scales)
         out.append((name, sql))
@@ -187,6 +185,13 @@ class SqliteEngine:
         self.answer_sql = (
             f"select f.* from {final} f where exists (select 1 from hw_source r where {match})"
         )
+        self.merges = [
+            f"insert into {view('state', t)} ({cols}) select {cols} from {view('fresh', t)} "
+            f"except select {cols} from {view('state', t)}"
+            for t in plan.stored
+            if t in {m.table for m in plan.models}
+            for cols in [", ".join(f'"{n}"' for n, _ in schemas[t])]
+        ]
         self.decoded: dict[bytes, list[tuple]] = {}
         self.plain = {f.name: _plain_converter(f.type) for f in self.arrow[plan.feature_set]}
         self.inserts = {
@@ -247,7 +252,8 @@ class SqliteEngine:
         request = [
             tuple(request_value(row.get(n), kind, n) for n, kind in self.source) for row in rows
         ]
-        filled = {t: r for t, r in stored.items() if r and t in self.inserts}
+        # an entity's rows can be stored twice (the customer's and the merchant's slices)
+        filled = {t: list(dict.fromkeys(r)) for t, r in stored.items() if r and t in self.inserts}
         with self.lock:
             self.con.execute("begin")
             try:
@@ -255,6 +261,8 @@ class SqliteEngine:
                 for table in self.tables:
                     if table != self.plan.source:
                         self._fill(table, filled.get(table, []))
+                for merge in self.merges:
+                    self.con.execute(merge)
                 if answer == "rows":
                     result = self._rows(self.answer_sql)
                 elif answer:
