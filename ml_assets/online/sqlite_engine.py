@@ -26,6 +26,7 @@ from ml_assets.online.sqlite_sql import (
     DECIMAL_AVG,
     EPOCH,
     EPOCH_DAY,
+    Untranslatable,
     column_kinds,
     decimal_average,
     decimal_scales,
@@ -146,7 +147,31 @@ def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[
         else:
             sql = to_sqlite(sql, kinds, scales)
         out.append((name, sql))
+    _check_views(plan, schemas, out)
     return out
+
+
+def _check_views(plan: Plan, schemas: dict, views: list[tuple[str, str]]) -> None:
+    """Prepare every view's query in a scratch SQLite: a function SQLite lacks, or SQL it does
+    not parse, is refused here, when the snapshot is written, not on a request."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
+        for table in schemas:
+            if table != plan.feature_set:
+                cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
+                con.execute(f"create table {_table_name(plan, table)} ({cols})")
+        for name, sql in views:
+            con.execute(f"create view {name} as {sql}")
+            con.execute(f"select * from {name} limit 0").fetchall()
+    except sqlite3.Error as error:
+        raise Untranslatable(f"SQLite refuses the rewritten SQL: {error}") from error
+    finally:
+        con.close()
+
+
+def _table_name(plan: Plan, table: str) -> str:
+    return "hw_source" if table == plan.source else view("state", table)
 
 
 class SqliteEngine:

@@ -262,6 +262,9 @@ class _Rewriter:
             raise Untranslatable(f"{node.sql('duckdb')}: only dates cast to timestamp")
         if source != "other":
             raise Untranslatable(f"{node.sql('duckdb')}: a {source} cast to {target}")
+        if target in ("DECIMAL", "NUMERIC") and node.to.expressions:
+            # DuckDB rounds to the scale there; SQLite's REAL would not
+            raise Untranslatable(f"{node.sql('duckdb')}: a cast to a fixed scale")
         return node
 
     def extract(self, node):

@@ -13,7 +13,11 @@ import pytest
 
 from ml_assets.online.plan import plan_from_dict
 from ml_assets.online.source import make_engine
-from ml_assets.online.sqlite_engine import _from_sqlite_column, _to_sqlite_column
+from ml_assets.online.sqlite_engine import (
+    _from_sqlite_column,
+    _to_sqlite_column,
+    sqlite_views,
+)
 from ml_assets.online.sqlite_sql import (
     DECIMAL_AVG,
     Untranslatable,
@@ -152,11 +156,22 @@ def test_sqlite_gives_duckdbs_values(engines, name):
         "select ts + interval (n) day from t",
         "select ts + interval 1 month from t",
         "select ts - ts from t",
+        "select cast(amount * 1.5 as decimal(12, 2)) from t",
     ],
 )
 def test_what_the_rewrite_does_not_cover_is_refused(sql):
     with pytest.raises(Untranslatable):
         to_sqlite(sql, column_kinds(SCHEMAS), decimal_scales(SCHEMAS))
+
+
+def test_sql_sqlite_cannot_run_is_refused_when_the_snapshot_is_written():
+    """A function sqlglot knows but SQLite does not have is caught by preparing the views."""
+    plan = _plan('select id, md5(id) as h from "w"."raw"."e"')
+    with pytest.raises(Untranslatable, match="no such function"):
+        sqlite_views(plan, {"raw.e": [["id", "VARCHAR"]], "features.f": [["id", "VARCHAR"]]})
+    plan = _plan('select id from "w"."raw"."e"')
+    ((name, sql),) = sqlite_views(plan, {"raw.e": [["id", "VARCHAR"]], "features.f": []})
+    assert name == "hw_fresh__features__f" and sql.startswith("SELECT id FROM hw_source")
 
 
 def test_a_column_name_must_keep_its_temporal_type_across_tables():
@@ -192,19 +207,24 @@ def test_the_decimal_average_is_duckdbs_to_the_last_bit():
     assert plain_differs > 0
 
 
-def test_a_snapshot_without_sqlite_views_is_served_by_duckdb():
-    plan = plan_from_dict(
+def _plan(sql: str):
+    """A one-model plan: `features.f` is `sql` over the request source `raw.e`."""
+    return plan_from_dict(
         {
             "feature_set": "features.f",
             "source": "raw.e",
             "source_columns": {"id": "varchar"},
-            "models": [["features.f", 'select * from "w"."raw"."e"', ["raw.e"]]],
+            "models": [["features.f", sql, ["raw.e"]]],
             "state": [],
             "relation_names": {"raw.e": '"w"."raw"."e"', "features.f": '"w"."features"."f"'},
             "history": [],
             "categories": {},
         }
     )
+
+
+def test_a_snapshot_without_sqlite_views_is_served_by_duckdb():
+    plan = _plan('select * from "w"."raw"."e"')
     schemas = {"raw.e": [["id", "VARCHAR"]], "features.f": [["id", "VARCHAR"]]}
     meta = {"schemas": schemas, "keys": ["id"], "engine": "duckdb (reason)"}
     assert make_engine("auto", plan, meta).name == "duckdb"
