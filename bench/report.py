@@ -240,6 +240,9 @@ def serve_figures(serve: dict) -> list[Figure]:
     online = serve.get("headwater_online")
     if online:
         out += _latency("headwater serve, online features", online, rate, True)
+    if serve.get("headwater_online_duckdb"):  # the same requests on the DuckDB engine
+        label = "headwater serve, online features on DuckDB"
+        out += _latency(label, serve["headwater_online_duckdb"], rate, False)
     flavor = serve.get("mlflow_flavor")
     if flavor:  # the registered lightgbm flavor, served as is: a categorical model's rows refused
         out.append(Figure("serve", "mlflow lightgbm flavor: rows refused", flavor["refused"], "n"))
@@ -256,6 +259,14 @@ def serve_figures(serve: dict) -> list[Figure]:
             _difference(
                 "online features",
                 serve["online_max_score_difference"],
+                serve["online_compared_rows"],
+            )
+        )
+    if "online_duckdb_max_score_difference" in serve:
+        out.append(
+            _difference(
+                "online features on DuckDB",
+                serve["online_duckdb_max_score_difference"],
                 serve["online_compared_rows"],
             )
         )

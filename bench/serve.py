@@ -15,7 +15,8 @@ each from send to parsed answer. Legs:
     headwater    `headwater serve --feature-source request`: D's feature rows as requests
     online       `headwater serve --feature-source online`: D's raw transactions as requests,
                  each once and in time order (the store learns each one), features from the
-                 store the `online/transaction_features` asset wrote at the end of D-1
+                 store the `online/transaction_features` asset wrote at the end of D-1, on the
+                 SQLite engine (the default), then on the DuckDB engine (a copy of the store)
     mlflow       `mlflow models serve` of a pyfunc around the registered Booster: D's feature rows
 
 Both `headwater serve` legs' scores are compared, by transaction id, with `mlflow models
@@ -257,11 +258,17 @@ def flavor_answer(model_uri: str, port: int, bodies: list[bytes], log: Path, env
 
 
 def headwater_leg(
-    command: list[str], log: Path, env: dict, port: int, bodies: list[bytes], config: dict
+    command: list[str],
+    log: Path,
+    env: dict,
+    port: int,
+    bodies: list[bytes],
+    config: dict,
+    once: bool = False,
 ) -> tuple[dict, list]:
-    """`headwater serve` started with `command`, driven, stopped: (figures, answers)."""
+    """`headwater serve` started with `command`, driven, stopped: (figures, answers). `once`:
+    each body sent once, in order (online features: the store learns from each request)."""
     rate, seconds = float(config.get("serve_rate", 200)), float(config.get("serve_seconds", 20))
-    once = "online" in command  # each transaction once, in time order: the store learns from it
     serve = start([*command, "--port", str(port)], log, env)
     try:
         wait_ready(port, "/ready", serve, log)
@@ -272,6 +279,19 @@ def headwater_leg(
         return drive(port, path, bodies, rate, seconds)[0], answers
     finally:
         stop(serve)
+
+
+def copy_store(url: str, target: Path) -> str:
+    """A consistent copy of a SQLite online store (SQLite's backup: the WAL included)."""
+    import sqlite3
+
+    source, copy = sqlite3.connect(url), sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return str(target)
 
 
 def score_difference(ours: list[dict], theirs: dict[str, float]) -> float:
@@ -340,12 +360,18 @@ def measure_serve(config: dict) -> dict:
     result["headwater"], ours = headwater_leg(
         [*serve, "request"], folder / "headwater-serve.log", env, port, bodies, config
     )
-    port = free_port(port + 1)
-    online = [*serve, "online", "--online-store", world.store_url]
     bodies = [json.dumps({"row": row}).encode() for row in world.requests]
-    result["headwater_online"], served = headwater_leg(
-        online, folder / "headwater-serve-online.log", env, port, bodies, config
-    )
+    # the same store for both engines: the DuckDB leg's copy is taken before any request
+    duckdb_store = copy_store(world.store_url, folder / "serve-world" / "online-duckdb.sqlite")
+    served = {}
+    for leg, store, engine in (
+        ("headwater_online", world.store_url, "sqlite"),
+        ("headwater_online_duckdb", duckdb_store, "duckdb"),
+    ):
+        port = free_port(port + 1)
+        online = [*serve, "online", "--online-store", store, "--online-engine", engine]
+        log = folder / f"headwater-serve-online-{engine}.log"
+        result[leg], served[leg] = headwater_leg(online, log, env, port, bodies, config, once=True)
     mlflow = mlflow_leg(spec, version, uri, free_port(port + 1), rows, env, folder, config)
     result.update(
         mlflow_flavor=mlflow["flavor"],
@@ -353,11 +379,18 @@ def measure_serve(config: dict) -> dict:
         mlflow=mlflow["figures"],
         max_score_difference=score_difference(ours, mlflow["scores"]),
         compared_rows=len(ours),
-        online_max_score_difference=score_difference(served, mlflow["scores"]),
-        online_compared_rows=len(served),
+        online_max_score_difference=score_difference(served["headwater_online"], mlflow["scores"]),
+        online_compared_rows=len(served["headwater_online"]),
+        online_duckdb_max_score_difference=score_difference(
+            served["headwater_online_duckdb"], mlflow["scores"]
+        ),
     )
     result["scores_match"] = (
-        max(result["max_score_difference"], result["online_max_score_difference"])
+        max(
+            result["max_score_difference"],
+            result["online_max_score_difference"],
+            result["online_duckdb_max_score_difference"],
+        )
         <= SERVE_SCORE_TOLERANCE
     )
     return result

@@ -83,15 +83,18 @@ def test_bench_runs_every_part_at_tiny_scale(tmp_path):
 @pytest.mark.slow
 @pytest.mark.bench
 def test_bench_serve_part_scores_every_leg_alike(tmp_path):
-    """The serve part end to end, one second a leg: the online leg sent every transaction of
-    its day once and got the scores `mlflow models serve` gives the offline feature rows."""
+    """The serve part end to end, one second a leg: each online leg (SQLite and DuckDB engines)
+    sent every transaction of its day once and got the scores `mlflow models serve` gives the
+    offline feature rows."""
     out = tmp_path / "bench.json"
     _harness(["--only", "serve", "--serve-seconds", "1", "--serve-port", "19350"], out, 900)
     serve = json.loads(out.read_text())["parts"]["serve"]
-    for leg in ("floor", "headwater", "headwater_online", "mlflow"):
+    for leg in ("floor", "headwater", "headwater_online", "headwater_online_duckdb", "mlflow"):
         assert serve[leg]["requests"] > 0 and serve[leg].get("failed", 0) == 0, leg
     assert serve["online_compared_rows"] == serve["headwater_online"]["requests"] > 100
+    assert serve["headwater_online_duckdb"]["requests"] == serve["online_compared_rows"]
     assert serve["online_max_score_difference"] <= 1e-9
+    assert serve["online_duckdb_max_score_difference"] <= 1e-9
     assert serve["max_score_difference"] <= 1e-9 and serve["scores_match"]
     assert serve["mlflow_flavor"]["refused"] == serve["mlflow_flavor"]["rows"]
 

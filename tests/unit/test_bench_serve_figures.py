@@ -13,12 +13,14 @@ def _part(difference: float) -> dict:
         "floor": _service(0.3, 0.5, 200),
         "headwater": _service(0.5, 0.9, 200),
         "headwater_online": _service(1.8, 12.0, 60),
+        "headwater_online_duckdb": _service(40.0, 80.0, 20),
         "mlflow": _service(15.0, 50.0, 57),
         "mlflow_flavor": {"rows": 3, "refused": 3, "answer": "ValueError: ..."},
         "max_score_difference": difference,
         "compared_rows": 200,
         "online_max_score_difference": difference,
         "online_compared_rows": 570,
+        "online_duckdb_max_score_difference": difference,
     }
 
 
@@ -40,9 +42,13 @@ def test_the_targets_are_the_online_legs():
     assert names[f"{online}: throughput"].formatted() == "60 req/s"
     carried = names["headwater serve, features in the request: p50 at 200 req/s"]
     assert (carried.target, carried.status) == ("", "")
+    # the DuckDB engine's leg is shown beside it, without the targets (the default is SQLite)
+    duckdb = names[f"{online} on DuckDB: p50 at 200 req/s"]
+    assert (duckdb.formatted(), duckdb.status) == ("40.00 ms", "")
 
 
 def test_a_score_difference_beyond_the_tolerance_is_missed():
     differences = [f for f in serve_figures(_part(1e-6)) if f.name.startswith("largest")]
-    assert [f.status for f in differences] == ["missed", "missed"]
+    assert [f.status for f in differences] == ["missed", "missed", "missed"]
     assert differences[1].name.endswith("online features, 570 rows")
+    assert differences[2].name.endswith("online features on DuckDB, 570 rows")

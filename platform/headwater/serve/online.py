@@ -49,13 +49,14 @@ class OnlineRequestSource:
         self.record_errors = 0
 
     @classmethod
-    def open(cls, spec, store_url: str = ""):
+    def open(cls, spec, store_url: str = "", engine: str = "auto"):
         """The store named by `store_url`, else $HEADWATER_ONLINE_STORE, else the embedded
-        SQLite file (the `online_store` resource's own rule)."""
+        SQLite file (the `online_store` resource's own rule); `engine` runs the feature SQL
+        (ml_assets.online.source.ENGINES)."""
         from ml_assets.online.assets import OnlineStore
         from ml_assets.online.source import OnlineFeatureSource
 
-        return cls(OnlineFeatureSource(OnlineStore(url=store_url).open(), spec))
+        return cls(OnlineFeatureSource(OnlineStore(url=store_url).open(), spec, engine))
 
     def request_fields(self) -> dict[str, RequestField]:
         return request_fields_of(self.source.request_fields())

@@ -31,6 +31,9 @@ class ServeSettings:
     model_specs: Path | None = None  # a folder of specs (default: the project's)
     feature_source: str = "request"
     online_store: str = ""  # the online store's URL (default: $HEADWATER_ONLINE_STORE, else SQLite)
+    online_engine: str = (
+        "auto"  # what runs the feature SQL: auto (SQLite when it can), sqlite, duckdb
+    )
     log_level: str = "warning"
 
 
@@ -44,7 +47,7 @@ FEATURE_SOURCES: dict[str, Callable[[object, ServeSettings], FeatureSource]] = {
 def _online_source(spec, settings: ServeSettings) -> FeatureSource:
     from headwater.serve.online import OnlineRequestSource
 
-    return OnlineRequestSource.open(spec, settings.online_store)
+    return OnlineRequestSource.open(spec, settings.online_store, settings.online_engine)
 
 
 def build_app(settings: ServeSettings):
@@ -139,6 +142,13 @@ def add_serve_command(sub) -> None:
         help="online store URL for --feature-source online (default: $HEADWATER_ONLINE_STORE, "
         "else <state>/online.sqlite)",
     )
+    serve.add_argument(
+        "--online-engine",
+        default=d.online_engine,
+        choices=["auto", "sqlite", "duckdb"],
+        help="what runs the online feature SQL: auto (SQLite unless the snapshot could not "
+        "rewrite the SQL for it), sqlite, or duckdb (the SQL as dbt compiled it)",
+    )
     serve.set_defaults(func=cmd_serve)
 
 
@@ -159,5 +169,6 @@ def cmd_serve(args) -> int:
             model_specs=args.model_specs,
             feature_source=args.feature_source,
             online_store=args.online_store,
+            online_engine=args.online_engine,
         )
     )
