@@ -84,7 +84,18 @@ def _both(engines, sql: str) -> tuple[list, list]:
     return [list(r.values()) for r in expected.to_pylist()], [list(r) for r in zip(*got)]
 
 
-WINDOW = "partition by who order by {col} range between {start} preceding and {end} preceding"
+def _windows(col: str, **frames: str) -> str:
+    """A WINDOW clause: one named range frame per keyword, `start..end` preceding."""
+    parts = []
+    for name, frame in frames.items():
+        first, last = frame.split("..")
+        parts.append(
+            f"{name} as (partition by who order by {col} "
+            f"range between {first} preceding and {last} preceding)"
+        )
+    return "window " + ", ".join(parts)
+
+
 QUERIES = {
     "a timestamp's day and hour": (
         "select id, cast(ts as date) as day, cast(extract(hour from ts) as integer) as h, "
@@ -107,27 +118,20 @@ QUERIES = {
         "select id, count(*) over w1 as c1, coalesce(sum(amount) over w24, 0) as s24, "
         "avg(amount) over w30 as a30, max(ts) over w_all as previous, "
         "amount / nullif(avg(amount) over w30, 0) as ratio from t "
-        "window w1 as ("
-        + WINDOW.format(col="ts", start="interval 1 hour", end="interval 1 microsecond")
-        + "), "
-        "w24 as ("
-        + WINDOW.format(col="ts", start="interval 24 hours", end="interval 1 microsecond")
-        + "), "
-        "w30 as ("
-        + WINDOW.format(col="ts", start="interval 30 days", end="interval 1 microsecond")
-        + "), "
-        "w_all as ("
-        + WINDOW.format(col="ts", start="unbounded", end="interval 1 microsecond")
-        + ") "
-        "order by id"
+        + _windows(
+            "ts",
+            w1="interval 1 hour..interval 1 microsecond",
+            w24="interval 24 hours..interval 1 microsecond",
+            w30="interval 30 days..interval 1 microsecond",
+            w_all="unbounded..interval 1 microsecond",
+        )
+        + " order by id"
     ),
     "range frames over a date": (
         "with days as (select who, d, count(*) as n from t group by 1, 2) "
         "select who, d, cast(coalesce(sum(n) over w, 0) as bigint) as matured from days "
-        "window w as ("
-        + WINDOW.format(col="d", start="interval 20 days", end="interval 5 days")
-        + ") "
-        "order by who, d"
+        + _windows("d", w="interval 20 days..interval 5 days")
+        + " order by who, d"
     ),
     "dates and timestamps against literals": (
         "select id from t where d >= '2025-02-10' and ts < '2025-03-01 06:00:00' order by id"
