@@ -116,7 +116,8 @@ class Engine:
     def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer="arrow"):
         """The feature set's rows of the request (Arrow, or with `answer="rows"` a list of
         dicts; None when `answer` is None), and the fresh rows of the tables in `fresh_of` (what
-        `record` appends). `stored`: table -> the entities' rows (`stored_rows`)."""
+        `record` appends: anything with `to_pylist()`, here Arrow). `stored`: table -> the
+        entities' rows (`stored_rows`)."""
         stored = {t: r for t, r in stored.items() if r is not None}
         request = self.request_table(rows)
         with self.lock:

@@ -38,6 +38,8 @@ _US = timedelta(microseconds=1)
 # decoded store entries kept (one per entity and day, or per recorded request): a request's
 # history is read from the store every time, but decoded from Arrow only once
 CACHED_BLOBS = 200_000
+# up to this many rows, Arrow is converted value by value (a recorded request's entry: 1 row)
+SMALL_ROWS = 64
 
 
 def arrow_schemas(schemas: dict[str, list[list[str]]]) -> dict:
@@ -55,6 +57,21 @@ def arrow_schemas(schemas: dict[str, list[list[str]]]) -> dict:
         return out
     finally:
         con.close()
+
+
+def _to_sqlite_value(kind):
+    """Python value (as Arrow's `to_pylist` gives it) -> SQLite value, for an Arrow `kind`:
+    the same values `_to_sqlite_column` gives, without Arrow's per-column casts (which cost
+    more than the conversion for the few rows of one request's store entries)."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(kind):
+        return lambda v: None if v is None else (v.replace(tzinfo=None) - EPOCH) // _US
+    if pa.types.is_date(kind):
+        return lambda v: None if v is None else (v - EPOCH_DAY).days
+    if pa.types.is_decimal(kind):
+        return lambda v: None if v is None else float(v)
+    return None
 
 
 def _to_sqlite_column(column) -> list:
@@ -174,6 +191,40 @@ def _table_name(plan: Plan, table: str) -> str:
     return "hw_source" if table == plan.source else view("state", table)
 
 
+class FreshRows:
+    """A path table's fresh rows of one run, as SQLite gave them: converted to the table's
+    Python values only when `record` asks (`to_pylist`, as an Arrow table's), after the
+    answer."""
+
+    def __init__(self, names: list[str], rows: list[tuple], schema) -> None:
+        self.names, self.rows, self.schema = names, rows, schema
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.rows)
+
+    def to_pylist(self) -> list[dict]:
+        import pyarrow as pa
+
+        convert = {}
+        for field in self.schema:
+            if pa.types.is_decimal(field.type):
+                text = f"{{:.{field.type.scale}f}}"
+                convert[field.name] = lambda v, t=text: None if v is None else Decimal(t.format(v))
+            else:
+                convert[field.name] = _plain_converter(field.type)
+        out = []
+        for row in self.rows:
+            values = dict(zip(self.names, row))
+            out.append(
+                {
+                    f.name: (convert[f.name](values[f.name]) if convert[f.name] else values[f.name])
+                    for f in self.schema
+                }
+            )
+        return out
+
+
 class SqliteEngine:
     """One SQLite connection with a plan's tables and views; `run` is `Engine.run`'s twin."""
 
@@ -233,8 +284,11 @@ class SqliteEngine:
     def _arrow_rows(self, table: str, arrow) -> list[tuple]:
         """An Arrow table's rows in `table`'s column order, as SQLite values."""
         names = self.arrow[table].names
-        columns = [_to_sqlite_column(arrow.column(n)) for n in names]
-        return list(zip(*columns))
+        if arrow.num_rows > SMALL_ROWS:
+            return list(zip(*[_to_sqlite_column(arrow.column(n)) for n in names]))
+        convert = [_to_sqlite_value(arrow.schema.field(n).type) for n in names]
+        columns = [arrow.column(n).to_pylist() for n in names]
+        return [tuple(c(v) if c else v for c, v in zip(convert, row)) for row in zip(*columns)]
 
     def stored_rows(self, table: str, blobs: list[bytes]) -> list[tuple]:
         """What `run` takes as `table`'s stored rows: the store's Arrow IPC streams as SQLite
@@ -259,6 +313,10 @@ class SqliteEngine:
             for row in cursor.fetchall()
         ]
 
+    def _fresh_rows(self, table: str) -> FreshRows:
+        cursor = self.con.execute(f"select * from {view('fresh', table)}")
+        return FreshRows([d[0] for d in cursor.description], cursor.fetchall(), self.arrow[table])
+
     def _query(self, sql: str, table: str):
         cursor = self.con.execute(sql)
         names = [d[0] for d in cursor.description]
@@ -272,7 +330,7 @@ class SqliteEngine:
 
     def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer="arrow"):
         """As `Engine.run`: the feature set's rows of the request (Arrow, dicts with
-        `answer="rows"`, or None), and the fresh rows of the tables in `fresh_of` (Arrow).
+        `answer="rows"`, or None), and the fresh rows of the tables in `fresh_of` (`FreshRows`).
         `stored`: table -> its rows from `stored_rows`."""
         request = [
             tuple(request_value(row.get(n), kind, n) for n, kind in self.source) for row in rows
@@ -294,7 +352,7 @@ class SqliteEngine:
                     result = self._query(self.answer_sql, self.plan.feature_set)
                 else:
                     result = None
-                fresh = {t: self._query(f"select * from {view('fresh', t)}", t) for t in fresh_of}
+                fresh = {t: self._fresh_rows(t) for t in fresh_of}
             finally:
                 self.con.execute("rollback")
         return result, fresh
