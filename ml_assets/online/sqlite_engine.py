@@ -26,6 +26,7 @@ from ml_assets.online.sqlite_sql import (
     DECIMAL_AVG,
     EPOCH,
     EPOCH_DAY,
+    ONE_US,
     Untranslatable,
     column_kinds,
     decimal_average,
@@ -34,7 +35,6 @@ from ml_assets.online.sqlite_sql import (
     to_sqlite,
 )
 
-_US = timedelta(microseconds=1)
 # decoded store entries kept (one per entity and day, or per recorded request): a request's
 # history is read from the store every time, but decoded from Arrow only once
 CACHED_BLOBS = 200_000
@@ -66,7 +66,7 @@ def _to_sqlite_value(kind):
     import pyarrow as pa
 
     if pa.types.is_timestamp(kind):
-        return lambda v: None if v is None else (v.replace(tzinfo=None) - EPOCH) // _US
+        return lambda v: None if v is None else (v.replace(tzinfo=None) - EPOCH) // ONE_US
     if pa.types.is_date(kind):
         return lambda v: None if v is None else (v - EPOCH_DAY).days
     if pa.types.is_decimal(kind):
@@ -115,7 +115,7 @@ def request_value(value, data_type: str, field: str):
             moment = datetime.fromisoformat(value) if isinstance(value, str) else value
             if not isinstance(moment, datetime):
                 raise ValueError(f"not a timestamp: {value!r}")
-            return (moment.replace(tzinfo=None) - EPOCH) // _US
+            return (moment.replace(tzinfo=None) - EPOCH) // ONE_US
         if kind == "date":
             day = date.fromisoformat(value) if isinstance(value, str) else value
             return (day - EPOCH_DAY).days
@@ -137,7 +137,7 @@ def _plain_converter(kind):
     import pyarrow as pa
 
     if pa.types.is_timestamp(kind):
-        return lambda v: None if v is None else EPOCH + v * _US
+        return lambda v: None if v is None else EPOCH + v * ONE_US
     if pa.types.is_date(kind):
         return lambda v: None if v is None else EPOCH_DAY + timedelta(days=v)
     if pa.types.is_decimal(kind):

@@ -10,21 +10,25 @@ rewrites what reads them:
 
     cast(ts as date)                  ts / 86400000000            (floor: after 1970)
     extract(hour from ts)             ts / 3600000000 % 24
-    d + interval 60 days              d + 60 (days), ts + 60 * 86400000000 (microseconds)
+    ts + interval 90 minutes          ts + 5400000000
+    d + interval 60 days              d * 86400000000 + 5184000000000 (a timestamp, as in DuckDB)
     date_diff('second', a, b)         b / 1000000 - a / 1000000   (boundaries crossed, as DuckDB)
     date_diff('day', a, b)            on dates b - a; on timestamps b / 86400000000 - a / ...
     range between interval ...        the same offsets, in the order column's unit
     '2025-03-01' compared to a date   its day number (and a timestamp's microseconds)
+    a date compared to a timestamp    the date's midnight (DuckDB's promotion)
+    avg(x) of a DECIMAL column        hw_decimal_avg(exact sum, count, ...): DuckDB's rounding
 
 Division is DuckDB's (always fractional: sqlglot writes `cast(a as real) / b`). Which columns are
 dates or timestamps comes from the stored tables' column types (`kinds`): dbt projects name a
 thing one way across models, and a name with two temporal types is refused. Anything this module
-does not know how to rewrite raises `Untranslatable`, and the service keeps the DuckDB engine.
+does not know how to rewrite raises `Untranslatable` (an unknown function, `date_trunc`, a month
+interval, a cast to a fixed decimal scale, ...), and the service keeps the DuckDB engine.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 DAY_US = 86_400_000_000
 UNIT_US = {
@@ -38,6 +42,7 @@ UNIT_US = {
 }
 EPOCH_DAY = date(1970, 1, 1)
 EPOCH = datetime(1970, 1, 1)
+ONE_US = timedelta(microseconds=1)
 
 
 class Untranslatable(ValueError):
@@ -124,6 +129,10 @@ DECIMAL_AVG = "hw_decimal_avg"
 
 
 class _Rewriter:
+    """One query's rewrite: each node after its children (`rewrite`), knowing which columns,
+    and which of the query's own aliases, are dates or timestamps (`kinds`) and which are
+    DECIMALs of which scale (`scales`)."""
+
     def __init__(self, kinds: dict[str, str], scales: dict[str, int] | None = None) -> None:
         self.kinds = kinds
         self.scales = scales or {}
@@ -353,13 +362,7 @@ def literal_value(text: str, kind: str) -> int:
     if kind == "date":
         return (date.fromisoformat(text[:10]) - EPOCH_DAY).days
     moment = datetime.fromisoformat(text)
-    return (moment.replace(tzinfo=None) - EPOCH) // _one_us()
-
-
-def _one_us():
-    from datetime import timedelta
-
-    return timedelta(microseconds=1)
+    return (moment.replace(tzinfo=None) - EPOCH) // ONE_US
 
 
 def _with_aliases(tree, kinds: dict[str, str]) -> dict[str, str]:
@@ -382,7 +385,7 @@ def _with_aliases(tree, kinds: dict[str, str]) -> dict[str, str]:
 
 def to_sqlite(sql: str, kinds: dict[str, str], scales: dict[str, int] | None = None) -> str:
     """`sql` (DuckDB, as dbt compiled it) as SQLite over integer dates and timestamps; the
-    averages of the DECIMAL columns in `scales` call `DecimalAverage` (registered by the
+    averages of the DECIMAL columns in `scales` call `decimal_average` (registered by the
     engine as `hw_decimal_avg`)."""
     import sqlglot
     from sqlglot.errors import SqlglotError
