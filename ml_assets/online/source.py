@@ -62,13 +62,17 @@ def plain(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
+def check_engine(kind: str) -> None:
+    if kind not in ENGINES:
+        raise ValueError(f"online engine {kind!r}: one of {', '.join(ENGINES)}")
+
+
 def make_engine(kind: str, plan, meta: dict):
     """The engine that runs the plan: SQLite (the compiled SQL as the snapshot rewrote it, fast
     per request) or DuckDB (the compiled SQL as it is). `auto` takes SQLite unless the
     snapshot has no SQLite views (the SQL uses what the rewrite does not cover, or the snapshot
     predates the SQLite engine)."""
-    if kind not in ENGINES:
-        raise ValueError(f"online engine {kind!r}: one of {', '.join(ENGINES)}")
+    check_engine(kind)
     schemas, keys = meta["schemas"], meta["keys"]
     views = meta.get("sqlite_views")
     if kind == "duckdb" or (kind == "auto" and views is None):
@@ -100,8 +104,7 @@ class OnlineFeatureSource:
     """A model's online features: request rows in, the feature set's rows for them out."""
 
     def __init__(self, store: KeyValueStore, spec: ModelSpec, engine: str = "auto") -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"online engine {engine!r}: one of {', '.join(ENGINES)}")
+        check_engine(engine)
         self.store = store
         self.spec = spec
         self.engine = engine

@@ -174,10 +174,7 @@ def _check_views(plan: Plan, schemas: dict, views: list[tuple[str, str]]) -> Non
     con = sqlite3.connect(":memory:")
     try:
         con.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
-        for table in schemas:
-            if table != plan.feature_set:
-                cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
-                con.execute(f"create table {_table_name(plan, table)} ({cols})")
+        _create_tables(con, plan, schemas)
         for name, sql in views:
             con.execute(f"create view {name} as {sql}")
             con.execute(f"select * from {name} limit 0").fetchall()
@@ -189,6 +186,16 @@ def _check_views(plan: Plan, schemas: dict, views: list[tuple[str, str]]) -> Non
 
 def _table_name(plan: Plan, table: str) -> str:
     return "hw_source" if table == plan.source else view("state", table)
+
+
+def _create_tables(con, plan: Plan, schemas: dict) -> list[str]:
+    """One SQLite table per relation a request fills (the source's rows, the stored rows of
+    every other table but the feature set); returns those relations."""
+    tables = [t for t in schemas if t != plan.feature_set]
+    for table in tables:
+        cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
+        con.execute(f"create table {_table_name(plan, table)} ({cols})")
+    return tables
 
 
 class FreshRows:
@@ -248,11 +255,7 @@ class SqliteEngine:
         self.empty = {t: schema.empty_table() for t, schema in self.arrow.items()}
         self.con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.con.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
-        self.tables = [t for t in schemas if t != plan.feature_set]
-        for table in self.tables:
-            name = "hw_source" if table == plan.source else view("state", table)
-            cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
-            self.con.execute(f"create table {name} ({cols})")
+        self.tables = _create_tables(self.con, plan, schemas)
         self.source = [(n, kind) for n, kind in schemas[plan.source]]
         for name, sql in views if views is not None else sqlite_views(plan, schemas):
             self.con.execute(f"create view {name} as {sql}")
@@ -271,8 +274,7 @@ class SqliteEngine:
         self.decoded: dict[bytes, list[tuple]] = {}
         self.plain = {f.name: _plain_converter(f.type) for f in self.arrow[plan.feature_set]}
         self.inserts = {
-            t: f"insert into {'hw_source' if t == plan.source else view('state', t)} "
-            f"values ({', '.join('?' * len(schemas[t]))})"
+            t: f"insert into {_table_name(plan, t)} values ({', '.join('?' * len(schemas[t]))})"
             for t in self.tables
         }
 
