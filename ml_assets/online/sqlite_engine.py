@@ -162,10 +162,30 @@ def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[
             table = next(t for t in schemas if view("all", t) == name)
             sql = f"select * from {view('state', table)}"
         else:
-            sql = to_sqlite(sql, kinds, scales)
+            sql = inline_plain_ctes(to_sqlite(sql, kinds, scales))
         out.append((name, sql))
     _check_views(plan, schemas, out)
     return out
+
+
+def inline_plain_ctes(sql: str) -> str:
+    """`sql` with each CTE that only selects a table's rows (`select * from t [where ...]`,
+    jaffle-shop's import CTEs) marked NOT MATERIALIZED: SQLite then reads the table itself,
+    through its indexes, instead of copying it for every request. Rows are the same either way."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    for cte in tree.find_all(exp.CTE):
+        body = cte.this
+        plain = (
+            isinstance(body, exp.Select)
+            and [type(e) for e in body.expressions] == [exp.Star]
+            and not any(body.args.get(k) for k in ("joins", "group", "distinct", "limit"))
+        )
+        if plain:
+            cte.set("materialized", False)
+    return tree.sql(dialect="sqlite")
 
 
 def _check_views(plan: Plan, schemas: dict, views: list[tuple[str, str]]) -> None:
@@ -188,13 +208,19 @@ def _table_name(plan: Plan, table: str) -> str:
     return "hw_source" if table == plan.source else view("state", table)
 
 
-def _create_tables(con, plan: Plan, schemas: dict) -> list[str]:
+def _create_tables(con, plan: Plan, schemas: dict, keys=()) -> list[str]:
     """One SQLite table per relation a request fills (the source's rows, the stored rows of
-    every other table but the feature set); returns those relations."""
+    every other table but the feature set); returns those relations. Each table is indexed on
+    the model's keys and its history slices' entity keys: the feature SQL joins its windowed
+    rows back on them, which without an index is a scan per row (quadratic in the history)."""
     tables = [t for t in schemas if t != plan.feature_set]
     for table in tables:
-        cols = ", ".join(f'"{n}"' for n, _ in schemas[table])
-        con.execute(f"create table {_table_name(plan, table)} ({cols})")
+        name, columns = _table_name(plan, table), [n for n, _ in schemas[table]]
+        cols = ", ".join(f'"{n}"' for n in columns)
+        con.execute(f"create table {name} ({cols})")
+        slice_keys = [s.key for s in plan.history if s.relation == table]
+        for key in dict.fromkeys(k for k in [*keys, *slice_keys] if k in columns):
+            con.execute(f'create index {name}__{key} on {name} ("{key}")')
     return tables
 
 
@@ -255,14 +281,18 @@ class SqliteEngine:
         self.empty = {t: schema.empty_table() for t, schema in self.arrow.items()}
         self.con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.con.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
-        self.tables = _create_tables(self.con, plan, schemas)
+        self.tables = _create_tables(self.con, plan, schemas, keys)
         self.source = [(n, kind) for n, kind in schemas[plan.source]]
         for name, sql in views if views is not None else sqlite_views(plan, schemas):
             self.con.execute(f"create view {name} as {sql}")
         final = view("fresh", plan.models[-1].table)
         match = " and ".join(f'r."{k}" = f."{k}"' for k in keys)
+        distinct = ", ".join(f'"{k}"' for k in keys)
+        # a join from the request's keys, not `where exists`: SQLite then drives the feature
+        # SQL's final join from the request rows through the indexes
         self.answer_sql = (
-            f"select f.* from {final} f where exists (select 1 from hw_source r where {match})"
+            f"select f.* from (select distinct {distinct} from hw_source) r "
+            f"join {final} f on {match}"
         )
         self.merges = [
             f"insert into {view('state', t)} ({cols}) select {cols} from {view('fresh', t)} "

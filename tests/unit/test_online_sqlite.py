@@ -14,8 +14,10 @@ import pytest
 from ml_assets.online.plan import plan_from_dict
 from ml_assets.online.source import make_engine
 from ml_assets.online.sqlite_engine import (
+    SqliteEngine,
     _from_sqlite_column,
     _to_sqlite_column,
+    inline_plain_ctes,
     sqlite_views,
 )
 from ml_assets.online.sqlite_sql import (
@@ -236,3 +238,61 @@ def test_a_snapshot_without_sqlite_views_is_served_by_duckdb():
         make_engine("sqlite", plan, meta)
     with pytest.raises(ValueError, match="one of auto, sqlite, duckdb"):
         make_engine("fast", plan, meta)
+
+
+def test_import_ctes_are_read_in_place_and_computed_ones_materialised():
+    sql = inline_plain_ctes(
+        "with a as (select * from t where true), b as (select who, count(*) as n from a "
+        "group by who), c as (select distinct * from t) select * from a join b using (who), c"
+    )
+    assert "a AS NOT MATERIALIZED (SELECT * FROM t WHERE TRUE)" in sql
+    assert "b AS (SELECT" in sql and "c AS (SELECT DISTINCT" in sql
+
+
+def test_the_answer_joins_the_windowed_rows_back_through_an_index():
+    """The feature SQL's final join of its windowed rows to the history (on the model's key)
+    searches an index: a scan per row would be quadratic in the entity's history."""
+    plan = plan_from_dict(
+        {
+            "feature_set": "features.f",
+            "source": "raw.e",
+            "source_columns": {"id": "varchar", "who": "varchar", "ts": "timestamp"},
+            "models": [
+                ["staging.s", 'select * from "w"."raw"."e"', ["raw.e"]],
+                [
+                    "features.f",
+                    'with t as (select * from "w"."staging"."s" where true), h as (select id, '
+                    "count(*) over (partition by who order by ts range between interval 1 day "
+                    "preceding and interval 1 microsecond preceding) as n from t) "
+                    "select t.id, t.who, h.n from t join h on t.id = h.id",
+                    ["staging.s"],
+                ],
+            ],
+            "state": [],
+            "relation_names": {
+                "raw.e": '"w"."raw"."e"',
+                "staging.s": '"w"."staging"."s"',
+                "features.f": '"w"."features"."f"',
+            },
+            "history": [["staging.s", "who", "ts", 1, False]],
+            "categories": {},
+        }
+    )
+    columns = [["id", "VARCHAR"], ["who", "VARCHAR"], ["ts", "TIMESTAMP"]]
+    schemas = {"raw.e": columns, "staging.s": columns, "features.f": columns[:2]}
+    engine = SqliteEngine(plan, schemas, ["id"])
+    indexes = {
+        sql for (sql,) in engine.con.execute("select sql from sqlite_master where type = 'index'")
+    }
+    assert {i.split(" on ")[1] for i in indexes} == {
+        'hw_source ("id")',
+        'hw_state__staging__s ("id")',
+        'hw_state__staging__s ("who")',
+    }
+    steps = [row[3] for row in engine.con.execute("explain query plan " + engine.answer_sql)]
+    assert any("USING INDEX hw_state__staging__s__id" in step for step in steps), steps
+    stored = {"staging.s": [("a", "x", 1_000_000), ("b", "x", 2_000_000)]}
+    answer, _ = engine.run(
+        [{"id": "c", "who": "x", "ts": "1970-01-01T00:00:03"}], stored, (), "rows"
+    )
+    assert answer == [{"id": "c", "who": "x", "n": 2}]
