@@ -34,6 +34,7 @@ from ml_assets.online.sqlite_sql import (
     kind_of_type,
     to_sqlite,
 )
+from ml_assets.online.sqlite_windows import windows_as_subqueries
 
 # decoded store entries kept (one per entity and day, or per recorded request): a request's
 # history is read from the store every time, but decoded from Arrow only once
@@ -162,7 +163,7 @@ def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[
             table = next(t for t in schemas if view("all", t) == name)
             sql = f"select * from {view('state', table)}"
         else:
-            sql = inline_plain_ctes(to_sqlite(sql, kinds, scales))
+            sql = inline_plain_ctes(windows_as_subqueries(to_sqlite(sql, kinds, scales)))
         out.append((name, sql))
     _check_views(plan, schemas, out)
     return out
@@ -211,16 +212,18 @@ def _table_name(plan: Plan, table: str) -> str:
 def _create_tables(con, plan: Plan, schemas: dict, keys=()) -> list[str]:
     """One SQLite table per relation a request fills (the source's rows, the stored rows of
     every other table but the feature set); returns those relations. Each table is indexed on
-    the model's keys and its history slices' entity keys: the feature SQL joins its windowed
-    rows back on them, which without an index is a scan per row (quadratic in the history)."""
+    the model's keys (the feature SQL joins its rows back on them) and on each history slice's
+    entity and time (a window's frame, as `sqlite_windows` rewrites it, is a range of it)."""
     tables = [t for t in schemas if t != plan.feature_set]
     for table in tables:
         name, columns = _table_name(plan, table), [n for n, _ in schemas[table]]
         cols = ", ".join(f'"{n}"' for n in columns)
         con.execute(f"create table {name} ({cols})")
-        slice_keys = [s.key for s in plan.history if s.relation == table]
-        for key in dict.fromkeys(k for k in [*keys, *slice_keys] if k in columns):
-            con.execute(f'create index {name}__{key} on {name} ("{key}")')
+        slices = [(s.key, s.time_column) for s in plan.history if s.relation == table]
+        indexes = [(k,) for k in keys] + [tuple(c for c in s if c) for s in slices]
+        for index in dict.fromkeys(i for i in indexes if set(i) <= set(columns)):
+            on = ", ".join(f'"{c}"' for c in index)
+            con.execute(f"create index {name}__{'__'.join(index)} on {name} ({on})")
     return tables
 
 

@@ -28,6 +28,7 @@ from ml_assets.online.sqlite_sql import (
     decimal_scales,
     to_sqlite,
 )
+from ml_assets.online.sqlite_windows import windows_as_subqueries
 
 SCHEMAS = {
     "t": [
@@ -72,11 +73,15 @@ def engines():
     lite.close()
 
 
-def _both(engines, sql: str) -> tuple[list, list]:
-    """`sql`'s rows from DuckDB, and from SQLite after the rewrite, typed as DuckDB's."""
+def _both(engines, sql: str, windows: bool = False) -> tuple[list, list]:
+    """`sql`'s rows from DuckDB, and from SQLite after the rewrite (and, with `windows`, its
+    window aggregates as subqueries), typed as DuckDB's."""
     con, lite = engines
     expected = con.sql(sql).to_arrow_table()
     rewritten = to_sqlite(sql, column_kinds(SCHEMAS), decimal_scales(SCHEMAS))
+    if windows:
+        rewritten = windows_as_subqueries(rewritten)
+        assert " OVER " not in rewritten.upper(), rewritten
     rows = lite.execute(rewritten).fetchall()
     columns = list(zip(*rows)) if rows else [()] * expected.num_columns
     got = [
@@ -150,6 +155,66 @@ def test_sqlite_gives_duckdbs_values(engines, name):
     expected, got = _both(engines, QUERIES[name])
     assert len(expected) > 1
     assert got == expected
+
+
+@pytest.mark.parametrize("name", [n for n in QUERIES if "range frames" in n])
+def test_window_aggregates_as_subqueries_give_duckdbs_values(engines, name):
+    expected, got = _both(engines, QUERIES[name], windows=True)
+    assert len(expected) > 1
+    assert got == expected
+
+
+def test_window_subqueries_keep_the_frames_of_null_keys():
+    """Null partition keys are one partition; a null order key's frame is its null peers (the
+    whole partition from UNBOUNDED PRECEDING), as in DuckDB."""
+    rows = [("a", 1, 10.0), ("a", 2, 20.0), ("a", 2, 8.0), ("a", None, 5.0), ("a", None, 7.0)]
+    rows += [("a", 3, 1.0), (None, 1, 2.0), (None, 2, 3.0), (None, None, 4.0), ("b", 5, 1.5)]
+    frames = {
+        "w1": "1 preceding and 1 preceding",
+        "w2": "unbounded preceding and 1 preceding",
+        "w3": "2 preceding and current row",
+        "w4": "unbounded preceding and current row",
+    }
+    windows = ", ".join(
+        f"{n} as (partition by p order by o nulls last range between {f})"
+        for n, f in frames.items()
+    )
+    sql = (
+        "select p, o, v, count(*) over w1 as c1, sum(v) over w1 as s1, count(v) over w2 as c2, "
+        "max(o) over w3 as m3, min(v) over w4 as m4, count(*) over w4 as c4 from t "
+        f"window {windows} order by p nulls last, o nulls last, v"
+    )
+    duck = duckdb.connect()
+    duck.execute("create table t (p varchar, o integer, v double)")
+    duck.executemany("insert into t values (?, ?, ?)", rows)
+    lite = sqlite3.connect(":memory:")
+    lite.execute("create table t (p, o, v)")
+    lite.executemany("insert into t values (?, ?, ?)", rows)
+    rewritten = windows_as_subqueries(sql)
+    assert " OVER " not in rewritten.upper()
+    assert lite.execute(rewritten).fetchall() == duck.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select row_number() over (partition by who order by ts nulls last) from t",
+        "select count(*) over (partition by who order by ts desc nulls last "
+        "range between 1 preceding and current row) from t",
+        "select count(*) over (partition by who order by ts nulls last "
+        "rows between 1 preceding and current row) from t",
+        "select count(*) over (partition by who order by ts nulls last "
+        "range between 1 preceding and 1 following) from t",
+        "select count(distinct n) over (partition by who order by ts nulls last "
+        "range between 1 preceding and current row) from t",
+        "select count(*) over (partition by who order by ts nulls last "
+        "range between 1 preceding and current row) from t where n > 2",
+        "select count(*) over (partition by a.who order by a.ts nulls last "
+        "range between 1 preceding and current row) from t a join t b on a.id = b.id",
+    ],
+)
+def test_windows_the_subquery_equality_does_not_cover_stay_windows(sql):
+    assert " OVER " in windows_as_subqueries(sql).upper()
 
 
 @pytest.mark.parametrize(
@@ -249,9 +314,10 @@ def test_import_ctes_are_read_in_place_and_computed_ones_materialised():
     assert "b AS (SELECT" in sql and "c AS (SELECT DISTINCT" in sql
 
 
-def test_the_answer_joins_the_windowed_rows_back_through_an_index():
-    """The feature SQL's final join of its windowed rows to the history (on the model's key)
-    searches an index: a scan per row would be quadratic in the entity's history."""
+def test_the_answer_reads_the_history_through_indexes():
+    """The request's row is found by its key and its window computed from a range of the
+    (entity, time) index: SQLite's own window, or a join scanned per row, would read every
+    history row (or every pair of them) on each request."""
     plan = plan_from_dict(
         {
             "feature_set": "features.f",
@@ -287,10 +353,13 @@ def test_the_answer_joins_the_windowed_rows_back_through_an_index():
     assert {i.split(" on ")[1] for i in indexes} == {
         'hw_source ("id")',
         'hw_state__staging__s ("id")',
-        'hw_state__staging__s ("who")',
+        'hw_state__staging__s ("who", "ts")',
     }
     steps = [row[3] for row in engine.con.execute("explain query plan " + engine.answer_sql)]
-    assert any("USING INDEX hw_state__staging__s__id" in step for step in steps), steps
+    # the request's row found by its key, its window a range of the (entity, time) index
+    assert any("INDEX hw_state__staging__s__id (id=?)" in step for step in steps), steps
+    assert any("INDEX hw_state__staging__s__who__ts (who=?" in step for step in steps), steps
+    assert not any(step.startswith("SCAN hw_state") for step in steps), steps
     stored = {"staging.s": [("a", "x", 1_000_000), ("b", "x", 2_000_000)]}
     answer, _ = engine.run(
         [{"id": "c", "who": "x", "ts": "1970-01-01T00:00:03"}], stored, (), "rows"
