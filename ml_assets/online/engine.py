@@ -113,6 +113,9 @@ class Engine:
             return None
         return pa.concat_tables([from_ipc(b) for b in blobs], promote_options="permissive")
 
+    def remember(self, table: str, blob: bytes, rows: list[dict]) -> None:
+        """A store entry `record` has just written: nothing to keep here (Arrow is read as is)."""
+
     def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer="arrow"):
         """The feature set's rows of the request (Arrow, or with `answer="rows"` a list of
         dicts; None when `answer` is None), and the fresh rows of the tables in `fresh_of` (what

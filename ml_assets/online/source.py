@@ -198,7 +198,9 @@ class OnlineFeatureSource:
                     by_entity.setdefault(row[piece.key], []).append(row)
                 for value, entity_rows in by_entity.items():
                     key = entity_key(self.namespace, snap.generation, table, piece.key, value)
-                    items.append((key, to_ipc(pa.Table.from_pylist(entity_rows, schema))))
+                    blob = to_ipc(pa.Table.from_pylist(entity_rows, schema))
+                    snap.engine.remember(table, blob, entity_rows)
+                    items.append((key, blob))
             # by day too, so that the next snapshot carries them over until they land
             by_day: dict = {}
             for row in new_rows:

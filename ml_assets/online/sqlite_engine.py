@@ -34,7 +34,7 @@ from ml_assets.online.sqlite_sql import (
     kind_of_type,
     to_sqlite,
 )
-from ml_assets.online.sqlite_windows import windows_as_subqueries
+from ml_assets.online.sqlite_windows import inline_plain_ctes, windows_as_subqueries
 
 # decoded store entries kept (one per entity and day, or per recorded request): a request's
 # history is read from the store every time, but decoded from Arrow only once
@@ -167,26 +167,6 @@ def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[
         out.append((name, sql))
     _check_views(plan, schemas, out)
     return out
-
-
-def inline_plain_ctes(sql: str) -> str:
-    """`sql` with each CTE that only selects a table's rows (`select * from t [where ...]`,
-    jaffle-shop's import CTEs) marked NOT MATERIALIZED: SQLite then reads the table itself,
-    through its indexes, instead of copying it for every request. Rows are the same either way."""
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, read="sqlite")
-    for cte in tree.find_all(exp.CTE):
-        body = cte.this
-        plain = (
-            isinstance(body, exp.Select)
-            and [type(e) for e in body.expressions] == [exp.Star]
-            and not any(body.args.get(k) for k in ("joins", "group", "distinct", "limit"))
-        )
-        if plain:
-            cte.set("materialized", False)
-    return tree.sql(dialect="sqlite")
 
 
 def _check_views(plan: Plan, schemas: dict, views: list[tuple[str, str]]) -> None:
@@ -332,10 +312,22 @@ class SqliteEngine:
         for blob in blobs:
             decoded = self.decoded.get(blob)
             if decoded is None:
-                if len(self.decoded) >= CACHED_BLOBS:
-                    self.decoded.clear()
-                decoded = self.decoded[blob] = self._arrow_rows(table, from_ipc(blob))
+                decoded = self._keep(blob, self._arrow_rows(table, from_ipc(blob)))
             rows.extend(decoded)
+        return rows
+
+    def remember(self, table: str, blob: bytes, rows: list[dict]) -> None:
+        """Keep the SQLite rows of a store entry `record` has just written (`rows`, the values
+        it encoded in `blob`), as `stored_rows` would decode them: the next request of that
+        entity reads the entry without decoding it."""
+        schema = self.arrow[table]
+        convert = [(n, _to_sqlite_value(schema.field(n).type)) for n in schema.names]
+        self._keep(blob, [tuple(c(r[n]) if c else r[n] for n, c in convert) for r in rows])
+
+    def _keep(self, blob: bytes, rows: list[tuple]) -> list[tuple]:
+        if len(self.decoded) >= CACHED_BLOBS:
+            self.decoded.clear()
+        self.decoded[blob] = rows
         return rows
 
     def _rows(self, sql: str) -> list[dict]:

@@ -1,5 +1,6 @@
-"""Window aggregates over range frames, rewritten as correlated subqueries: what lets the SQLite
-engine compute a request row's windows from an index instead of every history row's.
+"""The rewritten SQL shaped for a request's few rows: window aggregates over range frames as
+correlated subqueries, which let the SQLite engine compute a request row's windows from an
+index instead of every history row's, and import CTEs read in place (`inline_plain_ctes`).
 
 SQLite evaluates a window function for every row of its partition, and the feature set's
 windows run over an entity's whole history (100-350 rows) on each request: about 0.2 ms per
@@ -164,3 +165,23 @@ def _subquery(function, definition, table):
     source = table.copy()
     source.set("alias", exp.TableAlias(this=exp.to_identifier(INNER)))
     return exp.select(inner_function).from_(source).where(condition).subquery()
+
+
+def inline_plain_ctes(sql: str) -> str:
+    """`sql` with each CTE that only selects a table's rows (`select * from t [where ...]`,
+    jaffle-shop's import CTEs) marked NOT MATERIALIZED: SQLite then reads the table itself,
+    through its indexes, instead of copying it for every request. Rows are the same either way."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="sqlite")
+    for cte in tree.find_all(exp.CTE):
+        body = cte.this
+        plain = (
+            isinstance(body, exp.Select)
+            and [type(e) for e in body.expressions] == [exp.Star]
+            and not any(body.args.get(k) for k in ("joins", "group", "distinct", "limit"))
+        )
+        if plain:
+            cte.set("materialized", False)
+    return tree.sql(dialect="sqlite")

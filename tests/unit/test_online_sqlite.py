@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from ml_assets.online.plan import plan_from_dict
@@ -365,3 +366,31 @@ def test_the_answer_reads_the_history_through_indexes():
         [{"id": "c", "who": "x", "ts": "1970-01-01T00:00:03"}], stored, (), "rows"
     )
     assert answer == [{"id": "c", "who": "x", "n": 2}]
+
+
+def test_a_recorded_entry_is_kept_as_decoding_it_would_give():
+    """`record` hands the engine the rows it has just encoded: kept as they are, they equal
+    what the next request would decode from the store."""
+    from ml_assets.online.snapshot import to_ipc
+
+    plan = _plan('select * from "w"."raw"."e"')
+    columns = [
+        ["id", "VARCHAR"],
+        ["at", "TIMESTAMP"],
+        ["day", "DATE"],
+        ["amount", "DECIMAL(12,2)"],
+        ["night", "BOOLEAN"],
+    ]
+    engine = SqliteEngine(
+        plan, {"raw.e": columns, "state.s": columns, "features.f": columns}, ["id"]
+    )
+    rows = [
+        {"id": "a", "at": datetime(2025, 3, 1, 23, 59, 59, 999_999), "day": date(2025, 3, 1),
+         "amount": Decimal("293.36"), "night": True},
+        {"id": "b", "at": None, "day": None, "amount": None, "night": False},
+    ]  # fmt: skip
+    blob = to_ipc(pa.Table.from_pylist(rows, engine.arrow["state.s"]))
+    engine.remember("state.s", blob, rows)
+    kept = engine.decoded.pop(blob)
+    assert engine.stored_rows("state.s", [blob]) == kept
+    assert kept[0][1] == 1_740_873_599_999_999 and kept[0][3] == 293.36
