@@ -4,9 +4,10 @@
 
 Why a second engine: DuckDB binds and optimises the feature SQL again on every query (about
 20 ms for transaction_features, prepared or not) and starts each window operator for a few rows,
-while SQLite prepares a statement once and runs it over a request's 100-170 history rows in
-about 1.5 ms. Each table is a real SQLite table, emptied and filled per request, so the
-statements stay prepared (Python's sqlite3 caches them by their text). Dates and timestamps are
+while SQLite prepares a statement once and, with the windows rewritten for the request's row
+(ml_assets/online/sqlite_windows.py), runs it over a request's 100-170 history rows in 0.2 ms.
+Each table is a real SQLite table, emptied and filled per request, so the statements stay
+prepared (Python's sqlite3 caches them by their text). Dates and timestamps are
 integers here (days and microseconds since 1970); values are converted on the way in from Arrow
 and the request, and on the way out to the tables' own Arrow types, so the answer has the feature
 table's schema. The parity test runs every request of a day through both engines.
