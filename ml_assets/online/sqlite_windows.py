@@ -93,6 +93,8 @@ def _definition(window, named):
         if any(own) or window.args["alias"].name not in named:
             return None
         window = named[window.args["alias"].name]
+        if window.args.get("alias") is not None:
+            return None  # built on another named window: its partition would be lost
     partition, order, spec = (window.args.get(k) for k in ("partition_by", "order", "spec"))
     if not order or len(order.expressions) != 1 or spec is None:
         return None

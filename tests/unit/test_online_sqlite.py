@@ -212,6 +212,10 @@ def test_window_subqueries_keep_the_frames_of_null_keys():
         "range between 1 preceding and current row) from t where n > 2",
         "select count(*) over (partition by a.who order by a.ts nulls last "
         "range between 1 preceding and current row) from t a join t b on a.id = b.id",
+        "select count(*) over w2 from t window w1 as (partition by who), "
+        "w2 as (w1 order by ts nulls last range between 1 preceding and current row)",
+        "select count(*) over (w1 order by ts nulls last range between 1 preceding and "
+        "current row) from t window w1 as (partition by who)",
     ],
 )
 def test_windows_the_subquery_equality_does_not_cover_stay_windows(sql):
