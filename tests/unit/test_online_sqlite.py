@@ -365,7 +365,7 @@ def test_the_answer_reads_the_history_through_indexes():
     assert any("INDEX hw_state__staging__s__id (id=?)" in step for step in steps), steps
     assert any("INDEX hw_state__staging__s__who__ts (who=?" in step for step in steps), steps
     assert not any(step.startswith("SCAN hw_state") for step in steps), steps
-    stored = {"staging.s": [("a", "x", 1_000_000), ("b", "x", 2_000_000)]}
+    stored = {"staging.s": [(b"x's entry", [("a", "x", 1_000_000), ("b", "x", 2_000_000)])]}
     answer, _ = engine.run(
         [{"id": "c", "who": "x", "ts": "1970-01-01T00:00:03"}], stored, (), "rows"
     )
@@ -375,7 +375,7 @@ def test_the_answer_reads_the_history_through_indexes():
 def test_a_recorded_entry_is_kept_as_decoding_it_would_give():
     """`record` hands the engine the rows it has just encoded: kept as they are, they equal
     what the next request would decode from the store."""
-    from ml_assets.online.snapshot import to_ipc
+    from ml_assets.online.snapshot import from_ipc, to_ipc
 
     plan = _plan('select * from "w"."raw"."e"')
     columns = [
@@ -395,6 +395,65 @@ def test_a_recorded_entry_is_kept_as_decoding_it_would_give():
     ]  # fmt: skip
     blob = to_ipc(pa.Table.from_pylist(rows, engine.arrow["state.s"]))
     engine.remember("state.s", blob, rows)
-    kept = engine.decoded.pop(blob)
-    assert engine.stored_rows("state.s", [blob]) == kept
+    # kept: the next request does not decode it
+    assert engine.stored_rows("state.s", [blob]) == [(blob, None)]
+    ids = engine.cached[("state.s", blob)]
+    kept = engine.con.execute(
+        f"select * from hw_cache__state__s where rowid in ({', '.join(map(str, ids))})"
+    ).fetchall()
+    assert kept == engine._arrow_rows("state.s", from_ipc(blob))
     assert kept[0][1] == 1_740_873_599_999_999 and kept[0][3] == 293.36
+
+
+def test_store_entries_are_cached_once_and_read_as_given(monkeypatch):
+    """A request's stored rows come from the cache tables: a row two entries share (the
+    customer's and the merchant's) is one row there and in the request's table; the entries
+    answer the same after the cache starts again empty past its bound."""
+    import ml_assets.online.sqlite_engine as sqlite_engine
+
+    plan = plan_from_dict(
+        {
+            "feature_set": "features.f",
+            "source": "raw.e",
+            "source_columns": {"id": "varchar", "who": "varchar", "ts": "timestamp"},
+            "models": [
+                [
+                    "features.f",
+                    'select e.id, count(*) as n, count(distinct s.id) as ids from "w"."raw"."e" e '
+                    'join "w"."staging"."s" s on s.who = e.who group by e.id',
+                    ["raw.e", "staging.s"],
+                ]
+            ],
+            "state": ["staging.s"],
+            "relation_names": {
+                "raw.e": '"w"."raw"."e"',
+                "staging.s": '"w"."staging"."s"',
+                "features.f": '"w"."features"."f"',
+            },
+            "history": [["staging.s", "who", "ts", 1, False]],
+            "categories": {},
+        }
+    )
+    columns = [["id", "VARCHAR"], ["who", "VARCHAR"], ["ts", "TIMESTAMP"]]
+    schemas = {
+        "raw.e": columns,
+        "staging.s": columns,
+        "features.f": [["id", "VARCHAR"], ["n", "BIGINT"], ["ids", "BIGINT"]],
+    }
+    engine = SqliteEngine(plan, schemas, ["id"])
+    shared, own = ("a", "x", 1), ("b", "x", 2)
+    stored = {"staging.s": [(b"customer", [shared, own]), (b"merchant", [shared])]}
+    request = [{"id": "c", "who": "x", "ts": "1970-01-01T00:00:03"}]
+    answer, _ = engine.run(request, stored, (), "rows")
+    assert answer == [{"id": "c", "n": 2, "ids": 2}]
+    assert engine.cached_rows == 2
+    assert engine.cached[("staging.s", b"merchant")] == engine.cached[("staging.s", b"customer")][:1]
+    # cached entries need no rows, and the request's table is empty again after the run
+    answer, _ = engine.run(request, {"staging.s": [(b"customer", None)]}, (), "rows")
+    assert answer == [{"id": "c", "n": 2, "ids": 2}]
+    assert engine.con.execute("select count(*) from hw_state__staging__s").fetchone() == (0,)
+    monkeypatch.setattr(sqlite_engine, "CACHED_ROWS", 1)
+    answer, _ = engine.run(request, stored, (), "rows")
+    assert answer == [{"id": "c", "n": 2, "ids": 2}]
+    assert engine.cached_rows == 2
+    assert engine.con.execute("select count(*) from hw_cache__staging__s").fetchone() == (2,)
