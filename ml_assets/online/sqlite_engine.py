@@ -20,23 +20,26 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 from ml_assets.online.engine import model_views, view
 from ml_assets.online.plan import Plan
 from ml_assets.online.snapshot import from_ipc
 from ml_assets.online.sqlite_sql import (
     DECIMAL_AVG,
-    EPOCH,
-    EPOCH_DAY,
-    ONE_US,
     Untranslatable,
     column_kinds,
     decimal_average,
     decimal_scales,
-    kind_of_type,
     to_sqlite,
+)
+from ml_assets.online.sqlite_values import (
+    FreshRows,
+    arrow_rows,
+    arrow_schemas,
+    from_sqlite_column,
+    plain_converter,
+    request_value,
+    to_sqlite_value,
 )
 from ml_assets.online.sqlite_windows import inline_plain_ctes, windows_as_subqueries
 
@@ -44,114 +47,6 @@ from ml_assets.online.sqlite_windows import inline_plain_ctes, windows_as_subque
 # recorded request): a request's history is read from the store every time, but decoded from
 # Arrow and inserted only once. Past this many rows the cache starts again empty.
 CACHED_ROWS = 500_000
-# up to this many rows, Arrow is converted value by value (a recorded request's entry: 1 row)
-SMALL_ROWS = 64
-
-
-def arrow_schemas(schemas: dict[str, list[list[str]]]) -> dict:
-    """table -> the Arrow schema DuckDB gives its columns (what the DuckDB engine returns)."""
-    import duckdb
-
-    con = duckdb.connect(":memory:")
-    try:
-        out = {}
-        for table, columns in schemas.items():
-            cols = ", ".join(f'"{name}" {kind}' for name, kind in columns)
-            con.execute(f"create table t ({cols})")
-            out[table] = con.sql("select * from t").to_arrow_table().schema
-            con.execute("drop table t")
-        return out
-    finally:
-        con.close()
-
-
-def _to_sqlite_value(kind):
-    """Python value (as Arrow's `to_pylist` gives it) -> SQLite value, for an Arrow `kind`:
-    the same values `_to_sqlite_column` gives, without Arrow's per-column casts (which cost
-    more than the conversion for the few rows of one request's store entries)."""
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(kind):
-        return lambda v: None if v is None else (v.replace(tzinfo=None) - EPOCH) // ONE_US
-    if pa.types.is_date(kind):
-        return lambda v: None if v is None else (v - EPOCH_DAY).days
-    if pa.types.is_decimal(kind):
-        return lambda v: None if v is None else float(v)
-    return None
-
-
-def _to_sqlite_column(column) -> list:
-    """An Arrow column as SQLite values: dates and timestamps as integers, decimals as floats."""
-    import pyarrow as pa
-
-    kind = column.type
-    if pa.types.is_timestamp(kind):
-        column = column.cast(pa.timestamp("us", tz=kind.tz)).cast(pa.int64())
-    elif pa.types.is_date(kind):
-        column = column.cast(pa.date32()).cast(pa.int32())
-    elif pa.types.is_decimal(kind):
-        # each value's nearest double, as DuckDB casts a decimal (Arrow's cast may be a bit off)
-        return [None if v is None else float(v) for v in column.to_pylist()]
-    return column.to_pylist()
-
-
-def _from_sqlite_column(values: list, kind):
-    """SQLite values as an Arrow array of `kind`."""
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(kind):
-        return pa.array(values, pa.int64()).cast(kind)
-    if pa.types.is_date(kind):
-        return pa.array(values, pa.int32()).cast(kind)
-    if pa.types.is_decimal(kind):
-        text = f"{{:.{kind.scale}f}}"
-        return pa.array([None if v is None else Decimal(text.format(v)) for v in values], kind)
-    if pa.types.is_boolean(kind):
-        return pa.array([None if v is None else bool(v) for v in values], kind)
-    return pa.array(values, kind)
-
-
-def request_value(value, data_type: str, field: str):
-    """One request field as SQLite stores the source column (`data_type`, DuckDB's)."""
-    if value is None:
-        return None
-    kind = kind_of_type(data_type)
-    try:
-        if kind == "timestamp":
-            moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-            if not isinstance(moment, datetime):
-                raise ValueError(f"not a timestamp: {value!r}")
-            return (moment.replace(tzinfo=None) - EPOCH) // ONE_US
-        if kind == "date":
-            day = date.fromisoformat(value) if isinstance(value, str) else value
-            return (day - EPOCH_DAY).days
-        upper = data_type.upper()
-        if upper.startswith(("DECIMAL", "NUMERIC", "DOUBLE", "FLOAT", "REAL")):
-            return float(value)
-        if upper.startswith(("INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT")):
-            return int(value)
-        if upper.startswith("BOOL"):
-            return bool(value)
-        return str(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"field {field}: {error}") from error
-
-
-def _plain_converter(kind):
-    """SQLite value -> the plain Python value the DuckDB engine's answer gives for an Arrow
-    `kind` (after `source.plain`: decimals as floats)."""
-    import pyarrow as pa
-
-    if pa.types.is_timestamp(kind):
-        return lambda v: None if v is None else EPOCH + v * ONE_US
-    if pa.types.is_date(kind):
-        return lambda v: None if v is None else EPOCH_DAY + timedelta(days=v)
-    if pa.types.is_decimal(kind):
-        scale = kind.scale
-        return lambda v: None if v is None else round(float(v), scale)
-    if pa.types.is_boolean(kind):
-        return lambda v: None if v is None else bool(v)
-    return None
 
 
 def sqlite_views(plan: Plan, schemas: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
@@ -212,38 +107,15 @@ def _create_tables(con, plan: Plan, schemas: dict, keys=()) -> list[str]:
     return tables
 
 
-class FreshRows:
-    """A path table's fresh rows of one run, as SQLite gave them: converted to the table's
-    Python values only when `record` asks (`to_pylist`, as an Arrow table's), after the
-    answer."""
-
-    def __init__(self, names: list[str], rows: list[tuple], schema) -> None:
-        self.names, self.rows, self.schema = names, rows, schema
-
-    @property
-    def num_rows(self) -> int:
-        return len(self.rows)
-
-    def to_pylist(self) -> list[dict]:
-        import pyarrow as pa
-
-        convert = {}
-        for field in self.schema:
-            if pa.types.is_decimal(field.type):
-                text = f"{{:.{field.type.scale}f}}"
-                convert[field.name] = lambda v, t=text: None if v is None else Decimal(t.format(v))
-            else:
-                convert[field.name] = _plain_converter(field.type)
-        out = []
-        for row in self.rows:
-            values = dict(zip(self.names, row))
-            out.append(
-                {
-                    f.name: (convert[f.name](values[f.name]) if convert[f.name] else values[f.name])
-                    for f in self.schema
-                }
-            )
-        return out
+def _merge(table: str, columns: list[str]) -> str:
+    """Add a stored path table's fresh rows to its stored ones, without duplicates: `except`,
+    written so that each fresh row is looked up through the table's indexes, not by a scan."""
+    state, cols = view("state", table), ", ".join(f'"{c}"' for c in columns)
+    same = " and ".join(f's."{c}" is f."{c}"' for c in columns)
+    return (
+        f"insert into {state} ({cols}) select distinct {cols} from {view('fresh', table)} f "
+        f"where not exists (select 1 from {state} s where {same})"
+    )
 
 
 class SqliteEngine:
@@ -282,14 +154,9 @@ class SqliteEngine:
             f"select f.* from (select distinct {distinct} from hw_source) r "
             f"join {final} f on {match}"
         )
-        self.merges = [
-            f"insert into {view('state', t)} ({cols}) select {cols} from {view('fresh', t)} "
-            f"except select {cols} from {view('state', t)}"
-            for t in plan.stored
-            if t in {m.table for m in plan.models}
-            for cols in [", ".join(f'"{n}"' for n, _ in schemas[t])]
-        ]
-        self.plain = {f.name: _plain_converter(f.type) for f in self.arrow[plan.feature_set]}
+        path = {m.table for m in plan.models}
+        self.merges = [_merge(t, [n for n, _ in schemas[t]]) for t in plan.stored if t in path]
+        self.plain = {f.name: plain_converter(f.type) for f in self.arrow[plan.feature_set]}
         self.inserts = {
             t: f"insert into {_table_name(plan, t)} values ({', '.join('?' * len(schemas[t]))})"
             for t in self.tables
@@ -360,19 +227,15 @@ class SqliteEngine:
 
     def _arrow_rows(self, table: str, arrow) -> list[tuple]:
         """An Arrow table's rows in `table`'s column order, as SQLite values."""
-        names = self.arrow[table].names
-        if arrow.num_rows > SMALL_ROWS:
-            return list(zip(*[_to_sqlite_column(arrow.column(n)) for n in names]))
-        convert = [_to_sqlite_value(arrow.schema.field(n).type) for n in names]
-        columns = [arrow.column(n).to_pylist() for n in names]
-        return [tuple(c(v) if c else v for c, v in zip(convert, row)) for row in zip(*columns)]
+        return arrow_rows(arrow.select(self.arrow[table].names))
 
     def stored_rows(self, table: str, blobs: list[bytes]) -> list[tuple[bytes, list | None]]:
         """What `run` takes as `table`'s stored rows: each of the store's Arrow IPC streams with
         its rows as SQLite values, decoded here (outside the engine's lock) unless the entry is
         cached already (None then)."""
+        cached = self.cached
         return [
-            (blob, None if (table, blob) in self.cached else self._arrow_rows(table, from_ipc(blob)))
+            (blob, None if (table, blob) in cached else self._arrow_rows(table, from_ipc(blob)))
             for blob in blobs
         ]
 
@@ -381,7 +244,7 @@ class SqliteEngine:
         it encoded in `blob`), as `stored_rows` would decode them: the next request of that
         entity reads the entry without decoding it."""
         schema = self.arrow[table]
-        convert = [(n, _to_sqlite_value(schema.field(n).type)) for n in schema.names]
+        convert = [(n, to_sqlite_value(schema.field(n).type)) for n in schema.names]
         values = [tuple(c(r[n]) if c else r[n] for n, c in convert) for r in rows]
         with self.lock:
             if (table, blob) not in self.cached:
@@ -409,7 +272,7 @@ class SqliteEngine:
         import pyarrow as pa
 
         by_name = dict(zip(names, zip(*rows))) if rows else {n: () for n in names}
-        arrays = [_from_sqlite_column(list(by_name[f.name]), f.type) for f in schema]
+        arrays = [from_sqlite_column(list(by_name[f.name]), f.type) for f in schema]
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def run(self, rows: list[dict], stored: dict, fresh_of: tuple[str, ...] = (), answer="arrow"):

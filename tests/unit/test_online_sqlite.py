@@ -14,13 +14,7 @@ import pytest
 
 from ml_assets.online.plan import plan_from_dict
 from ml_assets.online.source import make_engine
-from ml_assets.online.sqlite_engine import (
-    SqliteEngine,
-    _from_sqlite_column,
-    _to_sqlite_column,
-    inline_plain_ctes,
-    sqlite_views,
-)
+from ml_assets.online.sqlite_engine import SqliteEngine, inline_plain_ctes, sqlite_views
 from ml_assets.online.sqlite_sql import (
     DECIMAL_AVG,
     Untranslatable,
@@ -29,6 +23,7 @@ from ml_assets.online.sqlite_sql import (
     decimal_scales,
     to_sqlite,
 )
+from ml_assets.online.sqlite_values import arrow_rows, from_sqlite_column
 from ml_assets.online.sqlite_windows import windows_as_subqueries
 
 SCHEMAS = {
@@ -67,11 +62,35 @@ def engines():
     lite = sqlite3.connect(":memory:")
     lite.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
     lite.execute(f"create table t ({', '.join(n for n, _ in SCHEMAS['t'])})")
-    values = list(zip(*[_to_sqlite_column(table.column(n)) for n, _ in SCHEMAS["t"]]))
+    values = arrow_rows(table)
     lite.executemany("insert into t values (?, ?, ?, ?, ?, ?)", values)
     yield con, lite
     con.close()
     lite.close()
+
+
+def test_arrow_casts_and_value_by_value_give_the_same_sqlite_values(monkeypatch):
+    """Store entries decode by Arrow casts from `CAST_ROWS` rows on, value by value below:
+    the same integers for dates and timestamps (zoned ones as UTC), nulls kept."""
+    import ml_assets.online.sqlite_values as sqlite_values
+
+    table = pa.table(
+        {
+            "at": pa.array([datetime(2025, 3, 1, 23, 59, 59, 999_999), None], pa.timestamp("us")),
+            "utc": pa.array([datetime(1969, 12, 31, 23), None], pa.timestamp("us", tz="UTC")),
+            "ms": pa.array([datetime(2025, 1, 1, 0, 0, 1), None], pa.timestamp("ms")),
+            "day": pa.array([date(1969, 12, 30), None], pa.date32()),
+            "amount": pa.array([Decimal("293.36"), None], pa.decimal128(12, 2)),
+        }
+    )
+    monkeypatch.setattr(sqlite_values, "CAST_ROWS", 1)
+    cast = arrow_rows(table)
+    monkeypatch.setattr(sqlite_values, "CAST_ROWS", 10**9)
+    assert arrow_rows(table) == cast
+    assert cast == [
+        (1_740_873_599_999_999, -3_600_000_000, 1_735_689_601_000_000, -2, 293.36),
+        (None, None, None, None, None),
+    ]
 
 
 def _both(engines, sql: str, windows: bool = False) -> tuple[list, list]:
@@ -86,7 +105,7 @@ def _both(engines, sql: str, windows: bool = False) -> tuple[list, list]:
     rows = lite.execute(rewritten).fetchall()
     columns = list(zip(*rows)) if rows else [()] * expected.num_columns
     got = [
-        _from_sqlite_column(list(values), field.type).to_pylist()
+        from_sqlite_column(list(values), field.type).to_pylist()
         for values, field in zip(columns, expected.schema)
     ]
     return [list(r.values()) for r in expected.to_pylist()], [list(r) for r in zip(*got)]
@@ -447,7 +466,8 @@ def test_store_entries_are_cached_once_and_read_as_given(monkeypatch):
     answer, _ = engine.run(request, stored, (), "rows")
     assert answer == [{"id": "c", "n": 2, "ids": 2}]
     assert engine.cached_rows == 2
-    assert engine.cached[("staging.s", b"merchant")] == engine.cached[("staging.s", b"customer")][:1]
+    cached = engine.cached
+    assert cached[("staging.s", b"merchant")] == cached[("staging.s", b"customer")][:1]
     # cached entries need no rows, and the request's table is empty again after the run
     answer, _ = engine.run(request, {"staging.s": [(b"customer", None)]}, (), "rows")
     assert answer == [{"id": "c", "n": 2, "ids": 2}]
