@@ -50,6 +50,45 @@ def test_a_weighted_metric_with_unit_weights_is_the_plain_metric():
         assert weighted_metric(metric, target, guess, np.ones((1, 500)))[0] == pytest.approx(value)
 
 
+@pytest.mark.parametrize("metric", ["roc_auc", "pr_auc"])
+@pytest.mark.parametrize("stratified", [True, False])
+def test_ranking_resamples_from_class_counts_equal_the_weight_matrix(metric, stratified):
+    """The ranking metrics are resampled from each class's counts; on the same draws they give
+    what the resamples x rows weight matrix gives, tied scores and empty classes included."""
+    from ml_assets.models import bootstrap
+
+    for seed in range(25):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(5, 300))
+        y = (rng.random(n) < rng.uniform(0.02, 0.6)).astype(float)
+        y[:] = 0 if seed == 3 else y  # no positive at all: undefined, as the matrix says
+        predictions = [np.round(rng.random(n), int(rng.integers(1, 3))), rng.random(n)]
+        fast = bootstrap._resampled(metric, y, predictions, 40, seed, 0.01, stratified)
+        w = bootstrap._resample_weights(np.random.default_rng(seed), 40, y, stratified)
+        for got, p in zip(fast, predictions):
+            want = weighted_metric(metric, y, p, w)
+            assert np.array_equal(np.isnan(got), np.isnan(want))
+            assert np.allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=0, atol=1e-12)
+
+
+def test_a_resample_that_does_not_draw_the_top_row_still_counts_for_average_precision():
+    """A row drawn zero times adds nothing, as a row of weight zero in sklearn: with one row
+    per score, about a third of the resamples miss the top-scored row, and each must still
+    give its average precision (it was NaN, and dropped from the interval)."""
+    from sklearn.metrics import average_precision_score
+
+    from ml_assets.models import bootstrap
+
+    y, _, p = _world(5, 400, 1.0, 1.0)
+    (draws,) = bootstrap._resampled("pr_auc", y, [p], 200, 0, 0.01, True)
+    assert not np.isnan(draws).any()
+    w = np.ones(len(y))
+    w[np.argmax(p)] = 0
+    assert weighted_metric("pr_auc", y, p, w[None, :])[0] == pytest.approx(
+        average_precision_score(y, p, sample_weight=w), abs=1e-12
+    )
+
+
 def test_an_interval_holds_its_value_is_seeded_and_narrows_with_rows():
     y, _, p = _world(0, 6000, 1.0, 1.0)
     wide = metric_interval("roc_auc", y[:600], p[:600], stratified=True)
