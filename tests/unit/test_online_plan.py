@@ -315,6 +315,17 @@ def test_the_service_sees_each_answered_request_before_its_recording_has_run():
     late = dict(zip(columns, ("e-late", "u1", Decimal("3.00"), "a", datetime(2025, 3, 6, 9))))
     (features,) = service.features([late])
     assert service.record_errors == 1 and features["n_1d"] >= 1
+    # and shown where an operator looks: GET /v1/models/{name}
+    from headwater.serve.app import describe
+
+    champion = SimpleNamespace(alias="champion", version="3", request_fields={}, info={})
+    slot = SimpleNamespace(
+        champion=champion, challenger=None, loaded_at=0.0, source=service, spec=spec
+    )
+    spec.name, spec.registered_model_name = "events", "headwater.events"
+    shown = describe(slot)["feature_source"]
+    assert shown["record_errors"] == 1
+    assert "is not after the online store's last day" in shown["last_record_error"]
 
 
 def _parsed() -> dict:

@@ -67,7 +67,9 @@ def no_champion(slot: ModelSlot) -> dict:
 def describe(slot: ModelSlot) -> dict:
     """What `GET /v1/models/{name}` answers for a served model."""
     model = slot.champion
+    health = getattr(slot.source, "health", None)  # the online store's upkeep, if it has one
     return {
+        **({"feature_source": health()} if health else {}),
         "model": slot.spec.name,
         "registered_model": slot.spec.registered_model_name,
         "alias": model.alias,

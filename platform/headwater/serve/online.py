@@ -8,11 +8,14 @@ before the SQL runs.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from typing import Literal, get_args, get_origin
 
 from headwater.serve.features import RequestField
+
+log = logging.getLogger(__name__)
 
 
 def request_fields_of(types: dict[str, object]) -> dict[str, RequestField]:
@@ -47,6 +50,7 @@ class OnlineRequestSource:
         self._pending: deque[list[dict]] = deque()  # answered, not yet in the store
         self._applying = threading.Lock()  # one applier at a time: the answers' order holds
         self.record_errors = 0
+        self.last_record_error: str | None = None
 
     @classmethod
     def open(cls, spec, store_url: str = "", engine: str = "auto"):
@@ -74,5 +78,13 @@ class OnlineRequestSource:
                 rows = self._pending.popleft()
                 try:
                     self.source.record(rows)
-                except Exception:  # e.g. a new snapshot already holds their day: not this
-                    self.record_errors += 1  # request's fault, and the next ones still count
+                except Exception as error:  # e.g. a new snapshot already holds their day:
+                    # not this request's fault, and the next ones still count
+                    self.record_errors += 1
+                    self.last_record_error = f"{type(error).__name__}: {error}"
+                    log.warning("a served request was not added to the history: %s", error)
+
+    def health(self) -> dict:
+        """What `GET /v1/models/{name}` shows of the history's upkeep: served requests that
+        could not be added to it (their features are missing from later requests' windows)."""
+        return {"record_errors": self.record_errors, "last_record_error": self.last_record_error}
