@@ -338,27 +338,16 @@ def test_import_ctes_are_read_in_place_and_computed_ones_materialised():
     assert "b AS (SELECT" in sql and "c AS (SELECT DISTINCT" in sql
 
 
-def test_the_answer_reads_the_history_through_indexes():
-    """The request's row is found by its key and its window computed from a range of the
-    (entity, time) index: SQLite's own window, or a join scanned per row, would read every
-    history row (or every pair of them) on each request."""
-    plan = plan_from_dict(
+def _who_plan(models: list, state: list[str]):
+    """A plan whose requests are rows of `raw.e` (id, who, ts), with `models` on its path and
+    each `who`'s last day of `staging.s` as history."""
+    return plan_from_dict(
         {
             "feature_set": "features.f",
             "source": "raw.e",
             "source_columns": {"id": "varchar", "who": "varchar", "ts": "timestamp"},
-            "models": [
-                ["staging.s", 'select * from "w"."raw"."e"', ["raw.e"]],
-                [
-                    "features.f",
-                    'with t as (select * from "w"."staging"."s" where true), h as (select id, '
-                    "count(*) over (partition by who order by ts range between interval 1 day "
-                    "preceding and interval 1 microsecond preceding) as n from t) "
-                    "select t.id, t.who, h.n from t join h on t.id = h.id",
-                    ["staging.s"],
-                ],
-            ],
-            "state": [],
+            "models": models,
+            "state": state,
             "relation_names": {
                 "raw.e": '"w"."raw"."e"',
                 "staging.s": '"w"."staging"."s"',
@@ -367,6 +356,26 @@ def test_the_answer_reads_the_history_through_indexes():
             "history": [["staging.s", "who", "ts", 1, False]],
             "categories": {},
         }
+    )
+
+
+def test_the_answer_reads_the_history_through_indexes():
+    """The request's row is found by its key and its window computed from a range of the
+    (entity, time) index: SQLite's own window, or a join scanned per row, would read every
+    history row (or every pair of them) on each request."""
+    plan = _who_plan(
+        [
+            ["staging.s", 'select * from "w"."raw"."e"', ["raw.e"]],
+            [
+                "features.f",
+                'with t as (select * from "w"."staging"."s" where true), h as (select id, '
+                "count(*) over (partition by who order by ts range between interval 1 day "
+                "preceding and interval 1 microsecond preceding) as n from t) "
+                "select t.id, t.who, h.n from t join h on t.id = h.id",
+                ["staging.s"],
+            ],
+        ],
+        state=[],
     )
     columns = [["id", "VARCHAR"], ["who", "VARCHAR"], ["ts", "TIMESTAMP"]]
     schemas = {"raw.e": columns, "staging.s": columns, "features.f": columns[:2]}
@@ -430,28 +439,16 @@ def test_store_entries_are_cached_once_and_read_as_given(monkeypatch):
     answer the same after the cache starts again empty past its bound."""
     import ml_assets.online.sqlite_engine as sqlite_engine
 
-    plan = plan_from_dict(
-        {
-            "feature_set": "features.f",
-            "source": "raw.e",
-            "source_columns": {"id": "varchar", "who": "varchar", "ts": "timestamp"},
-            "models": [
-                [
-                    "features.f",
-                    'select e.id, count(*) as n, count(distinct s.id) as ids from "w"."raw"."e" e '
-                    'join "w"."staging"."s" s on s.who = e.who group by e.id',
-                    ["raw.e", "staging.s"],
-                ]
-            ],
-            "state": ["staging.s"],
-            "relation_names": {
-                "raw.e": '"w"."raw"."e"',
-                "staging.s": '"w"."staging"."s"',
-                "features.f": '"w"."features"."f"',
-            },
-            "history": [["staging.s", "who", "ts", 1, False]],
-            "categories": {},
-        }
+    plan = _who_plan(
+        [
+            [
+                "features.f",
+                'select e.id, count(*) as n, count(distinct s.id) as ids from "w"."raw"."e" e '
+                'join "w"."staging"."s" s on s.who = e.who group by e.id',
+                ["raw.e", "staging.s"],
+            ]
+        ],
+        state=["staging.s"],
     )
     columns = [["id", "VARCHAR"], ["who", "VARCHAR"], ["ts", "TIMESTAMP"]]
     schemas = {
