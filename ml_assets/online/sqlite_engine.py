@@ -141,8 +141,9 @@ class SqliteEngine:
         self.empty = {t: schema.empty_table() for t, schema in self.arrow.items()}
         self.con = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         self.con.create_function(DECIMAL_AVG, 4, decimal_average, deterministic=True)
-        self.tables = _create_tables(self.con, plan, schemas, keys)
+        tables = _create_tables(self.con, plan, schemas, keys)
         self.source = [(n, kind) for n, kind in schemas[plan.source]]
+        self.source_insert = f"insert into hw_source values ({', '.join('?' * len(self.source))})"
         for name, sql in views if views is not None else sqlite_views(plan, schemas):
             self.con.execute(f"create view {name} as {sql}")
         final = view("fresh", plan.models[-1].table)
@@ -157,11 +158,8 @@ class SqliteEngine:
         path = {m.table for m in plan.models}
         self.merges = [_merge(t, [n for n, _ in schemas[t]]) for t in plan.stored if t in path]
         self.plain = {f.name: plain_converter(f.type) for f in self.arrow[plan.feature_set]}
-        self.inserts = {
-            t: f"insert into {_table_name(plan, t)} values ({', '.join('?' * len(schemas[t]))})"
-            for t in self.tables
-        }
-        stored = [t for t in self.tables if t != plan.source]
+        # each stored table is filled per request from its cache table
+        stored = [t for t in tables if t != plan.source]
         self.copies, self.cache_inserts = {}, {}
         for table in stored:
             cache, cols = view("cache", table), ", ".join(f'"{n}"' for n, _ in schemas[table])
@@ -179,11 +177,6 @@ class SqliteEngine:
         self.cached: dict[tuple[str, bytes], list[int]] = {}
         self.row_ids: dict[str, dict[tuple, int]] = {t: {} for t in stored}
         self.cached_rows = 0
-
-    def _fill(self, table: str, rows: list[tuple]) -> None:
-        # every table is empty here: each run's rows are rolled back after it
-        if rows:
-            self.con.executemany(self.inserts[table], rows)
 
     def _cache(self, table: str, entry: bytes, rows: list[tuple]) -> list[int]:
         """Cache a store entry's rows (SQLite values); their rowids. Under `self.lock`."""
@@ -288,7 +281,8 @@ class SqliteEngine:
             ids = {t: self._row_ids(t, e) for t, e in stored.items() if e and t in self.copies}
             self.con.execute("begin")
             try:
-                self._fill(self.plan.source, request)
+                # every table is empty here: each run's rows are rolled back after it
+                self.con.executemany(self.source_insert, request)
                 for table, row_ids in ids.items():
                     self.con.execute(self.copies[table], (json.dumps(row_ids),))
                 for merge in self.merges:
