@@ -51,9 +51,6 @@ DBT_DUCKDB_VERSION = "1.11.1"
 # around the environment it sets for the invocation.
 DBT_LOCK = threading.RLock()
 
-# What an in-process invocation adds to dbt's command line (see run_dbt_in_process).
-QUIET_FLAGS = ("--quiet", "--no-use-colors", "--log-level-file", "error", "--no-write-json")
-
 # Parsed projects of this process: (project dir, warehouse file, newest input mtime) -> Manifest.
 _MANIFESTS: dict[tuple[str, str, float], Any] = {}
 
@@ -149,10 +146,10 @@ def run_dbt_in_process(
         try:
             manifest = _manifest(project_dir, target_path, _target_arg(args))
             # --quiet: the events reach the callback, not this process's stdout as well; no
-            # colours: dbt's messages end up in the step's failure text. No debug log file and
-            # no JSON artifacts: they would be written to the invocation's own target folder,
-            # which `run_dbt` removes once the events are read (a fifth of dbt's time per node).
-            result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke([*args, *QUIET_FLAGS])
+            # colours: dbt's messages end up in the step's failure text.
+            result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
+                [*args, "--quiet", "--no-use-colors"]
+            )
         finally:
             _close_duckdb()
     if result.exception is not None:
