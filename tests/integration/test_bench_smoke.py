@@ -87,7 +87,11 @@ def test_bench_serve_part_scores_every_leg_alike(tmp_path):
     sent every transaction of its day once and got the scores `mlflow models serve` gives the
     offline feature rows."""
     out = tmp_path / "bench.json"
-    _harness(["--only", "serve", "--serve-seconds", "1", "--serve-port", "19350"], out, 900)
+    _harness(
+        ["--only", "serve", "--serve-seconds", "1", "--serve-port", "19350", "--bytecode", "imports"],
+        out,
+        900,
+    )
     serve = json.loads(out.read_text())["parts"]["serve"]
     for leg in ("floor", "headwater", "headwater_online", "headwater_online_duckdb", "mlflow"):
         assert serve[leg]["requests"] > 0 and serve[leg].get("failed", 0) == 0, leg
