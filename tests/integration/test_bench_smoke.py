@@ -88,7 +88,8 @@ def test_bench_serve_part_scores_every_leg_alike(tmp_path):
     offline feature rows."""
     out = tmp_path / "bench.json"
     _harness(
-        ["--only", "serve", "--serve-seconds", "1", "--serve-port", "19350", "--bytecode", "imports"],
+        ["--only", "serve", "--serve-seconds", "1", "--serve-port", "19350"]
+        + ["--bytecode", "imports"],
         out,
         900,
     )
