@@ -140,6 +140,7 @@ for path in sorted(paths):
 """
 PROJECT_CODE = ("platform", "ml_assets", "bench")
 
+
 def base_environment(pycache: Path) -> dict[str, str]:
     """This process's environment without any state setting, compiled bytecode kept in
     `pycache` (PYTHONDONTWRITEBYTECODE, if set, would make every import compile from source)."""
