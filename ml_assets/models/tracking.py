@@ -2,7 +2,8 @@
 loaded back from it.
 
 `tracking_uri` empty means $MLFLOW_TRACKING_URI, else the embedded store: SQLite at
-`<state>/mlflow/mlflow.db` with artifacts in `<state>/mlflow/artifacts`. mlflow itself is
+`<state>/mlflow/mlflow.db` with artifacts in `<state>/mlflow/artifacts`, started as a copy of an
+empty store (`ml_assets.models.mlflow_store`). mlflow itself is
 imported inside the methods, so loading the code location does not pay for it.
 """
 
@@ -124,7 +125,12 @@ class MlflowTracking(dg.ConfigurableResource):
             return os.environ["MLFLOW_TRACKING_URI"]
         folder = self._embedded_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'mlflow.db'}"
+        database = folder / "mlflow.db"
+        if not database.exists():
+            from ml_assets.models.mlflow_store import seed_store
+
+            seed_store(database)  # a copy of an empty store, not MLflow's migrations run anew
+        return f"sqlite:///{database}"
 
     def check_reachable(self) -> None:
         """Raise MlflowUnreachable unless the tracking server answers (see `check_reachable`);
