@@ -15,10 +15,6 @@ monitoring that a run's process is gone.
 - The answer a run launcher gives run monitoring about a run's worker (`CheckRunHealthResult`,
   `WorkerStatus`, from `dagster._core.launcher`): the public `DefaultRunLauncher` can be
   subclassed, but the type its health check returns is not exported (`run_launcher.py`).
-- The SQLite event log (`SqliteEventLogStorage`), with its connections kept
-  (`PooledSqliteEventLogStorage`, the embedded instance's event log): Dagster's own opens a new
-  SQLAlchemy engine and SQLite connection for every event it writes, and compiles every
-  statement anew in each, about 10 ms an asset event on 2 cores; a run writes hundreds.
 
 Written for Dagster `DAGSTER_VERSION`, the version uv.lock pins.
 tests/unit/test_dagster_internals.py fails, naming what changed, when another version is
@@ -29,20 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 import dagster as dg
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
-    SQLITE_BUSY_TIMEOUT_SECONDS,
-    SqliteEventLogStorage,
-)
-from dagster._core.storage.sql import create_engine
-from sqlalchemy.pool import QueuePool
 
 DAGSTER_VERSION = "1.13.27"
 
@@ -53,10 +40,6 @@ INTERNALS = (
     ("dagster._core.asset_graph_view.asset_graph_view", "AssetGraphView.for_test"),
     ("dagster._core.launcher", "CheckRunHealthResult"),
     ("dagster._core.launcher", "WorkerStatus"),
-    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SqliteEventLogStorage._connect"),
-    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SqliteEventLogStorage._initdb"),
-    ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SQLITE_BUSY_TIMEOUT_SECONDS"),
-    ("dagster._core.storage.sql", "create_engine"),
 )
 
 
@@ -118,92 +101,3 @@ def worker_health(alive: bool, message: str):
     from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
     return CheckRunHealthResult(WorkerStatus.RUNNING if alive else WorkerStatus.FAILED, message)
-
-
-# Engines kept per process: the index shard and the newest run shards (a code server or the
-# webserver reads many runs; each kept engine holds one open SQLite connection).
-KEPT_SHARDS = 8
-
-# Engines a forked child inherited: never used and never closed there, since closing a SQLite
-# connection opened by another process can release that process's locks.
-_INHERITED: list[Any] = []
-
-
-class PooledSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log (a database per run plus the index shard), with one engine and
-    one open connection kept per database file in each process.
-
-    `SqliteEventLogStorage._connect` creates an engine with no pool for every connection, so
-    each event pays a new SQLite connection, its close, and the compilation of its statements
-    (SQLAlchemy caches compiled statements per engine): about 10 ms an asset event here, 2.6 ms
-    with the engines kept. Everything else is Dagster's: the same files, schema, statements and
-    transactions, and `_connect` still holds the storage's lock around each use, so a kept
-    connection is used by one thread at a time and is idle (no open transaction) between uses.
-    Other processes see each commit as before (SQLite's WAL locking, not the pool, orders them).
-    """
-
-    def __init__(self, base_dir: str, inst_data: Any = None) -> None:
-        self._engines: OrderedDict[str, Any] = OrderedDict()
-        self._engines_pid = os.getpid()
-        super().__init__(base_dir, inst_data)
-
-    @classmethod
-    def config_type(cls) -> dict:
-        # The instance's home, from which the default SQLite storage's own folder follows, so
-        # an instance keeps its event logs when it switches to this class or back.
-        return {"dagster_home": dg.StringSource}
-
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> PooledSqliteEventLogStorage:
-        base_dir = os.path.join(config_value["dagster_home"], "history", "runs", "")
-        return cls(base_dir, inst_data=inst_data)
-
-    def _engine(self, shard: str) -> Any:
-        """The kept engine of `shard`, created (and the database initialised) on first use."""
-        if self._engines_pid != os.getpid():  # a forked child: start afresh
-            _INHERITED.extend(self._engines.values())
-            self._engines = OrderedDict()
-            self._engines_pid = os.getpid()
-        engine = self._engines.get(shard)
-        if engine is None:
-            engine = create_engine(
-                self.conn_string_for_shard(shard),
-                poolclass=QueuePool,
-                pool_size=1,
-                # `_initdb` inspects the new database through a second connection, closed after
-                max_overflow=2,
-                connect_args={
-                    "timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
-                    # one thread at a time (the lock), not always the one that connected
-                    "check_same_thread": False,
-                },
-            )
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            self._engines[shard] = engine
-            while len(self._engines) > KEPT_SHARDS:
-                self._engines.popitem(last=False)[1].dispose()
-        self._engines.move_to_end(shard)
-        return engine
-
-    @contextmanager
-    def _connect(self, shard: str) -> Iterator[Any]:
-        with self._db_lock:
-            with self._engine(shard).connect() as conn, conn.begin():
-                yield conn
-
-    def _dispose_engines(self) -> None:
-        with self._db_lock:
-            if self._engines_pid == os.getpid():
-                for engine in self._engines.values():
-                    engine.dispose()
-            self._engines = OrderedDict()
-
-    def wipe(self) -> None:
-        self._dispose_engines()  # before the run shards' files are deleted
-        super().wipe()
-
-    def dispose(self) -> None:
-        self._dispose_engines()
-        super().dispose()
