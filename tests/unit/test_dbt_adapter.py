@@ -198,3 +198,32 @@ def test_dbt_duckdb_lets_the_adapter_release_the_database():
     with pytest.raises(Exception, match="before creation"):
         DuckDBConnectionManager.env()
     in_process._close_duckdb()
+
+
+def test_the_run_passes_on_what_a_dbt_process_prints_and_what_dagster_dbt_reads():
+    """dbt's events reach dagster-dbt as its process's output would: info and above, plus the
+    node results and column metadata dagster-dbt reads at any level; debug events (each SQL
+    statement) stay in dbt's log file."""
+    from dbt.adapters.events.types import SQLQuery
+    from dbt.events.types import JinjaLogInfo, LogModelResult, LogTestResult
+    from dbt_common.events.base_types import EventLevel, msg_from_base_event
+
+    def passed(event, level=None) -> bool:
+        msg = msg_from_base_event(event, level=level)
+        return in_process.printed(msg.info.level, msg.info.name)
+
+    assert not passed(SQLQuery(conn_name="model.x", sql="select 1", node_info={}))
+    assert passed(JinjaLogInfo(msg='{"columns": {}}'), EventLevel.DEBUG)
+    result = {"description": "m", "index": 1, "total": 1, "execution_time": 0.1}
+    assert passed(LogModelResult(status="OK", **result), EventLevel.DEBUG)
+    assert passed(LogModelResult(status="OK", **result), EventLevel.INFO)
+    test = LogTestResult(name="t", status="fail", index=1, num_models=1, num_failures=1)
+    assert passed(test, EventLevel.ERROR)
+    # every name dagster-dbt reads as a node result is passed at any level
+    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
+
+    raw = {"info": {"name": "", "level": "debug"}, "data": {"node_info": {"unique_id": "model.x"}}}
+    for name in in_process.READ_AT_ANY_LEVEL - {"JinjaLogInfo"}:
+        raw["info"]["name"] = name
+        assert DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={}).is_result_event
+        assert in_process.printed("debug", name)

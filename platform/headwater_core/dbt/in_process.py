@@ -128,6 +128,23 @@ def _error_line(exception: BaseException) -> str:
     return json.dumps({"info": info, "data": {}})
 
 
+# Events dagster-dbt reads at any level: the node results it turns into materialisations and
+# check results (DbtCoreCliEventMessage.is_result_event), and JinjaLogInfo, which carries its
+# column metadata.
+READ_AT_ANY_LEVEL = frozenset(
+    {"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult", "JinjaLogInfo"}
+)
+
+
+def printed(level: str, name: str) -> bool:
+    """Whether an event of dbt's is one of its process's output lines: what dbt prints at its
+    default log level (info and above) and whatever dagster-dbt reads. Debug events (each SQL
+    statement, connection, timing: most of a run's events) only go to dbt's log file. Each line
+    is encoded here, decoded by dagster-dbt and echoed to the step's output: passing the debug
+    events too cost a new day ~3 s (docs/benchmarks.md)."""
+    return level != "debug" or name in READ_AT_ANY_LEVEL
+
+
 def run_dbt_in_process(
     args: Sequence[str], env: Mapping[str, str], project_dir: Path, target_path: Path
 ) -> FinishedDbt:
@@ -138,7 +155,8 @@ def run_dbt_in_process(
     lines: list[str] = []
 
     def collect(event) -> None:
-        lines.append(json.dumps(msg_to_dict(event)))
+        if printed(event.info.level, event.info.name):
+            lines.append(json.dumps(msg_to_dict(event)))
 
     # The environment a dbt subprocess would have had (dagster-dbt's DBT_* settings and the
     # warehouse path): dbt reads its flags and `env_var()` from os.environ.

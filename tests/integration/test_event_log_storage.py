@@ -1,0 +1,132 @@
+"""The embedded instance's event log (`PooledSqliteEventLogStorage`): Dagster's SQLite files,
+with one connection kept per file and process. What keeping connections could break, checked
+on a real instance: runs and their events read back whole, another process's writes seen by a
+process holding connections to the same files, the number of kept files bounded, and a wipe
+that deletes the files under them.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import dagster as dg
+
+from headwater.dagster_internals import KEPT_SHARDS, PooledSqliteEventLogStorage
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-06")
+
+
+@dg.asset(partitions_def=DAYS)
+def daily_rows(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    context.log.info(f"building {context.partition_key}")
+    return dg.MaterializeResult(metadata={"day": context.partition_key})
+
+
+@dg.asset_check(asset=daily_rows)
+def daily_rows_present() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def _materialize(instance, partition_key: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [daily_rows, daily_rows_present], instance=instance, partition_key=partition_key
+    )
+
+
+def _materialized_days(instance) -> list[str]:
+    records = instance.fetch_materializations(daily_rows.key, limit=100).records
+    return sorted(r.partition_key for r in records)
+
+
+def test_the_embedded_instance_keeps_dagsters_files_and_reads_every_event(instance):
+    storage = instance.event_log_storage
+    assert isinstance(storage, PooledSqliteEventLogStorage)
+    # the default SQLite storage's folder: an existing instance keeps its history
+    assert storage._base_dir.endswith("/history/runs")
+
+    results = [_materialize(instance, f"2026-01-0{day}") for day in range(1, 6)]
+    assert all(r.success for r in results)
+    for result in results:
+        types = [e.dagster_event_type for e in instance.all_logs(result.run_id) if e.dagster_event]
+        for expected in (
+            dg.DagsterEventType.RUN_SUCCESS,
+            dg.DagsterEventType.ASSET_MATERIALIZATION,
+            dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        ):
+            assert types.count(expected) == 1, (result.run_id, expected, types)
+    assert _materialized_days(instance) == [f"2026-01-0{day}" for day in range(1, 6)]
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [daily_rows_present.check_keys.pop()]
+    )
+    assert len(check) == 1
+    # the index shard and at most the newest run shards stay open
+    assert len(storage._engines) <= KEPT_SHARDS
+
+
+def test_another_processs_run_is_seen_through_kept_connections(instance):
+    """A run of another process, written while this one holds connections to the same index
+    file, is read here at once: a kept connection holds no snapshot between uses."""
+    _materialize(instance, "2026-01-01")
+    assert _materialized_days(instance) == ["2026-01-01"]
+    assert instance.event_log_storage._engines  # connections held while the other one writes
+
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS],
+        env=_env(instance),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _materialized_days(instance) == ["2026-01-01", "2026-01-02"]
+
+
+def test_a_wipe_deletes_the_run_files_and_later_runs_still_land(instance):
+    first = _materialize(instance, "2026-01-01")
+    instance.event_log_storage.wipe()
+    assert instance.all_logs(first.run_id) == []
+    assert _materialized_days(instance) == []
+
+    second = _materialize(instance, "2026-01-03")
+    assert second.success
+    assert _materialized_days(instance) == ["2026-01-03"]
+
+
+def test_the_event_log_lives_in_the_folder_of_the_instance_that_loads_it(tmp_path, monkeypatch):
+    """The storage takes no folder from the YAML or the environment: an instance loaded from
+    any folder, with no DAGSTER_HOME set, writes its event logs under that folder."""
+    import shutil
+
+    from headwater.environment import EMBEDDED_INSTANCE_CONFIG
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    shutil.copyfile(EMBEDDED_INSTANCE_CONFIG, folder / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(folder)) as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        result = _materialize(instance, "2026-01-04")
+        assert result.success
+        assert (folder / "history" / "runs" / f"{result.run_id}.db").exists()
+        assert _materialized_days(instance) == ["2026-01-04"]
+    # a second instance on the same folder (another process, a restart) reads the same history
+    with dg.DagsterInstance.from_config(str(folder)) as again:
+        assert _materialized_days(again) == ["2026-01-04"]
+
+
+def _env(instance) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": instance.root_directory}
+
+
+# A second process: the same instance (from its DAGSTER_HOME), one run of this module's asset.
+OTHER_PROCESS = textwrap.dedent(
+    f"""
+    import importlib.util
+    import dagster as dg
+    spec = importlib.util.spec_from_file_location("storage_test", {__file__!r})
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module._materialize(dg.DagsterInstance.get(), "2026-01-02").success
+    """
+)
