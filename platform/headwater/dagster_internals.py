@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
+from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
@@ -57,6 +58,7 @@ INTERNALS = (
     ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SqliteEventLogStorage._initdb"),
     ("dagster._core.storage.event_log.sqlite.sqlite_event_log", "SQLITE_BUSY_TIMEOUT_SECONDS"),
     ("dagster._core.storage.sql", "create_engine"),
+    ("dagster._core.instance.ref", "_event_logs_directory"),
 )
 
 
@@ -162,7 +164,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def register_instance(self, instance: Any) -> None:
         if not hasattr(self, "_base_dir"):
-            folder = os.path.join(instance.root_directory, "history", "runs", "")
+            # the folder Dagster gives its default event log under an instance's root
+            folder = _event_logs_directory(instance.root_directory)
             SqliteEventLogStorage.__init__(self, folder, self._inst_data)
         super().register_instance(instance)
 

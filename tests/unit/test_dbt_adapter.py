@@ -204,6 +204,7 @@ def test_the_run_passes_on_what_a_dbt_process_prints_and_what_dagster_dbt_reads(
     """dbt's events reach dagster-dbt as its process's output would: info and above, plus the
     node results and column metadata dagster-dbt reads at any level; debug events (each SQL
     statement) stay in dbt's log file."""
+    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
     from dbt.adapters.events.types import SQLQuery
     from dbt.events.types import JinjaLogInfo, LogModelResult, LogTestResult
     from dbt_common.events.base_types import EventLevel, msg_from_base_event
@@ -220,8 +221,6 @@ def test_the_run_passes_on_what_a_dbt_process_prints_and_what_dagster_dbt_reads(
     test = LogTestResult(name="t", status="fail", index=1, num_models=1, num_failures=1)
     assert passed(test, EventLevel.ERROR)
     # every name dagster-dbt reads as a node result is passed at any level
-    from dagster_dbt.core.dbt_cli_event import DbtCoreCliEventMessage
-
     raw = {"info": {"name": "", "level": "debug"}, "data": {"node_info": {"unique_id": "model.x"}}}
     for name in in_process.READ_AT_ANY_LEVEL - {"JinjaLogInfo"}:
         raw["info"]["name"] = name
