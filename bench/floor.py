@@ -9,7 +9,8 @@ rewritten and no orchestration around it:
    same contract checks and quarantine);
 2. SQL: the project's dbt models and tests, all layers (staging, marts, features), in ONE
    `dbt build` invoked in-process through dbt's Python API (`dbtRunner`), with the same
-   `--exclude-resource-type unit_test` as the platform's runs. dbt's own cost (parsing the
+   `--exclude-resource-type unit_test`, `--exclude source:*` (the sources' tests are the weekly
+   raw audit's) and `--log-level-file none` as the platform's runs. dbt's own cost (parsing the
    project, compiling, running tests) is part of the floor: dbt is how the SQL is written. The
    feature models are incremental (macros/feature_window.sql); on the floor's new warehouse they
    build in full, the very SQL the platform's first run of the features asset compiles;
@@ -132,6 +133,10 @@ def dbt_build(duckdb_path: Path, target: Path) -> int:
                 str(target),
                 "--exclude-resource-type",
                 "unit_test",
+                "--exclude",
+                "source:*",
+                "--log-level-file",
+                "none",
                 "--quiet",
             ]
         )

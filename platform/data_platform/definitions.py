@@ -9,6 +9,7 @@ import dagster as dg
 
 from data_platform.demo_feed import build_demo_feed, has_demo_sources
 from data_platform.raw.assets import build_raw_assets
+from data_platform.raw.audit import build_raw_audit
 from data_platform.raw.contract import load_contracts
 from data_platform.raw.database_assets import build_database_assets
 from data_platform.raw.landing_sensor import build_landing_sensor
@@ -25,7 +26,8 @@ def build_definitions() -> dg.Definitions:
     raw_assets = build_raw_assets()
     warehouse_daily, warehouse = build_warehouse_assets()
     all_assets = [*raw_assets, *build_database_assets(), warehouse_daily, warehouse]
-    contracts = [c for c in load_contracts(dbt_project_dir()).values() if c.database is None]
+    all_contracts = load_contracts(dbt_project_dir()).values()
+    contracts = [c for c in all_contracts if c.database is None]
     sensor = build_landing_sensor(
         contracts=contracts,
         all_assets=all_assets,
@@ -41,6 +43,11 @@ def build_definitions() -> dg.Definitions:
         description="One partition's raw files through the partitioned warehouse facts.",
     )
     jobs, schedules = [daily_job], []
+    # dbt's source tests, weekly, for a project that has sources
+    if all_contracts:
+        audit_job, audit_schedule = build_raw_audit()
+        jobs.append(audit_job)
+        schedules.append(audit_schedule)
     # The demo's generator lands files only for a project that declares the demo's sources.
     if has_demo_sources(contracts):
         demo_feed_job, demo_feed_schedule = build_demo_feed()

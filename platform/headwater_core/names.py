@@ -55,6 +55,8 @@ QUARANTINE_TABLE = f"{RAW}.quarantine"
 DATABASE_CURSORS_TABLE = f"{RAW}.database_cursors"
 REJECTED_SHARE_CHECK = "rejected_share_below_threshold"
 DAILY_WAREHOUSE_JOB = "daily_warehouse_job"
+# dbt's source tests over all of `raw`, weekly (data_platform.raw.audit)
+RAW_AUDIT_JOB = "raw_contract_audit"
 
 # -- models: the assets one spec produces, by role ----------------------------------------------
 MODEL_ROLES = ("training_set", "model", "evaluation", "champion")

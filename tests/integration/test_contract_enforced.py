@@ -1,8 +1,10 @@
 """The whole contract at ingestion, through the real raw assets and dbt (issue 14, item 4): a
 delivery with values outside a source's `accepted_range` loads, its bad rows are quarantined
-naming line, column and test, and the dbt build of staging and marts passes, because dbt's own
-test of that range never sees a row ingestion let through. (Before, ingestion skipped the range
-and dbt failed the whole warehouse step: "Got 18 results, configured to fail if != 0".)"""
+naming line, column and test, the dbt build of staging and marts passes, and so does the weekly
+raw audit (dbt's source tests over all of `raw`), because dbt's own test of that range never
+sees a row ingestion let through; a row written to `raw` some other way fails the audit.
+(Before, ingestion skipped the range and dbt failed the whole warehouse step: "Got 18 results,
+configured to fail if != 0".)"""
 
 import csv
 import os
@@ -13,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from data_platform.raw.audit import build_raw_audit
 from headwater.headless import materialize_range
 from headwater_core.config import dbt_project_dir
 from ml_assets.models.artifacts import ModelArtifacts
@@ -35,6 +38,26 @@ def _negative_amounts(path: Path, lines: list[int]) -> int:
     with path.open("w", newline="") as f:
         csv.writer(f).writerows(rows)
     return len(rows) - 1
+
+
+def _audit(instance, resources) -> dg.ExecuteInProcessResult:
+    """The weekly raw audit job, run once."""
+    job, _ = build_raw_audit()
+    return job.execute_in_process(
+        instance=instance,
+        resources={"dbt": resources["dbt"], "warehouse": resources["warehouse"]},
+        raise_on_error=False,
+    )
+
+
+def _checked(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """The audit's dbt tests of raw/transactions, by name: passed or not, as the check
+    evaluations of that asset the run reported."""
+    found = {}
+    for event in result.get_asset_check_evaluations():
+        if event.asset_key == dg.AssetKey(["raw", "transactions"]):
+            found[event.check_name] = event.passed
+    return found
 
 
 def _dbt_source_tests(warehouse, tmp_path) -> subprocess.CompletedProcess:
@@ -88,7 +111,13 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
     assert query(warehouse, "select count(*) from raw.transactions") == [(loaded,)]
     assert query(warehouse, "select count(*) from marts.fct_transactions") == [(loaded,)]
 
-    # dbt checks the same range on what landed, and passes ...
+    # The daily build ran none of the sources' tests: the weekly audit does, and passes ...
+    audited = _audit(instance, resources)
+    assert audited.success
+    checks = _checked(audited)
+    assert checks["source_accepted_range_payments_transactions_amount__0"], checks
+    assert checks["source_unique_payments_transactions_transaction_id"], checks
+    # ... as do dbt's own tests of the same source, run by hand ...
     passed = _dbt_source_tests(warehouse, tmp_path)
     assert passed.returncode == 0, passed.stdout[-3000:]
     assert "source_accepted_range_payments_transactions_amount" in passed.stdout
@@ -106,3 +135,11 @@ def test_out_of_range_rows_are_quarantined_and_dbt_passes(
         failed.returncode != 0
         and "source_accepted_range_payments_transactions_amount" in failed.stdout
     )
+    # ... and the audit fails, naming the test, having reported every other test's result
+    failed_audit = _audit(instance, resources)
+    assert not failed_audit.success
+    checks = _checked(failed_audit)
+    assert not checks["source_accepted_range_payments_transactions_amount__0"], checks
+    assert checks["source_unique_payments_transactions_transaction_id"], checks
+    failure = failed_audit.get_step_failure_events()[0].event_specific_data.error
+    assert "source_accepted_range_payments_transactions_amount" in str(failure), failure

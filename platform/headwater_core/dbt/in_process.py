@@ -164,9 +164,12 @@ def run_dbt_in_process(
         try:
             manifest = _manifest(project_dir, target_path, _target_arg(args))
             # --quiet: the events reach the callback, not this process's stdout as well; no
-            # colours: dbt's messages end up in the step's failure text.
+            # colours: dbt's messages end up in the step's failure text. No log file: dbt
+            # would write every debug event to it as JSON (a fifth of its node threads' time),
+            # in the invocation's target folder, which `run_dbt` deletes once it has read
+            # the events.
             result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
-                [*args, "--quiet", "--no-use-colors"]
+                [*args, "--quiet", "--no-use-colors", "--log-level-file", "none"]
             )
         finally:
             _close_duckdb()

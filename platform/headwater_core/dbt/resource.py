@@ -81,15 +81,17 @@ def run_dbt(
     warehouse: Warehouse,
     args: list[str],
     window: tuple[str, str] | None = None,
+    **cli_options: Any,
 ) -> Iterator[Any]:
     """Run a dbt command for the selected assets and enrich each model's result with row counts.
+    `cli_options` go to `DbtCliResource.cli` (an op outside `@dbt_assets` passes its manifest).
 
     Row counts are read after dbt exits, not streamed while it runs (dagster-dbt's
     `fetch_row_counts`), because DuckDB lets only one process open the file while dbt writes it.
     """
     # dbt unit tests check SQL logic, not data: the test suite runs them, production runs skip them.
     args = [*args, "--exclude-resource-type", "unit_test"]
-    events, failure = _invoke(context, dbt, warehouse, args)
+    events, failure = _invoke(context, dbt, warehouse, args, cli_options)
     if dbt_target(dbt) != DBT_TARGET_DUCKDB:
         # The models were built elsewhere (Spark): the DuckDB file's tables of the same names
         # are not what this run wrote, so no row counts rather than wrong ones.
@@ -107,7 +109,11 @@ def run_dbt(
 
 
 def _invoke(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, args: list[str]
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    args: list[str],
+    cli_options: dict[str, Any],
 ) -> tuple[list[Any], DagsterDbtCliRuntimeError | None]:
     """dbt's events for `args`, and dbt's failure if it failed, once dbt has finished."""
     # Each invocation gets its own target folder (so concurrent runs never share one), removed
@@ -127,7 +133,7 @@ def _invoke(
         # Its DuckDB settings (profiles.yml `settings`) come from the resource the same way.
         variables = {"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}
         with DBT_LOCK, environ({**variables, **warehouse.duckdb_settings()}):
-            invocation = dbt.cli(args, context=context, target_path=target)
+            invocation = dbt.cli(args, context=context, target_path=target, **cli_options)
         try:
             events.extend(invocation.stream())
         except DagsterDbtCliRuntimeError as error:
