@@ -163,13 +163,14 @@ def run_dbt_in_process(
     with DBT_LOCK, environ(env):
         try:
             manifest = _manifest(project_dir, target_path, _target_arg(args))
-            # --quiet: the events reach the callback, not this process's stdout as well; no
-            # colours: dbt's messages end up in the step's failure text. No log file: dbt
-            # would write every debug event to it as JSON (a fifth of its node threads' time),
-            # in the invocation's target folder, which `run_dbt` deletes once it has read
-            # the events.
+            # The events reach the callback only. Neither of dbt's own loggers: its console
+            # logger (even with --quiet) and its log file encode every event, debug ones
+            # included, as JSON before they filter by level (a fifth of dbt's node threads'
+            # time), and the file would go to the invocation's target folder, which `run_dbt`
+            # deletes once it has read the events. No colours: dbt's messages end up in the
+            # step's failure text.
             result = dbtRunner(manifest=manifest, callbacks=[collect]).invoke(
-                [*args, "--quiet", "--no-use-colors", "--log-level-file", "none"]
+                [*args, "--log-level", "none", "--log-level-file", "none", "--no-use-colors"]
             )
         finally:
             _close_duckdb()
