@@ -153,6 +153,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._inst_data = inst_data
         self._engines: OrderedDict[str, Any] = OrderedDict()
         self._engines_pid = os.getpid()
+        self._tables_seen: set[str] = set()
 
     @classmethod
     def config_type(cls) -> dict:
@@ -210,6 +211,14 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 for engine in self._engines.values():
                     engine.dispose()
             self._engines = OrderedDict()
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks this before every asset check event (`supports_asset_checks`), through a
+        new engine each time. A migration only ever adds tables and a wipe keeps them, so a
+        table once found is remembered; a missing one is asked again."""
+        if table_name not in self._tables_seen and super().has_table(table_name):
+            self._tables_seen.add(table_name)
+        return table_name in self._tables_seen
 
     def wipe(self) -> None:
         self._dispose_engines()  # before the run shards' files are deleted

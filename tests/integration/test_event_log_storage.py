@@ -62,6 +62,11 @@ def test_the_embedded_instance_keeps_dagsters_files_and_reads_every_event(instan
     assert len(check) == 1
     # the index shard and at most the newest run shards stay open
     assert len(storage._engines) <= KEPT_SHARDS
+    # the check table, found once, is remembered; a missing table is not
+    assert storage.has_table("asset_check_executions") and storage.has_table("event_logs")
+    assert not storage.has_table("no_such_table")
+    assert {"asset_check_executions", "event_logs"} <= storage._tables_seen
+    assert "no_such_table" not in storage._tables_seen
 
 
 def test_another_processs_run_is_seen_through_kept_connections(instance):
