@@ -90,7 +90,9 @@ def run_dbt(
     `fetch_row_counts`), because DuckDB lets only one process open the file while dbt writes it.
     """
     # dbt unit tests check SQL logic, not data: the test suite runs them, production runs skip them.
-    args = [*args, "--exclude-resource-type", "unit_test"]
+    # No JSON artifacts: the invocation's target folder is deleted once its events are read, and
+    # dbt wrote the whole manifest (1 MB) there on every invocation.
+    args = [*args, "--exclude-resource-type", "unit_test", "--no-write-json"]
     events, failure = _invoke(context, dbt, warehouse, args, cli_options)
     if dbt_target(dbt) != DBT_TARGET_DUCKDB:
         # The models were built elsewhere (Spark): the DuckDB file's tables of the same names
