@@ -10,10 +10,11 @@ rewritten and no orchestration around it:
 2. SQL: the project's dbt models and tests, all layers (staging, marts, features), in ONE
    `dbt build` invoked in-process through dbt's Python API (`dbtRunner`), with the same
    `--exclude-resource-type unit_test`, `--exclude source:*` (the sources' tests are the weekly
-   raw audit's) and `--log-level-file none` as the platform's runs. dbt's own cost (parsing the
-   project, compiling, running tests) is part of the floor: dbt is how the SQL is written. The
-   feature models are incremental (macros/feature_window.sql); on the floor's new warehouse they
-   build in full, the very SQL the platform's first run of the features asset compiles;
+   raw audit's), `--log-level-file none` and `--no-write-json` as the platform's runs. dbt's own
+   cost (parsing the project, compiling, running tests) is part of the floor: dbt is how the SQL
+   is written. The feature models are incremental (macros/feature_window.sql); on the floor's
+   new warehouse they build in full, the very SQL the platform's first run of the features
+   asset compiles;
 3. per model spec, as the training-set, model and evaluation assets do it:
    `ml_assets.models.training_set` (`matured_rows`, `build_training_set`: the train window
    sampled by the spec's `sampling` rule, if it has one, as the asset samples it), `train.fit` (the
@@ -137,6 +138,7 @@ def dbt_build(duckdb_path: Path, target: Path) -> int:
                 "source:*",
                 "--log-level-file",
                 "none",
+                "--no-write-json",
                 "--quiet",
             ]
         )

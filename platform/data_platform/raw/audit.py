@@ -41,7 +41,7 @@ def build_raw_audit() -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
         # A source that never landed a file has no table yet: empty, it passes its tests.
         with warehouse.connect() as con:
             ensure_raw_tables(con, load_contracts(dbt_project_dir()).values())
-        # Each test's result is an observation of the raw asset it tests; a failed test fails
+        # Each test's result is a check result on the raw asset it tests; a failed test fails
         # the op, naming it (run_dbt raises dbt's failure after reporting what ran).
         yield from run_dbt(
             context,
