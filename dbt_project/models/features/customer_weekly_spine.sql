@@ -14,6 +14,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
+        meta={'headwater': {'partition_column': 'as_of_date'}},
         pre_hook="{{ delete_feature_rows(feature_window_filter('as_of_date')) }}",
     )
 }}

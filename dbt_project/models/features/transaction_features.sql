@@ -18,6 +18,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
+        meta={'headwater': {'partition_column': 'transaction_date'}},
         pre_hook="{{ delete_feature_rows(feature_window_filter('transaction_date')) }}",
     )
 }}
