@@ -13,9 +13,10 @@
                                                # feature_lookback_days(name) days before it
 
   the test reads only the rows the run rewrote: the window, and the lookback before it.
-  `unique` and `unique_combination_of_columns` also read every older or newer row sharing a key
-  with those rows (a semi-join on the key), so a key is still unique across the whole table:
-  a duplicate in another day fails today's test.
+  `unique` and `unique_combination_of_columns` read every row whose key is one of those rows'
+  keys (`key in (select key ... where <window>)`), so a key is still unique across the whole
+  table: a duplicate in another day fails today's test. A key that holds the partition column
+  cannot repeat in another window, and reads the window only.
 
   Without a window (an analyst's `dbt build`, a full rebuild, the unpartitioned steps) every
   row is tested, as dbt does by default; so is a model that declares no partition column.
@@ -23,43 +24,32 @@
 -#}
 
 {% macro get_where_subquery(relation) -%}
-    {%- set predicates = [] -%}
     {%- set where = config.get('where', '') -%}
-    {%- if where -%}
-        {%- do predicates.append('(' ~ where ~ ')') -%}
-    {%- endif -%}
+    {%- set predicates = ['(' ~ where ~ ')'] if where else [] -%}
     {%- set written = _tested_window(relation) -%}
-    {%- if written is none -%}
-        {%- if predicates -%}
-            {{ return('(select * from ' ~ relation ~ ' where ' ~ predicates[0] ~ ') dbt_subquery') }}
+    {%- if written is not none -%}
+        {%- set column, window = written -%}
+        {%- set keys = _tested_keys() -%}
+        {%- if keys and column not in keys -%}
+            {#- the rows of the window's keys, in any day: a key of the window found in another
+                day is a duplicate too (a key holding the partition column cannot be) -#}
+            {%- set key = keys | join(', ') -%}
+            {%- set window_keys = 'select ' ~ key ~ ' from ' ~ relation ~ ' where '
+                ~ (predicates + [window]) | join(' and ') -%}
+            {%- do predicates.append('(' ~ key ~ ') in (' ~ window_keys ~ ')') -%}
+        {%- else -%}
+            {%- do predicates.append(window) -%}
         {%- endif -%}
+    {%- endif -%}
+    {%- if not predicates -%}
         {{ return(relation) }}
     {%- endif -%}
-
-    {%- set keys = _tested_keys() -%}
-    {%- set scoped = predicates + [written] -%}
-    {%- set subquery -%}
-        (select * from {{ relation }} where {{ scoped | join(' and ') }}
-        {%- if keys %}
-        union all
-        -- rows outside the window that share a key with the window's rows
-        select * from {{ relation }} as hw_elsewhere
-        where {{ (predicates + ['not ' ~ written]) | join(' and ') }}
-            and exists (
-                select 1 from {{ relation }} as hw_written
-                where {{ scoped | join(' and ') }}
-                {%- for key in keys %}
-                    and hw_written.{{ key }} = hw_elsewhere.{{ key }}
-                {%- endfor %}
-            )
-        {%- endif %}
-        ) dbt_subquery
-    {%- endset -%}
-    {{ return(subquery) }}
+    {{ return('(select * from ' ~ relation ~ ' where ' ~ predicates | join(' and ') ~ ') dbt_subquery') }}
 {%- endmacro %}
 
 
-{#- The predicate on the rows this run wrote of the tested relation, or none (test all rows). -#}
+{#- [the tested relation's partition column, the predicate on the rows this run wrote], or none
+    (test every row). -#}
 {% macro _tested_window(relation) -%}
     {%- if var('min_date', none) is none or not execute -%}
         {{ return(none) }}
@@ -74,11 +64,11 @@
                 {{ return(none) }}
             {%- endif -%}
             {%- set lookback = headwater.get('rewrite_lookback') -%}
-            {{ return(feature_window_filter(
+            {{ return([column, feature_window_filter(
                 column,
                 lookback=feature_lookback_days(lookback) if lookback else 0,
                 model_column=column,
-            )) }}
+            )]) }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(none) }}

@@ -95,3 +95,21 @@ def _moment(settings: PartitionSettings, value: str, which: str) -> datetime:
         f"--{which} {value!r} is neither a date (YYYY-MM-DD) nor a {settings.grain} partition "
         f"key (like {settings.example_key()})"
     )
+
+
+def run_partition_window(
+    tags: dict[str, str], dbt_dir: Path | None = None
+) -> tuple[datetime, datetime] | None:
+    """The time window of the partitions a run was launched for, from its tags (one partition,
+    or a single-run backfill's range); None for a run of no partition."""
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    if not first:
+        return None
+    definition = partitions_def(dbt_dir)
+    try:
+        start = definition.time_window_for_partition_key(first).start
+        end = definition.time_window_for_partition_key(last).end
+    except Exception:  # a key of another partitioning (a model's, a static one): no window
+        return None
+    return start, end

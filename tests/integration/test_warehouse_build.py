@@ -5,6 +5,7 @@ assert on what landed; tests that change it build their own.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -268,3 +269,59 @@ def test_a_failing_dbt_test_fails_its_check_and_the_run(built, tmp_path):
     assert any(name.startswith("unique_fct_transactions") for name in failed), failed
     assert "unique_fct_transactions_transaction_id" in result.failure
     assert _query(copy, other_days) == before
+
+
+def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str, str] | None):
+    """`dbt test --select <select>` on `warehouse`, in a window (as a partition run passes it)
+    or on everything (as an analyst runs it): the names of the tests that failed."""
+    args = ["test", "--select", select, "--target-path", str(target)]
+    if window:
+        args += ["--vars", f'{{min_date: "{window[0]}", max_date: "{window[1]}"}}']
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), *args],
+        cwd=dbt_project_dir(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())},
+    )
+    assert "Completed" in out.stdout or "Failure" in out.stdout, out.stdout[-3000:]
+    # dbt's line for a failed test: "3 of 11 FAIL 1 unique_fct_transactions_transaction_id ..."
+    return sorted(re.findall(r" FAIL \d+ (\w+)", out.stdout))
+
+
+def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_path):
+    """In a partition run, a data test reads the window's rows (a bad row of another day is not
+    re-read every day), while `unique` still compares the window's keys with every other day."""
+    _, _, _, warehouse = built
+    copy = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+    shutil.copyfile(warehouse.resolved_path(), copy.resolved_path())
+    con = duckdb.connect(str(copy.resolved_path()))
+    try:
+        # day 3: a null customer behind the model's back, and a copy of one of day 4's rows
+        con.execute(
+            "update marts.fct_transactions set customer_id = null where transaction_id = "
+            "(select min(transaction_id) from marts.fct_transactions "
+            " where transaction_date = date '2025-01-03')"
+        )
+        con.execute(
+            "insert into marts.fct_transactions select * replace (date '2025-01-03' as "
+            "transaction_date) from marts.fct_transactions "
+            "where transaction_date = date '2025-01-04' limit 1"
+        )
+    finally:
+        con.close()
+    target = tmp_path / "target"
+
+    day_4 = _dbt_test(copy, target, "fct_transactions", ("2025-01-04", "2025-01-05"))
+    day_5 = _dbt_test(copy, target, "fct_transactions", ("2025-01-05", "2025-01-06"))
+    everything = _dbt_test(copy, target, "fct_transactions", None)
+
+    # the duplicate spans days 3 and 4: the run of day 4 sees it, the run of day 5 does not
+    assert day_4 == ["unique_fct_transactions_transaction_id"]
+    assert day_5 == []
+    # an analyst's `dbt test` (no window) reads every row: both faults
+    assert everything == [
+        "not_null_fct_transactions_customer_id",
+        "unique_fct_transactions_transaction_id",
+    ]

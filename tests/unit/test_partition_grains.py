@@ -18,7 +18,12 @@ from headwater_core.partition_settings import (
     PartitionSettingsError,
     read_partition_settings,
 )
-from headwater_core.partitions import PartitionRangeError, partition_keys_between, partitions_def
+from headwater_core.partitions import (
+    PartitionRangeError,
+    partition_keys_between,
+    partitions_def,
+    run_partition_window,
+)
 
 TXN = load_contracts(dbt_project_dir())["transactions"]
 HEADER = "transaction_id,customer_id,merchant_id,amount,currency,channel,region_code,transacted_at"
@@ -242,3 +247,20 @@ def test_consecutive_partitions_of_each_grain_are_one_range():
         ("2011-01-01-22:00", "2011-01-02-00:00"),
         ("2011-01-02-02:00", "2011-01-02-02:00"),
     ]
+
+
+def test_a_runs_window_is_its_partition_or_its_range():
+    """What the unpartitioned warehouse step scopes its tests to: the partitions of its run."""
+    day = datetime(2025, 1, 3, tzinfo=UTC)
+    assert run_partition_window({"dagster/partition": "2025-01-03"}) == (
+        day,
+        day.replace(day=4),
+    )
+    ranged = {
+        "dagster/asset_partition_range_start": "2025-01-03",
+        "dagster/asset_partition_range_end": "2025-01-05",
+    }
+    assert run_partition_window(ranged) == (day, day.replace(day=6))
+    # no partition, or a key of another partitioning: no window (every row is tested)
+    assert run_partition_window({}) is None
+    assert run_partition_window({"dagster/partition": "fraud_classifier"}) is None

@@ -25,7 +25,7 @@ from headwater_core.dbt.project import dbt_project, dbt_vars, ensure_manifest, w
 from headwater_core.dbt.resource import run_dbt
 from headwater_core.dbt.translator import TRANSLATOR
 from headwater_core.names import DUCKDB_POOL
-from headwater_core.partitions import partition_settings, partitions_def
+from headwater_core.partitions import partition_settings, partitions_def, run_partition_window
 from headwater_core.resources import Warehouse
 
 # Layers owned by the ML location; the warehouse ops leave them out.
@@ -119,6 +119,10 @@ def build_warehouse_assets() -> list[dg.AssetsDefinition]:
         # Staging views select from every raw table, including days that have not landed yet.
         with warehouse.connect() as con:
             ensure_raw_tables(con, load_contracts(dbt_project_dir()).values())
-        yield from run_dbt(context, dbt, warehouse, ["build"])
+        # In a run of partitions (a new day), the views' tests read those partitions' rows
+        # (dbt_project/macros/tested_rows.sql); no model here reads the window.
+        window = run_partition_window(context.run.tags)
+        args = dbt_vars(window_vars(*window, grain)) if window else []
+        yield from run_dbt(context, dbt, warehouse, ["build", *args])
 
     return [warehouse_daily, warehouse]
