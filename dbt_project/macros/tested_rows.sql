@@ -30,9 +30,10 @@
     {%- if written is not none -%}
         {%- set column, window = written -%}
         {%- set keys = _tested_keys() -%}
-        {%- if keys and column not in keys -%}
+        {%- if keys and column not in keys and _rows_outside(relation, window) -%}
             {#- the rows of the window's keys, in any day: a key of the window found in another
-                day is a duplicate too (a key holding the partition column cannot be) -#}
+                day is a duplicate too (a key holding the partition column cannot be; with no
+                row outside the window, as in a backfill of all history, there is no other day) -#}
             {%- set key = keys | join(', ') -%}
             {%- set window_keys = 'select ' ~ key ~ ' from ' ~ relation ~ ' where '
                 ~ (predicates + [window]) | join(' and ') -%}
@@ -85,4 +86,11 @@
         {{ return(kwargs.get('combination_of_columns')) }}
     {%- endif -%}
     {{ return([]) }}
+{%- endmacro %}
+
+
+{#- Whether `relation` holds a row outside `window` (one row read when it does). -#}
+{% macro _rows_outside(relation, window) -%}
+    {%- set found = run_query('select 1 from ' ~ relation ~ ' where not ' ~ window ~ ' limit 1') -%}
+    {{ return(found.rows | length > 0) }}
 {%- endmacro %}

@@ -35,10 +35,13 @@ spine as (
 
 ),
 
+-- the lookback of the customers with an as-of row to write: none on the six days a week whose
+-- window holds no Monday
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
     where {{ feature_window_filter('transaction_date', lookback=lookback, model_column='as_of_date') }}
+        and customer_id in (select customer_id from spine)
 
 ),
 
@@ -54,6 +57,7 @@ carried_before as (
     where false
     {%- else -%}
     where transaction_date < {{ lookback_start }}
+        and customer_id in (select customer_id from spine)
     {%- endif %}
 
     group by 1
