@@ -236,21 +236,30 @@ def test_one_day_replaces_only_that_day(built):
     )
 
 
-def test_a_failing_dbt_test_fails_its_check_and_the_run(built, tmp_path):
-    """dbt in process reports a failing test as dbt in a subprocess did: the asset check fails,
-    the step fails with dbt's own words, and the facts of other days are untouched."""
-    _, instance, resources, warehouse = built
+def _altered_copy(warehouse: Warehouse, tmp_path: Path, *statements: str) -> Warehouse:
+    """A copy of the built warehouse with `statements` run on it (the module's stays intact)."""
     copy = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
     shutil.copyfile(warehouse.resolved_path(), copy.resolved_path())
     con = duckdb.connect(str(copy.resolved_path()))
     try:
-        # a row loaded twice behind the contract's back: fct_transactions' unique test must catch it
-        con.execute(
-            "insert into raw.transactions select * from raw.transactions "
-            "where _partition_date = date '2025-01-03' limit 1"
-        )
+        for statement in statements:
+            con.execute(statement)
     finally:
         con.close()
+    return copy
+
+
+def test_a_failing_dbt_test_fails_its_check_and_the_run(built, tmp_path):
+    """dbt in process reports a failing test as dbt in a subprocess did: the asset check fails,
+    the step fails with dbt's own words, and the facts of other days are untouched."""
+    _, instance, resources, warehouse = built
+    # a row loaded twice behind the contract's back: fct_transactions' unique test must catch it
+    copy = _altered_copy(
+        warehouse,
+        tmp_path,
+        "insert into raw.transactions select * from raw.transactions "
+        "where _partition_date = date '2025-01-03' limit 1",
+    )
     other_days = (
         "select count(*) from marts.fct_transactions where transaction_date <> '2025-01-03'"
     )
@@ -294,23 +303,17 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
     """In a partition run, a data test reads the window's rows (a bad row of another day is not
     re-read every day), while `unique` still compares the window's keys with every other day."""
     _, _, _, warehouse = built
-    copy = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
-    shutil.copyfile(warehouse.resolved_path(), copy.resolved_path())
-    con = duckdb.connect(str(copy.resolved_path()))
-    try:
-        # day 3: a null customer behind the model's back, and a copy of one of day 4's rows
-        con.execute(
-            "update marts.fct_transactions set customer_id = null where transaction_id = "
-            "(select min(transaction_id) from marts.fct_transactions "
-            " where transaction_date = date '2025-01-03')"
-        )
-        con.execute(
-            "insert into marts.fct_transactions select * replace (date '2025-01-03' as "
-            "transaction_date) from marts.fct_transactions "
-            "where transaction_date = date '2025-01-04' limit 1"
-        )
-    finally:
-        con.close()
+    # day 3: a null customer behind the model's back, and a copy of one of day 4's rows
+    copy = _altered_copy(
+        warehouse,
+        tmp_path,
+        "update marts.fct_transactions set customer_id = null where transaction_id = "
+        "(select min(transaction_id) from marts.fct_transactions "
+        " where transaction_date = date '2025-01-03')",
+        "insert into marts.fct_transactions select * replace (date '2025-01-03' as "
+        "transaction_date) from marts.fct_transactions "
+        "where transaction_date = date '2025-01-04' limit 1",
+    )
     target = tmp_path / "target"
 
     day_4 = _dbt_test(copy, target, "fct_transactions", ("2025-01-04", "2025-01-05"))
