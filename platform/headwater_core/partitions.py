@@ -110,6 +110,6 @@ def run_partition_window(
     try:
         start = definition.time_window_for_partition_key(first).start
         end = definition.time_window_for_partition_key(last).end
-    except Exception:  # a key of another partitioning (a model's, a static one): no window
+    except ValueError:  # a key of another partitioning (a model's, a static one): no window
         return None
     return start, end
