@@ -49,10 +49,10 @@
     {%- set window = get_partition_window(model_column or column) -%}
     {%- set predicates = [] -%}
     {%- if window.start is not none -%}
-        {%- do predicates.append(column ~ " >= " ~ _partition_window_literal(_feature_shift(window.start, -lookback))) -%}
+        {%- do predicates.append(column ~ " >= " ~ _partition_window_literal(_partition_window_shift(window.start, -lookback))) -%}
     {%- endif -%}
     {%- if window.end is not none -%}
-        {%- do predicates.append(column ~ " < " ~ _partition_window_literal(_feature_shift(window.end, ahead))) -%}
+        {%- do predicates.append(column ~ " < " ~ _partition_window_literal(_partition_window_shift(window.end, ahead))) -%}
     {%- endif -%}
     {{- '(' ~ (predicates | join(' and ')) ~ ')' if predicates else 'true' -}}
 {%- endmacro %}
@@ -61,7 +61,7 @@
 {#- The SQL literal's text of the window's start, shifted by days (none: the window is unbounded). -#}
 {% macro feature_window_start(column, lookback=0) -%}
     {%- set window = get_partition_window(column) -%}
-    {{ return(none if window.start is none else _partition_window_literal(_feature_shift(window.start, -lookback))) }}
+    {{ return(none if window.start is none else _partition_window_literal(_partition_window_shift(window.start, -lookback))) }}
 {%- endmacro %}
 
 
@@ -91,15 +91,3 @@
     {%- endif -%}
 {%- endmacro %}
 
-
-{#- A window bound ('YYYY-MM-DD' or a timestamp) moved by `days`, in the same format. -#}
-{% macro _feature_shift(text, days) -%}
-    {%- set dt = modules.datetime -%}
-    {%- if days == 0 -%}
-        {{ return(text) }}
-    {%- elif text | length == 10 -%}
-        {{ return((dt.date.fromisoformat(text) + dt.timedelta(days=days)).isoformat()) }}
-    {%- else -%}
-        {{ return((dt.datetime.fromisoformat(text) + dt.timedelta(days=days)).strftime('%Y-%m-%d %H:%M:%S')) }}
-    {%- endif -%}
-{%- endmacro %}

@@ -141,3 +141,16 @@
     {%- endif -%}
     {{ return(text) }}
 {%- endmacro %}
+
+
+{#- A window bound ('YYYY-MM-DD' or a timestamp) moved by `days`, in the same format. -#}
+{% macro _partition_window_shift(text, days) -%}
+    {%- set dt = modules.datetime -%}
+    {%- if days == 0 -%}
+        {{ return(text) }}
+    {%- elif text | length == 10 -%}
+        {{ return((dt.date.fromisoformat(text) + dt.timedelta(days=days)).isoformat()) }}
+    {%- else -%}
+        {{ return((dt.datetime.fromisoformat(text) + dt.timedelta(days=days)).strftime('%Y-%m-%d %H:%M:%S')) }}
+    {%- endif -%}
+{%- endmacro %}

@@ -9,10 +9,10 @@
       meta:
         headwater:
           partition_column: transaction_date   # the window's column (a daily model's already)
-          rewrite_lookback: fraud_label        # optional: the run also rewrites the rows of
-                                               # feature_lookback_days(name) days before it
+          rewrite_days: 60                     # optional: the run also rewrites the rows of
+                                               # that many days before the window
 
-  the test reads only the rows the run rewrote: the window, and the lookback before it.
+  the test reads only the rows the run rewrote: the window, and the `rewrite_days` before it.
   `unique` and `unique_combination_of_columns` read every row whose key is one of those rows'
   keys (`key in (select key ... where <window>)`), so a key is still unique across the whole
   table: a duplicate in another day fails today's test. A key that holds the partition column
@@ -64,12 +64,13 @@
             {%- if column is none -%}
                 {{ return(none) }}
             {%- endif -%}
-            {%- set lookback = headwater.get('rewrite_lookback') -%}
-            {{ return([column, feature_window_filter(
-                column,
-                lookback=feature_lookback_days(lookback) if lookback else 0,
-                model_column=column,
-            )]) }}
+            {%- set window = get_partition_window(column) -%}
+            {%- set start = _partition_window_shift(window.start, -(headwater.get('rewrite_days') or 0)) -%}
+            {%- set predicates = [column ~ ' >= ' ~ _partition_window_literal(start)] -%}
+            {%- if window.end is not none -%}
+                {%- do predicates.append(column ~ ' < ' ~ _partition_window_literal(window.end)) -%}
+            {%- endif -%}
+            {{ return([column, '(' ~ predicates | join(' and ') ~ ')']) }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(none) }}
@@ -94,3 +95,4 @@
     {%- set found = run_query('select 1 from ' ~ relation ~ ' where not ' ~ window ~ ' limit 1') -%}
     {{ return(found.rows | length > 0) }}
 {%- endmacro %}
+

@@ -22,6 +22,7 @@ PLATFORM_DBT_FILES = (
     "profiles.yml",
     "macros/generate_schema_name.sql",
     "macros/partition_window.sql",
+    "macros/tested_rows.sql",
     # the engine-specific SQL the two above and dbt_project.yml's on-run-start hook dispatch to
     "macros/cross_db",
     "tests/generic",

@@ -14,7 +14,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        meta={'headwater': {'partition_column': 'as_of_date', 'rewrite_lookback': 'spend_label'}},
+        meta={'headwater': {'partition_column': 'as_of_date', 'rewrite_days': feature_lookback_days('spend_label')}},
         pre_hook="{{ delete_feature_rows(feature_window_filter(
             'as_of_date', lookback=feature_lookback_days('spend_label'))) }}",
     )

@@ -18,7 +18,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        meta={'headwater': {'partition_column': 'transaction_date', 'rewrite_lookback': 'fraud_label'}},
+        meta={'headwater': {'partition_column': 'transaction_date', 'rewrite_days': feature_lookback_days('fraud_label')}},
         pre_hook="{{ delete_feature_rows(feature_window_filter(
             'transaction_date', lookback=feature_lookback_days('fraud_label'))) }}",
     )
