@@ -40,24 +40,6 @@
 {%- endmacro %}
 
 
-{#-
-  The window on `column` shifted by days: [start - lookback, end + ahead), `true` when unbounded.
-  model_column is this model's partition column when `column` is another table's (where a no-vars
-  incremental run looks up its last loaded day). A full build (no vars, no table) reads everything.
--#}
-{% macro feature_window_filter(column, lookback=0, ahead=0, model_column=none) -%}
-    {%- set window = get_partition_window(model_column or column) -%}
-    {%- set predicates = [] -%}
-    {%- if window.start is not none -%}
-        {%- do predicates.append(column ~ " >= " ~ _partition_window_literal(_partition_window_shift(window.start, -lookback))) -%}
-    {%- endif -%}
-    {%- if window.end is not none -%}
-        {%- do predicates.append(column ~ " < " ~ _partition_window_literal(_partition_window_shift(window.end, ahead))) -%}
-    {%- endif -%}
-    {{- '(' ~ (predicates | join(' and ')) ~ ')' if predicates else 'true' -}}
-{%- endmacro %}
-
-
 {#- The SQL literal's text of the window's start, shifted by days (none: the window is unbounded). -#}
 {% macro feature_window_start(column, lookback=0) -%}
     {%- set window = get_partition_window(column) -%}
@@ -79,14 +61,14 @@
   (a chargeback beyond the 60-day promise still makes a transaction fraud, as in a full build).
 -#}
 {% macro fraud_label_rows_filter() -%}
-    {%- set recent = feature_window_filter(
+    {%- set recent = partition_window_filter(
         'transaction_date', lookback=feature_lookback_days('fraud_label')) -%}
     {%- if recent == 'true' -%}
         true
     {%- else -%}
         ({{ recent }} or transaction_id in (
             select transaction_id from {{ ref('fct_chargebacks') }}
-            where {{ feature_window_filter('reported_date', model_column='transaction_date') }}
+            where {{ partition_window_filter('reported_date', model_column='transaction_date') }}
         ))
     {%- endif -%}
 {%- endmacro %}

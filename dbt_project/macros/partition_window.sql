@@ -77,17 +77,19 @@
   model_column: this model's own partition column (the one given to delete_partition_window) when
   the filtered column is named differently, e.g. partition_window_filter('transaction_date',
   model_column='activity_date'); it is where a no-vars incremental run looks up the last loaded day.
+  lookback / ahead: days to widen the window by, [start - lookback, end + ahead): what a feature
+  model reads before its window (macros/feature_window.sql), or the older rows a run rewrites.
 -#}
-{% macro partition_window_filter(column, model_column=none) -%}
+{% macro partition_window_filter(column, model_column=none, lookback=0, ahead=0) -%}
     {%- set window = get_partition_window(model_column or column) -%}
     {%- set predicates = [] -%}
     {%- if window.start is not none -%}
-        {%- do predicates.append(column ~ " >= " ~ _partition_window_literal(window.start)) -%}
+        {%- do predicates.append(column ~ " >= " ~ _partition_window_literal(_partition_window_shift(window.start, -lookback))) -%}
     {%- endif -%}
     {%- if window.end is not none -%}
-        {%- do predicates.append(column ~ " < " ~ _partition_window_literal(window.end)) -%}
+        {%- do predicates.append(column ~ " < " ~ _partition_window_literal(_partition_window_shift(window.end, ahead))) -%}
     {%- endif -%}
-    {{- predicates | join(' and ') if predicates else 'true' -}}
+    {{- '(' ~ (predicates | join(' and ')) ~ ')' if predicates else 'true' -}}
 {%- endmacro %}
 
 

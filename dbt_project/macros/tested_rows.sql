@@ -64,13 +64,8 @@
             {%- if column is none -%}
                 {{ return(none) }}
             {%- endif -%}
-            {%- set window = get_partition_window(column) -%}
-            {%- set start = _partition_window_shift(window.start, -(headwater.get('rewrite_days') or 0)) -%}
-            {%- set predicates = [column ~ ' >= ' ~ _partition_window_literal(start)] -%}
-            {%- if window.end is not none -%}
-                {%- do predicates.append(column ~ ' < ' ~ _partition_window_literal(window.end)) -%}
-            {%- endif -%}
-            {{ return([column, '(' ~ predicates | join(' and ') ~ ')']) }}
+            {{ return([column, partition_window_filter(
+                column, lookback=headwater.get('rewrite_days') or 0)]) }}
         {%- endif -%}
     {%- endfor -%}
     {{ return(none) }}

@@ -15,7 +15,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'as_of_date', 'rewrite_days': feature_lookback_days('spend_label')}},
-        pre_hook="{{ delete_feature_rows(feature_window_filter(
+        pre_hook="{{ delete_feature_rows(partition_window_filter(
             'as_of_date', lookback=feature_lookback_days('spend_label'))) }}",
     )
 }}
@@ -28,7 +28,7 @@ with
 spine as (
 
     select * from {{ ref('customer_weekly_spine') }}
-    where {{ feature_window_filter('as_of_date', lookback=lookback) }}
+    where {{ partition_window_filter('as_of_date', lookback=lookback) }}
 
 ),
 
@@ -36,7 +36,7 @@ spine as (
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
-    where {{ feature_window_filter(
+    where {{ partition_window_filter(
         'transaction_date', lookback=lookback, ahead=lookback, model_column='as_of_date'
     ) }}
 

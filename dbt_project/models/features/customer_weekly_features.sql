@@ -19,7 +19,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'as_of_date'}},
-        pre_hook="{{ delete_feature_rows(feature_window_filter('as_of_date')) }}",
+        pre_hook="{{ delete_feature_rows(partition_window_filter('as_of_date')) }}",
     )
 }}
 
@@ -31,7 +31,7 @@ with
 spine as (
 
     select * from {{ ref('customer_weekly_spine') }}
-    where {{ feature_window_filter('as_of_date') }}
+    where {{ partition_window_filter('as_of_date') }}
 
 ),
 
@@ -40,7 +40,7 @@ spine as (
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
-    where {{ feature_window_filter('transaction_date', lookback=lookback, model_column='as_of_date') }}
+    where {{ partition_window_filter('transaction_date', lookback=lookback, model_column='as_of_date') }}
         and customer_id in (select customer_id from spine)
 
 ),

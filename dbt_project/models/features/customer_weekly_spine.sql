@@ -15,7 +15,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'as_of_date'}},
-        pre_hook="{{ delete_feature_rows(feature_window_filter('as_of_date')) }}",
+        pre_hook="{{ delete_feature_rows(partition_window_filter('as_of_date')) }}",
     )
 }}
 
@@ -61,7 +61,7 @@ final as (
     inner join mondays
         on customers.signed_up_at < mondays.as_of_date
 
-    where {{ feature_window_filter('mondays.as_of_date', model_column='as_of_date') }}
+    where {{ partition_window_filter('mondays.as_of_date', model_column='as_of_date') }}
 
 )
 

@@ -19,7 +19,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'transaction_date'}},
-        pre_hook="{{ delete_feature_rows(feature_window_filter('transaction_date')) }}",
+        pre_hook="{{ delete_feature_rows(partition_window_filter('transaction_date')) }}",
     )
 }}
 
@@ -31,14 +31,14 @@ with
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
-    where {{ feature_window_filter('transaction_date', lookback=lookback) }}
+    where {{ partition_window_filter('transaction_date', lookback=lookback) }}
 
 ),
 
 merchant_daily_label_stats as (
 
     select * from {{ ref('merchant_daily_label_stats') }}
-    where {{ feature_window_filter(
+    where {{ partition_window_filter(
         'transaction_date', lookback=feature_lookback_days('matured_merchant_rate')
     ) }}
 
@@ -185,7 +185,7 @@ final as (
         on transactions.customer_id = carried_before.customer_id
 
     -- the window's own rows (the lookback was read, not written)
-    where {{ feature_window_filter('transactions.transaction_date', model_column='transaction_date') }}
+    where {{ partition_window_filter('transactions.transaction_date', model_column='transaction_date') }}
 
 )
 
