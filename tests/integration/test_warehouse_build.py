@@ -328,3 +328,65 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
         "not_null_fct_transactions_customer_id",
         "unique_fct_transactions_transaction_id",
     ]
+
+
+def _dbt(warehouse: Warehouse, target: Path, *args: str, **env: str) -> str:
+    """`dbt <args>` from dbt_project/ on `warehouse` (a subprocess, as an analyst runs it)."""
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(target)],
+        cwd=dbt_project_dir(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path()), **env},
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    return out.stdout
+
+
+def test_dbt_opens_the_warehouse_with_the_resource_threads_and_memory_limit(built, tmp_path):
+    """profiles.yml passes DuckDB's threads and memory_limit when dbt opens the file (they hold
+    for the whole database): the values of the variables the Warehouse resource sets."""
+    _, _, _, warehouse = built
+    copy = _altered_copy(warehouse, tmp_path)
+    shown = _dbt(
+        copy,
+        tmp_path / "target",
+        "show",
+        "--inline",
+        "select current_setting('threads') as t, current_setting('memory_limit') as m",
+        HEADWATER_DUCKDB_THREADS="1",
+        HEADWATER_DUCKDB_MEMORY_LIMIT="512MB",
+    )
+    # dbt show prints a table row: | 1 | 488.2 MiB |
+    assert re.search(r"\|\s*1\s*\|\s*488\.2 MiB\s*\|", shown), shown[-2000:]
+
+
+def test_a_view_is_replaced_in_place(built, tmp_path):
+    """macros/cross_db/view.sql: a staging view is rebuilt by one `create or replace view` (dbt's
+    default renames an intermediate view over it, through a backup), and replaces a table of the
+    same name (a model that was a table before)."""
+    _, _, _, warehouse = built
+    copy = _altered_copy(
+        warehouse,
+        tmp_path,
+        "drop view staging.stg_crm__customers",
+        "create table staging.stg_crm__customers as select 1 as stale",
+    )
+    log = _dbt(copy, tmp_path / "target", "--debug", "run", "--select", "staging")
+    assert log.count("create or replace view") == 4, log[-3000:]
+    assert "__dbt_tmp" not in log and "__dbt_backup" not in log
+    relations = _query(
+        copy,
+        "select table_name, table_type from information_schema.tables "
+        "where table_schema = 'staging' order by 1",
+    )
+    assert relations == [
+        ("stg_acquirer__merchants", "VIEW"),
+        ("stg_crm__customers", "VIEW"),
+        ("stg_payments__chargebacks", "VIEW"),
+        ("stg_payments__transactions", "VIEW"),
+    ]
+    assert _query(copy, "select count(*) from staging.stg_crm__customers") == _query(
+        warehouse, "select count(*) from staging.stg_crm__customers"
+    )
