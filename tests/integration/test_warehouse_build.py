@@ -344,9 +344,9 @@ def _dbt(warehouse: Warehouse, target: Path, *args: str, **env: str) -> str:
     return out.stdout
 
 
-def test_dbt_opens_the_warehouse_with_the_resource_threads_and_memory_limit(built, tmp_path):
-    """profiles.yml passes DuckDB's threads and memory_limit when dbt opens the file (they hold
-    for the whole database): the values of the variables the Warehouse resource sets."""
+def test_dbt_runs_with_the_resource_threads_and_memory_limit(built, tmp_path):
+    """profiles.yml gives dbt's DuckDB connection the threads and memory_limit of the variables
+    the Warehouse resource sets for its runs."""
     _, _, _, warehouse = built
     copy = _altered_copy(warehouse, tmp_path)
     shown = _dbt(

@@ -4,10 +4,11 @@
 
   dbt's default view materialization creates an intermediate view, renames the old view to a
   backup and the new one over it, then drops the backup. DuckDB's DDL is transactional, so the
-  one statement is as atomic: a failing view leaves the old one. The renames were also the
-  dearest part of a view's build. Each is an adapter macro call, and dbt builds a context of
-  every macro in the project for each. That was about 0.1 s of Python per rename, against about
-  1 ms of DuckDB, and a new day's `warehouse` step rebuilds every staging view.
+  one statement is as atomic: a failing view leaves the old one. It is also cheaper, in dbt's
+  Python rather than in DuckDB: each rename is an adapter macro call, for which dbt builds a
+  context of every macro in the project. A `dbt run` of the five staging views took 0.50-0.87 s
+  with dbt's materialization and 0.32-0.63 s with this one, and a new day's `warehouse` step
+  rebuilds every view.
 
   Other engines (Spark) keep their adapter's own view materialization.
 -#}
