@@ -280,23 +280,31 @@ def test_a_failing_dbt_test_fails_its_check_and_the_run(built, tmp_path):
     assert _query(copy, other_days) == before
 
 
-def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str, str] | None):
-    """`dbt test --select <select>` on `warehouse`, in a window (as a partition run passes it)
-    or on everything (as an analyst runs it): the names of the tests that failed."""
-    args = ["test", "--select", select, "--target-path", str(target)]
-    if window:
-        args += ["--vars", f'{{min_date: "{window[0]}", max_date: "{window[1]}"}}']
+def _dbt(warehouse: Warehouse, target: Path, *args: str, check: bool = True, **env: str) -> str:
+    """`dbt <args>` from dbt_project/ on `warehouse`, in a subprocess as an analyst runs it: its
+    output (`check`: a failure fails the test)."""
     out = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), *args],
+        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(target)],
         cwd=dbt_project_dir(),
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())},
+        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path()), **env},
     )
-    assert "Completed" in out.stdout or "Failure" in out.stdout, out.stdout[-3000:]
+    assert out.returncode == 0 or not check, out.stdout[-3000:]
+    return out.stdout
+
+
+def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str, str] | None):
+    """`dbt test --select <select>` on `warehouse`, in a window (as a partition run passes it)
+    or on everything (as an analyst runs it): the names of the tests that failed."""
+    args = ["test", "--select", select]
+    if window:
+        args += ["--vars", f'{{min_date: "{window[0]}", max_date: "{window[1]}"}}']
+    out = _dbt(warehouse, target, *args, check=False)
+    assert "Completed" in out or "Failure" in out, out[-3000:]
     # dbt's line for a failed test: "3 of 11 FAIL 1 unique_fct_transactions_transaction_id ..."
-    return sorted(re.findall(r" FAIL \d+ (\w+)", out.stdout))
+    return sorted(re.findall(r" FAIL \d+ (\w+)", out))
 
 
 def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_path):
@@ -328,20 +336,6 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
         "not_null_fct_transactions_customer_id",
         "unique_fct_transactions_transaction_id",
     ]
-
-
-def _dbt(warehouse: Warehouse, target: Path, *args: str, **env: str) -> str:
-    """`dbt <args>` from dbt_project/ on `warehouse` (a subprocess, as an analyst runs it)."""
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), *args, "--target-path", str(target)],
-        cwd=dbt_project_dir(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path()), **env},
-    )
-    assert out.returncode == 0, out.stdout[-3000:]
-    return out.stdout
 
 
 def test_dbt_runs_with_the_resource_threads_and_memory_limit(built, tmp_path):
