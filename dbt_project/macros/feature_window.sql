@@ -47,14 +47,6 @@
 {%- endmacro %}
 
 
-{#- pre_hook: delete the rows this run rewrites (`predicate`); nothing on a full build. -#}
-{% macro delete_feature_rows(predicate) -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where {{ predicate }}
-    {%- endif -%}
-{%- endmacro %}
-
-
 {#-
   The rows of fraud_labels a run rewrites: transactions of the window and of the 60 days before
   (their labels may still change), plus older transactions whose chargeback arrived in the window

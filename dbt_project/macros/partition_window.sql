@@ -101,12 +101,20 @@
 {%- endmacro %}
 
 {% macro default__delete_partition_window(column) -%}
-    {%- if is_incremental() -%}
-        delete from {{ this }} where {{ partition_window_filter(column) }}
-    {%- endif -%}
+    {{- delete_rows(partition_window_filter(column)) -}}
 {%- endmacro %}
 
 {% macro spark__delete_partition_window(column) -%}
+{%- endmacro %}
+
+
+{#- pre_hook: delete the rows a run rewrites (`predicate`) from the existing table; nothing on a
+    full build. The feature models call it with their own predicate (macros/feature_window.sql),
+    on every engine: their rewritten rows are not whole partitions. -#}
+{% macro delete_rows(predicate) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ predicate }}
+    {%- endif -%}
 {%- endmacro %}
 
 

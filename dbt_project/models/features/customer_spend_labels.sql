@@ -15,7 +15,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'as_of_date', 'rewrite_days': feature_lookback_days('spend_label')}},
-        pre_hook="{{ delete_feature_rows(partition_window_filter(
+        pre_hook="{{ delete_rows(partition_window_filter(
             'as_of_date', lookback=feature_lookback_days('spend_label'))) }}",
     )
 }}

@@ -19,7 +19,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'as_of_date'}},
-        pre_hook="{{ delete_feature_rows(partition_window_filter('as_of_date')) }}",
+        pre_hook="{{ delete_rows(partition_window_filter('as_of_date')) }}",
     )
 }}
 

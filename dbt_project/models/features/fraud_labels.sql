@@ -20,7 +20,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'transaction_date', 'rewrite_days': feature_lookback_days('fraud_label')}},
-        pre_hook="{{ delete_feature_rows(fraud_label_rows_filter()) }}",
+        pre_hook="{{ delete_rows(fraud_label_rows_filter()) }}",
     )
 }}
 

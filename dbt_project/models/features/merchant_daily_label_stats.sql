@@ -19,7 +19,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         meta={'headwater': {'partition_column': 'transaction_date', 'rewrite_days': feature_lookback_days('fraud_label')}},
-        pre_hook="{{ delete_feature_rows(partition_window_filter(
+        pre_hook="{{ delete_rows(partition_window_filter(
             'transaction_date', lookback=feature_lookback_days('fraud_label'))) }}",
     )
 }}
