@@ -1,8 +1,9 @@
 """The embedded instance's event log (`PooledSqliteEventLogStorage`): Dagster's SQLite files,
 with one connection kept per file and process. What keeping connections could break, checked
 on a real instance: runs and their events read back whole, another process's writes seen by a
-process holding connections to the same files, the number of kept files bounded, and a wipe
-that deletes the files under them.
+process holding connections to the same files, the number of kept files bounded, a wipe
+that deletes the files under them, and a range run's planned checks written as Dagster writes
+them.
 """
 
 import os
@@ -11,6 +12,7 @@ import sys
 import textwrap
 
 import dagster as dg
+import sqlalchemy as sa
 
 from headwater.dagster_internals import KEPT_SHARDS, PooledSqliteEventLogStorage
 
@@ -25,6 +27,16 @@ def daily_rows(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 @dg.asset_check(asset=daily_rows)
 def daily_rows_present() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def range_rows(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"first": context.partition_key_range.start})
+
+
+@dg.asset_check(asset=range_rows)
+def range_rows_present() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True)
 
 
@@ -118,6 +130,51 @@ def test_the_event_log_lives_in_the_folder_of_the_instance_that_loads_it(tmp_pat
     # a second instance on the same folder (another process, a restart) reads the same history
     with dg.DagsterInstance.from_config(str(folder)) as again:
         assert _materialized_days(again) == ["2026-01-04"]
+
+
+def test_a_range_runs_planned_checks_are_the_rows_dagster_writes(instance):
+    """One planned check of a range run is a row per partition. The storage writes them with
+    one serialisation and one statement; the rows must be Dagster's own, column for column."""
+    result = dg.materialize(
+        [range_rows, range_rows_present],
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2026-01-01",
+            "dagster/asset_partition_range_end": "2026-01-04",
+        },
+    )
+    assert result.success
+    storage = instance.event_log_storage
+    planned = instance.all_logs(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+    )
+    assert len(planned) == 1
+    event, event_id = planned[0], 7
+
+    def rows() -> list[tuple]:
+        with storage.index_connection() as conn:
+            found = conn.execute(sa.text(PLANNED_ROWS), {"run_id": result.run_id}).fetchall()
+            conn.execute(sa.text(DELETE_ROWS), {"run_id": result.run_id})
+        return [tuple(row) for row in found]
+
+    rows()  # the run's own rows, already evaluated
+    super(PooledSqliteEventLogStorage, storage)._store_asset_check_evaluation_planned(
+        event, event_id
+    )
+    dagsters = rows()
+    storage._store_asset_check_evaluation_planned(event, event_id)
+    ours = rows()
+    assert [row[2] for row in ours] == ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+    assert ours == dagsters
+
+
+PLANNED_ROWS = """
+    select asset_key, check_name, partition, execution_status, evaluation_event,
+           evaluation_event_timestamp, evaluation_event_storage_id,
+           materialization_event_storage_id
+    from asset_check_executions where run_id = :run_id order by partition
+"""
+DELETE_ROWS = "delete from asset_check_executions where run_id = :run_id"
 
 
 def _env(instance) -> dict[str, str]:
