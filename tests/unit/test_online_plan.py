@@ -152,6 +152,7 @@ def test_request_types_follow_the_contract():
 def test_a_slice_keeps_the_horizon_and_the_newest_older_row():
     sql = slice_sql(HISTORY[0], date(2025, 3, 1))
     assert """cast("happened_at" as date) >= '2025-03-01'""" in sql and "row_number()" in sql
+    assert sql.endswith('order by "user_id", "happened_at"')  # entity by entity
     assert 'where "user_id" is not null' in slice_sql(HISTORY[1], date(2025, 3, 1))
 
 
