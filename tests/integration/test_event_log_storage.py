@@ -145,11 +145,11 @@ def test_a_range_runs_planned_checks_are_the_rows_dagster_writes(instance):
     )
     assert result.success
     storage = instance.event_log_storage
-    planned = instance.all_logs(
+    planned = instance.get_records_for_run(
         result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
-    )
+    ).records
     assert len(planned) == 1
-    event, event_id = planned[0], 7
+    event, event_id = planned[0].event_log_entry, planned[0].storage_id
 
     def rows() -> list[tuple]:
         with storage.index_connection() as conn:
