@@ -264,6 +264,7 @@ def test_scoring_a_day_again_replaces_that_day(world, monkeypatch):
     )
 
 
+@pytest.mark.slow  # 48 s: a copy of the project, parsed and trained end to end
 def test_a_third_model_from_sql_and_a_spec_only(world, tmp_path):
     """No Python: a label model in SQL and a spec file; the copy of the project trains it."""
     copy_project(tmp_path)

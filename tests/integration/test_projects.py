@@ -159,6 +159,9 @@ def _land(landing: Path, month: str, rows: list[tuple[int, str, int]]) -> None:
     path.write_text("rental_id,rented_at,bikes\n" + "".join(f"{i},{at},{n}\n" for i, at, n in rows))
 
 
+# 16 s; the default tier loads a configured project in
+# test_dagster_loads_the_location_of_the_configured_project
+@pytest.mark.slow
 def test_a_monthly_partitioned_project_from_2011_loads(project):
     """History from 2011 at a monthly grain: the setting, a contract, SQL; no Python."""
     _set_partitions(project, start='"2011-01-01"', end='"2012-01-01"', grain="monthly")
@@ -228,7 +231,14 @@ def _dbt(project: Path, warehouse: Path, *args: str) -> None:
     "grain, rebuilt",
     # Loaded up to 2011-03-15 10:30. A late row at each distance: which ones a run without
     # vars picks up is the partition it rebuilds, the one holding the newest loaded row.
-    [("hourly", {4}), ("daily", {3, 4}), ("weekly", {2, 3, 4}), ("monthly", {1, 2, 3, 4})],
+    # Hourly (timestamps, and a window passed as vars) in the default tier; the other grains,
+    # 17-28 s each for two dbt processes, differ only in date_trunc's unit: slow tier.
+    [
+        ("hourly", {4}),
+        pytest.param("daily", {3, 4}, marks=pytest.mark.slow),
+        pytest.param("weekly", {2, 3, 4}, marks=pytest.mark.slow),
+        pytest.param("monthly", {1, 2, 3, 4}, marks=pytest.mark.slow),
+    ],
 )
 def test_the_window_macro_rebuilds_the_last_partition_of_its_grain(project, grain, rebuilt):
     _set_partitions(project, start='"2011-01-01"', grain=grain)
