@@ -151,19 +151,20 @@ def test_a_range_runs_planned_checks_are_the_rows_dagster_writes(instance):
     assert len(planned) == 1
     event, event_id = planned[0].event_log_entry, planned[0].storage_id
 
-    def rows() -> list[tuple]:
+    def take_rows() -> list[tuple]:
+        """The run's planned-check rows, removed so that the next write starts from none."""
         with storage.index_connection() as conn:
             found = conn.execute(sa.text(PLANNED_ROWS), {"run_id": result.run_id}).fetchall()
             conn.execute(sa.text(DELETE_ROWS), {"run_id": result.run_id})
         return [tuple(row) for row in found]
 
-    rows()  # the run's own rows, already evaluated
+    take_rows()  # the run's own rows, already evaluated
     super(PooledSqliteEventLogStorage, storage)._store_asset_check_evaluation_planned(
         event, event_id
     )
-    dagsters = rows()
+    dagsters = take_rows()
     storage._store_asset_check_evaluation_planned(event, event_id)
-    ours = rows()
+    ours = take_rows()
     assert [row[2] for row in ours] == ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
     assert ours == dagsters
 
