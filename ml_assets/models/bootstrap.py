@@ -37,13 +37,24 @@ class Interval:
         return f"{f.format(self.value)} [{f.format(self.lower)}, {f.format(self.upper)}]"
 
 
+def _drawn_rows(rng: np.random.Generator, resamples: int, m: int) -> np.ndarray:
+    """The rows (0..m-1) each resample draws: m of them, with replacement (resamples x m)."""
+    if m == 0:
+        return np.zeros((resamples, 0), dtype=np.int64)
+    return rng.integers(0, m, size=(resamples, m))
+
+
+def _bin_counts(bins: np.ndarray, nbins: int) -> np.ndarray:
+    """How many of each resample's values (a row of `bins`) fall in each of 0..nbins-1."""
+    resamples = len(bins)
+    offset = bins + np.arange(resamples)[:, None] * nbins
+    return np.bincount(offset.ravel(), minlength=resamples * nbins).reshape(resamples, nbins)
+
+
 def _draws(rng: np.random.Generator, resamples: int, m: int) -> np.ndarray:
     """How many times each of m rows is drawn (resamples x m, integers), each resample of the
     m rows drawn with replacement to its own size."""
-    if m == 0:
-        return np.zeros((resamples, 0), dtype=np.int64)
-    drawn = rng.integers(0, m, size=(resamples, m)) + np.arange(resamples)[:, None] * m
-    return np.bincount(drawn.ravel(), minlength=resamples * m).reshape(resamples, m)
+    return _bin_counts(_drawn_rows(rng, resamples, m), m)
 
 
 def _class_draws(
@@ -126,32 +137,75 @@ def weighted_metric(
     raise ValueError(f"no bootstrap for metric {metric!r}")
 
 
-def _ranking_by_class(
-    metric: str, p: np.ndarray, positive: np.ndarray, c_pos: np.ndarray, c_neg: np.ndarray
-) -> np.ndarray:
-    """`_ranking` from each class's counts, without the resamples x rows matrix in score
-    order: a positive row's share of ROC-AUC is the weight of the negatives scored below it
-    (half of those tied), its share of average precision the precision at its score; both are
-    read off cumulative sums of each class's counts in score order (ties as sklearn)."""
+@dataclass(frozen=True)
+class _Segments:
+    """Where one prediction vector puts each row for `_ranking_from_draws`: computed once per
+    vector, used by every chunk of resamples."""
+
+    cuts: np.ndarray
+    """ranks among the negatives (scores ascending) at which a positive's score falls"""
+    below: np.ndarray
+    """per positive row: how many negatives score lower ..."""
+    up_to: np.ndarray
+    """... lower or tied"""
+    segment: np.ndarray
+    """per drawn row: its segment (how many cuts lie at or below its rank), or the last one
+    (`nbins - 1`, counted for no negative) for a positive row drawn among all rows"""
+    nbins: int
+    order_pos: np.ndarray
+    lower_pos: np.ndarray
+    """per positive row: how many positives score lower"""
+
+
+def _segments(p: np.ndarray, positive: np.ndarray, over_all_rows: bool) -> _Segments:
     s_pos, s_neg = p[positive], p[~positive]
-    order_neg = np.argsort(s_neg, kind="stable")
-    # cumulative[:, k]: the weight of the k lowest-scored rows of the class
-    cum_neg = np.zeros((len(c_neg), len(s_neg) + 1), dtype=np.int64)
-    np.cumsum(c_neg[:, order_neg], axis=1, out=cum_neg[:, 1:])
-    below = np.searchsorted(s_neg[order_neg], s_pos, "left")  # negatives scored lower
-    total_pos, total_neg = c_pos.sum(axis=1), cum_neg[:, -1]
+    sorted_neg = np.sort(s_neg)
+    below = np.searchsorted(sorted_neg, s_pos, "left")
+    up_to = np.searchsorted(sorted_neg, s_pos, "right")
+    cuts = np.unique(np.r_[below, up_to])
+    # Cuts fall between groups of tied scores, so the first rank of a negative's group gives
+    # the same segment as its own.
+    segment = np.searchsorted(cuts, np.searchsorted(sorted_neg, s_neg, "left"), "right")
+    nbins = len(cuts) + 1
+    if over_all_rows:
+        by_row = np.full(len(p), nbins)
+        by_row[~positive] = segment
+        segment, nbins = by_row, nbins + 1
+    order_pos = np.argsort(s_pos, kind="stable")
+    lower_pos = np.searchsorted(s_pos[order_pos], s_pos, "left")
+    return _Segments(cuts, below, up_to, segment, nbins, order_pos, lower_pos)
+
+
+def _ranking_from_draws(
+    metric: str, segments: _Segments, c_pos: np.ndarray, neg_draws: np.ndarray
+) -> np.ndarray:
+    """`_ranking` from the positives' counts `c_pos` (resamples x positive rows) and the rows
+    each resample drew for the negative class, `neg_draws` (indices into `segments.segment`).
+
+    A positive row's share of ROC-AUC is the weight of the negatives scored below it (half of
+    those tied), its share of average precision the precision at its score. Both read the
+    negatives' weight below a positive's score only, so the negatives are counted in segments
+    between the positives' scores (at most 2 per positive), not row by row in score order:
+    one gather and one count of the draws, where the gather, cumulative sum and copy of a
+    resamples x negatives matrix took 2.5 s per 1000 resamples of 58k rows (ties as sklearn)."""
+    cuts = segments.cuts
+    counts = _bin_counts(segments.segment[neg_draws], segments.nbins)
+    # cumulative[:, i]: the weight of the negatives ranked below cuts[i]; [:, -1]: all of them
+    cumulative = np.cumsum(counts[:, : len(cuts) + 1], axis=1)
+    total_pos, total_neg = c_pos.sum(axis=1), cumulative[:, -1]
+
+    def weight_below(rank: np.ndarray) -> np.ndarray:
+        return cumulative[:, np.searchsorted(cuts, rank)]
+
     with np.errstate(invalid="ignore", divide="ignore"):
         if metric == "roc_auc":
-            up_to = np.searchsorted(s_neg[order_neg], s_pos, "right")  # ... lower or tied
-            shares = 0.5 * (cum_neg[:, below] + cum_neg[:, up_to])
+            shares = 0.5 * (weight_below(segments.below) + weight_below(segments.up_to))
             return (c_pos * shares).sum(axis=1) / (total_pos * total_neg)
-        order_pos = np.argsort(s_pos, kind="stable")
-        cum_pos = np.zeros((len(c_pos), len(s_pos) + 1), dtype=np.int64)
-        np.cumsum(c_pos[:, order_pos], axis=1, out=cum_pos[:, 1:])
-        lower_pos = np.searchsorted(s_pos[order_pos], s_pos, "left")
+        cum_pos = np.zeros((len(c_pos), c_pos.shape[1] + 1), dtype=np.int64)
+        np.cumsum(c_pos[:, segments.order_pos], axis=1, out=cum_pos[:, 1:])
         # at a positive row's score: the true and false positives scored at or above it
-        tp = total_pos[:, None] - cum_pos[:, lower_pos]
-        fp = total_neg[:, None] - cum_neg[:, below]
+        tp = total_pos[:, None] - cum_pos[:, segments.lower_pos]
+        fp = total_neg[:, None] - weight_below(segments.below)
         precision = np.divide(tp, tp + fp, out=np.zeros(tp.shape), where=c_pos > 0)
         return (c_pos * precision).sum(axis=1) / total_pos
 
@@ -164,13 +218,21 @@ def _resampled(metric, y, predictions, resamples, seed, top_k_share, stratified)
     chunk = max(1, _CHUNK_CELLS // max(len(y), 1))
     out: list[list[np.ndarray]] = [[] for _ in predictions]
     positive = y > 0
+    if metric in ("roc_auc", "pr_auc"):
+        segments = [_segments(p, positive, not stratified) for p in predictions]
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
         if metric in ("roc_auc", "pr_auc"):
-            # a ranking metric needs each class's counts only (3-4x faster than the matrix)
-            c_pos, c_neg = _class_draws(rng, size, y, stratified)
-            for i, p in enumerate(predictions):
-                out[i].append(_ranking_by_class(metric, p, positive, c_pos, c_neg))
+            # The same draws as `_class_draws`: the positives' then the negatives' (stratified),
+            # or all rows'. A ranking metric reads the negatives' draws in segments.
+            if stratified:
+                c_pos = _draws(rng, size, int(positive.sum()))
+                neg_draws = _drawn_rows(rng, size, int((~positive).sum()))
+            else:
+                neg_draws = _drawn_rows(rng, size, len(y))
+                c_pos = _bin_counts(neg_draws, len(y))[:, positive]
+            for i, layout in enumerate(segments):
+                out[i].append(_ranking_from_draws(metric, layout, c_pos, neg_draws))
             continue
         w = _resample_weights(rng, size, y, stratified)
         for i, p in enumerate(predictions):
