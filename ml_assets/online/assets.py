@@ -46,13 +46,15 @@ class OnlineStore(dg.ConfigurableResource):
         return open_store(self.resolved_url(), self.prefix)
 
 
-def compiled_manifest(dbt: DbtCliResource, model: str) -> dict:
+def compiled_manifest(dbt: DbtCliResource, model: str, warehouse_file: str) -> dict:
     """dbt's manifest with `model` and its parents compiled, as a first build would compile
     them (no partition window, no incremental filter): against an empty scratch DuckDB file,
-    so the warehouse is not opened and `is_incremental()` is false."""
+    so the warehouse is not opened and `is_incremental()` is false. The scratch file has the
+    warehouse's file name (`warehouse_file`), the database name dbt writes into relations, so
+    the step's process reuses the project's parse (headwater_core/dbt/in_process.py)."""
     with tempfile.TemporaryDirectory(prefix="hw-online-") as scratch:
         target = Path(scratch) / "target"
-        with DBT_LOCK, environ({"HEADWATER_DUCKDB_PATH": str(Path(scratch) / "compile.duckdb")}):
+        with DBT_LOCK, environ({"HEADWATER_DUCKDB_PATH": str(Path(scratch) / warehouse_file)}):
             dbt.cli(
                 ["compile", "--select", f"+{model}"],
                 target_path=target,
@@ -126,7 +128,7 @@ def build_online_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         plan = current_plan(store, feature_set, fingerprint)
         compiled = plan is None
         if compiled:
-            manifest = compiled_manifest(dbt, model)
+            manifest = compiled_manifest(dbt, model, warehouse.resolved_path().name)
             plan = build_plan(manifest, feature_set, list(spec.keys), spec.event_time)
         with warehouse.connect(read_only=True) as con:
             written = write_snapshot(

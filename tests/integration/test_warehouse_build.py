@@ -75,6 +75,9 @@ def built(tmp_path_factory, demo_landing):
         "reports": MonitoringReports(path=str(tmp / "reports")),
     }
     overrides = yaml.safe_load(EMBEDDED_INSTANCE_CONFIG.read_text())
+    # As a new process's first run: this pytest process may hold a parse for another
+    # warehouse.duckdb, which the run would reuse, and this run is the one that parses.
+    dbt_in_process._MANIFESTS.clear()
     with dg.instance_for_test(temp_dir=str(tmp / "dagster_home"), overrides=overrides) as inst:
         result = materialize_range(
             DEMO_FIRST_DAY, DEMO_LAST_DAY, instance=inst, resources=resources, selection=WAREHOUSE

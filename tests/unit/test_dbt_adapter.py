@@ -11,6 +11,7 @@ import dis
 import functools
 import importlib.metadata
 import inspect
+import os
 import re
 
 import pytest
@@ -226,3 +227,37 @@ def test_the_run_passes_on_what_a_dbt_process_prints_and_what_dagster_dbt_reads(
         raw["info"]["name"] = name
         assert DbtCoreCliEventMessage(raw_event=raw, event_history_metadata={}).is_result_event
         assert in_process.printed("debug", name)
+
+
+def test_dbt_duckdb_names_the_database_after_the_file_not_its_folder():
+    """The parse is kept per warehouse file name (`_parse_key`): what dbt writes into every
+    relation is the database dbt-duckdb derives from the path, the file's stem alone."""
+    from dbt.adapters.duckdb.credentials import DuckDBCredentials
+
+    def database(path: str) -> str:
+        return DuckDBCredentials.from_dict({"path": path, "schema": "main"}).database
+
+    assert database("/runs/a/warehouse.duckdb") == database("/tmp/x/warehouse.duckdb")
+    assert database("/tmp/x/warehouse.duckdb") != database("/tmp/x/compile.duckdb")
+
+
+def test_a_parse_is_kept_for_the_file_name_and_the_settings_dbt_parses_with(monkeypatch, tmp_path):
+    """A compile against a scratch file of the warehouse's name reuses the run's parse; a
+    setting that `env_var()` reads at parse time, or another file name, parses again; the
+    settings dbt reads only to run do not."""
+    for name in [n for n in os.environ if n.startswith("HEADWATER_")]:
+        monkeypatch.delenv(name)
+    (tmp_path / "dbt_project.yml").write_text("name: p\n")
+    (tmp_path / "profiles.yml").write_text("p: {}\n")
+    monkeypatch.setenv("HEADWATER_DUCKDB_PATH", "/state/warehouse.duckdb")
+    monkeypatch.setenv("HEADWATER_DUCKDB_THREADS", "2")
+    run = in_process._parse_key(tmp_path, None)
+    monkeypatch.setenv("HEADWATER_DUCKDB_PATH", str(tmp_path / "scratch" / "warehouse.duckdb"))
+    monkeypatch.delenv("HEADWATER_DUCKDB_THREADS")
+    assert in_process._parse_key(tmp_path, None) == run
+    monkeypatch.setenv("HEADWATER_LABEL_MATURITY_DAYS", "14")
+    assert in_process._parse_key(tmp_path, None) != run
+    monkeypatch.delenv("HEADWATER_LABEL_MATURITY_DAYS")
+    monkeypatch.setenv("HEADWATER_DUCKDB_PATH", "/state/other.duckdb")
+    assert in_process._parse_key(tmp_path, None) != run
+    assert in_process._parse_key(tmp_path, "spark") != in_process._parse_key(tmp_path, None)

@@ -51,8 +51,14 @@ DBT_DUCKDB_VERSION = "1.11.1"
 # around the environment it sets for the invocation.
 DBT_LOCK = threading.RLock()
 
-# Parsed projects of this process: (project dir, warehouse file, newest input mtime) -> Manifest.
-_MANIFESTS: dict[tuple[str, str, float], Any] = {}
+# Parsed projects of this process: `_parse_key` -> Manifest.
+_MANIFESTS: dict[tuple, Any] = {}
+
+# Settings dbt reads when it connects or runs, never into the parsed manifest: left out of the
+# parse's key, because the resource sets them per invocation and a compile does not.
+RUN_ONLY_SETTINGS = frozenset(
+    {"HEADWATER_DUCKDB_THREADS", "HEADWATER_DUCKDB_MEMORY_LIMIT", "HEADWATER_DBT_THREADS"}
+)
 
 
 class FinishedDbt:
@@ -86,21 +92,36 @@ def _close_duckdb() -> None:
     environment.close()
 
 
-def _manifest(project_dir: Path, target_path: Path, target_name: str | None = None) -> Any:
-    """The parsed project, once per process and warehouse file (dbt writes the file's name into
-    every relation), and again when a model, macro or yml changed. The parse has no vars: the
-    daily window is read when models run, not when they are parsed."""
-    from dbt.cli.main import dbtRunner
-
-    # The target is part of the parse: models configure themselves per engine at parse time
-    # (macros/cross_db/incremental.sql), so a DuckDB parse must not serve a Spark run.
-    target = ["--target", target_name] if target_name else []
-    key = (
+def _parse_key(project_dir: Path, target_name: str | None) -> tuple:
+    """What a parse of the project depends on, besides the project's files:
+    - the target: models configure themselves per engine at parse time
+      (macros/cross_db/incremental.sql), so a DuckDB parse must not serve a Spark run;
+    - the warehouse file's name, which dbt-duckdb makes the database of every relation; not
+      its folder, so that the online asset's compile against a scratch file of the same name
+      reuses the run's parse (a parse is 1.5-2 s);
+    - every other HEADWATER_ setting, which `env_var()` may read at parse time (the label
+      maturity days in the features' config, a Spark schema), but those read only to run."""
+    settings = {
+        name: Path(value).name if name == "HEADWATER_DUCKDB_PATH" else value
+        for name, value in os.environ.items()
+        if name.startswith("HEADWATER_") and name not in RUN_ONLY_SETTINGS
+    }
+    return (
         str(project_dir),
-        os.environ.get("HEADWATER_DUCKDB_PATH", ""),
         target_name or os.environ.get(DBT_TARGET_VARIABLE, ""),
+        tuple(sorted(settings.items())),
         newest_input_mtime(project_dir),
     )
+
+
+def _manifest(project_dir: Path, target_path: Path, target_name: str | None = None) -> Any:
+    """The parsed project, once per process and `_parse_key`, and again when a model, macro or
+    yml changed. The parse has no vars: the daily window is read when models run, not when
+    they are parsed."""
+    from dbt.cli.main import dbtRunner
+
+    target = ["--target", target_name] if target_name else []
+    key = _parse_key(project_dir, target_name)
     if key not in _MANIFESTS:
         result = dbtRunner().invoke(
             ["parse", "--quiet", "--target-path", str(target_path), *target]
