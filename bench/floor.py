@@ -45,11 +45,19 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-from headwater_core.compute import apply_duckdb_settings, duckdb_settings, prepare_openmp, threads
+from headwater_core.compute import (
+    apply_duckdb_settings,
+    duckdb_settings,
+    frozen_heap,
+    prepare_openmp,
+    threads,
+)
 from headwater_core.config import dbt_project_dir, environ
 
 # The model version the floor's scores and drift rows carry (the platform writes the registry's).
 FLOOR_VERSION = "floor"
+# The tables whose rows the floor reports, to compare its work with the platform's.
+COUNTED_TABLES = ("raw.transactions", "marts.fct_transactions", "features.transaction_features")
 
 
 class Stages:
@@ -223,40 +231,42 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
 
     from ml_assets.models.spec import load_specs
 
-    home.mkdir(parents=True, exist_ok=True)
-    duckdb_path = home / "warehouse.duckdb"
-    first, last = date.fromisoformat(start), date.fromisoformat(end)
-    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-    end_exclusive = (last + timedelta(days=1)).isoformat()
+    # As the platform's runs (`headless.materialize_range`): what is loaded stays out of
+    # the full garbage collections.
+    with frozen_heap():
+        home.mkdir(parents=True, exist_ok=True)
+        duckdb_path = home / "warehouse.duckdb"
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        end_exclusive = (last + timedelta(days=1)).isoformat()
 
-    with stages.time("ingest"):
+        with stages.time("ingest"):
+            con = duckdb.connect(str(duckdb_path))
+            apply_duckdb_settings(con)
+            loaded = ingest(con, landing, days)
+            # dbt opens the file itself: DuckDB lets one connection configuration hold it at a time.
+            con.close()
+        with stages.time("dbt build"):
+            nodes = dbt_build(duckdb_path, home / "dbt_target")
+
+        models, scored, drifts = {}, {}, {}
         con = duckdb.connect(str(duckdb_path))
         apply_duckdb_settings(con)
-        loaded = ingest(con, landing, days)
-        # dbt opens the file itself: DuckDB lets one connection configuration hold it at a time.
-        con.close()
-    with stages.time("dbt build"):
-        nodes = dbt_build(duckdb_path, home / "dbt_target")
-
-    models, scored, drifts = {}, {}, {}
-    con = duckdb.connect(str(duckdb_path))
-    apply_duckdb_settings(con)
-    try:
-        for spec in load_specs():
-            with stages.time(f"train/{spec.name}"):
-                models[spec.name] = train_model(con, spec, home / "ml" / spec.name)
-            with stages.time(f"score/{spec.name}"):
-                scored[spec.name] = score(
-                    con, spec, models[spec.name]["booster"], start, end_exclusive
-                )
-            with stages.time(f"drift/{spec.name}"), threadpool_limits(limits=threads()):
-                drifts[spec.name] = drift(con, spec, models[spec.name], home / "reports")
-        counts = {
-            t: con.execute(f"select count(*) from {t}").fetchone()[0]
-            for t in ("raw.transactions", "marts.fct_transactions", "features.transaction_features")
-        }
-    finally:
-        con.close()
+        try:
+            for spec in load_specs():
+                with stages.time(f"train/{spec.name}"):
+                    models[spec.name] = train_model(con, spec, home / "ml" / spec.name)
+                with stages.time(f"score/{spec.name}"):
+                    scored[spec.name] = score(
+                        con, spec, models[spec.name]["booster"], start, end_exclusive
+                    )
+                with stages.time(f"drift/{spec.name}"), threadpool_limits(limits=threads()):
+                    drifts[spec.name] = drift(con, spec, models[spec.name], home / "reports")
+            counts = {
+                t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in COUNTED_TABLES
+            }
+        finally:
+            con.close()
 
     imports = sum(s for name, s in stages.seconds.items() if name.startswith("import/"))
     return {

@@ -13,6 +13,7 @@ import dagster as dg
 
 from headwater.errors import UserError, one_line
 from headwater.run_launcher import recover_dead_runs
+from headwater_core.compute import frozen_heap
 from headwater_core.config import environ, once_per_project
 from headwater_core.names import MODELS, MONITORING, SERVING, TRIGGER_TAG
 from headwater_core.partitions import PartitionRangeError, partition_keys_between
@@ -182,15 +183,19 @@ def _materialize(keys, instance, resources, selection, run_config) -> dg.Execute
         if keys
         else {}
     )
-    return dg.materialize(
-        all_materializable_assets(),
-        instance=instance,
-        resources=resources or {**data_defs.resources, **ml_defs.resources},
-        selection=selection,
-        tags={**partition_range_tags, TRIGGER_TAG: "headless"},
-        run_config=run_config,
-        raise_on_error=False,
-    )
+    assets = all_materializable_assets()
+    resources = resources or {**data_defs.resources, **ml_defs.resources}
+    # The loaded libraries and Definitions stay out of the run's full garbage collections.
+    with frozen_heap():
+        return dg.materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            selection=selection,
+            tags={**partition_range_tags, TRIGGER_TAG: "headless"},
+            run_config=run_config,
+            raise_on_error=False,
+        )
 
 
 def _summarise(

@@ -70,3 +70,30 @@ def test_openmp_waits_passively_unless_the_environment_says_otherwise(monkeypatc
     monkeypatch.delenv("OMP_WAIT_POLICY")
     compute.prepare_openmp("default")
     assert "OMP_WAIT_POLICY" not in compute.os.environ
+
+
+def test_a_frozen_heap_is_left_out_of_full_collections_and_given_back_after():
+    """What was alive when the block began is frozen (not scanned by a full collection), what
+    the block makes is collected as usual, and everything is given back at its end, nested
+    blocks and a failing block included."""
+    import gc
+
+    frozen_heap = compute.frozen_heap
+
+    class Cycle:
+        def __init__(self):
+            self.me = self
+
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # the interpreter's and the libraries' objects
+        Cycle()  # garbage made inside the block
+        assert gc.collect() >= 1
+        with frozen_heap():  # nested: nothing more frozen, nothing given back early
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        raise RuntimeError("a failing run")
+    assert gc.get_freeze_count() == 0
