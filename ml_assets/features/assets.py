@@ -28,8 +28,8 @@ FEATURES_SELECTION = f"path:models/{FEATURES}"
 class FeaturesTranslator(HeadwaterDbtTranslator):
     """The shared translator, plus declarative automation: feature sets follow the marts."""
 
-    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
-        spec = super().get_asset_spec(manifest, unique_id, project)
+    def headwater_spec(self, spec: dg.AssetSpec, props) -> dg.AssetSpec:
+        spec = super().headwater_spec(spec, props)
         return spec.replace_attributes(automation_condition=features_condition())
 
 
