@@ -29,8 +29,10 @@
       customer_weekly_windows  customer_weekly_features' longest window (spend_90d); its
                                unbounded last_transaction_date is carried
       matured_merchant_rate    days D-120 .. D-61 of merchant_daily_label_stats
-      fraud_label              a transaction's label (and its merchant-day's chargebacked count)
-                               changes until its chargebacks' last day, transaction_date + 60
+      fraud_label              a merchant-day's chargebacked count changes until its
+                               transactions' chargebacks' last day, transaction_date + 60
+                               (merchant_daily_label_stats; fraud_labels rewrites only the labels
+                               a chargeback of the window changes: fraud_label_rows_filter)
       spend_label              customer_spend_labels of as_of_date A sums days A .. A + 29
     -#}
     {%- if name not in lookbacks -%}
@@ -48,20 +50,81 @@
 
 
 {#-
-  The rows of fraud_labels a run rewrites: transactions of the window and of the 60 days before
-  (their labels may still change), plus older transactions whose chargeback arrived in the window
-  (a chargeback beyond the 60-day promise still makes a transaction fraud, as in a full build).
+  How fraud_labels replaces rows, per engine: the rows it selects (fraud_label_rows_filter), the
+  rows its pre_hook deletes first (fraud_label_deleted_rows) and its strategy.
+
+  DuckDB: the transactions of the window, and the older ones whose label a chargeback reported in
+  the window changes (a label changes only when a chargeback of its transaction arrives, is
+  corrected or is taken back, and each of those re-lands the chargebacks of the day it was
+  reported, which the window then holds):
+    * transactions with a chargeback reported in the window (fct_chargebacks), a late one beyond
+      the 60-day promise included, as in a full build;
+    * transactions this table labelled from a chargeback reported in the window, which may have
+      been taken back since.
+  The pre_hook deletes the window's rows only, so the table can still be read for the second
+  kind; delete+insert on transaction_id then replaces the older ones.
+
+  Spark: plain Parquet tables have no MERGE, and dbt-spark refuses the strategy on them even for
+  a full build, so Spark keeps `append` after deleting every row a run may rewrite: the window,
+  the 60 days before it (fraud_label) and the transactions of the window's chargebacks. A
+  chargeback taken back after those 60 days stays until a `--full-refresh` there.
 -#}
 {% macro fraud_label_rows_filter() -%}
-    {%- set recent = partition_window_filter(
-        'transaction_date', lookback=feature_lookback_days('fraud_label')) -%}
-    {%- if recent == 'true' -%}
+    {{ return(adapter.dispatch('fraud_label_rows_filter')()) }}
+{%- endmacro %}
+
+{% macro default__fraud_label_rows_filter() -%}
+    {%- set window = partition_window_filter('transaction_date') -%}
+    {%- if window == 'true' -%}
         true
     {%- else -%}
-        ({{ recent }} or transaction_id in (
+        ({{ window }} or {{ _window_chargebacks() }}
+        {%- if is_incremental() %} or transaction_id in (
+            select transaction_id from {{ this }}
+            where {{ partition_window_filter('chargeback_reported_at', model_column='transaction_date') }}
+        )
+        {%- endif %})
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro spark__fraud_label_rows_filter() -%}
+    {%- set recent = partition_window_filter(
+        'transaction_date', lookback=feature_lookback_days('fraud_label')) -%}
+    {{- 'true' if recent == 'true' else '(' ~ recent ~ ' or ' ~ _window_chargebacks() ~ ')' -}}
+{%- endmacro %}
+
+
+{% macro fraud_label_deleted_rows() -%}
+    {{ return(adapter.dispatch('fraud_label_deleted_rows')()) }}
+{%- endmacro %}
+
+{% macro default__fraud_label_deleted_rows() -%}
+    {{ return(partition_window_filter('transaction_date')) }}
+{%- endmacro %}
+
+{% macro spark__fraud_label_deleted_rows() -%}
+    {{ return(fraud_label_rows_filter()) }}
+{%- endmacro %}
+
+
+{% macro fraud_label_strategy() -%}
+    {{ return(adapter.dispatch('fraud_label_strategy')()) }}
+{%- endmacro %}
+
+{% macro default__fraud_label_strategy() -%}
+    {{ return('delete+insert') }}
+{%- endmacro %}
+
+{% macro spark__fraud_label_strategy() -%}
+    {{ return('append') }}
+{%- endmacro %}
+
+
+{#- Transactions with a chargeback reported in the window. -#}
+{% macro _window_chargebacks() -%}
+    transaction_id in (
             select transaction_id from {{ ref('fct_chargebacks') }}
             where {{ partition_window_filter('reported_date', model_column='transaction_date') }}
-        ))
-    {%- endif -%}
+        )
 {%- endmacro %}
 

@@ -127,3 +127,58 @@ def test_the_comparison_covers_what_changes_after_a_row_is_written(warehouses):
         )
     finally:
         con.close()
+
+
+def test_a_chargeback_taken_back_is_relabelled(warehouses, tmp_path):
+    """A chargeback taken back after its transaction's label was written (a corrected day of
+    chargebacks): the run of the day it had been reported relabels the transaction, however old,
+    and the table again equals a full build of the corrected data."""
+    incremental, _ = warehouses
+    corrected = tmp_path / "corrected.duckdb"
+    shutil.copyfile(incremental, corrected)
+    con = duckdb.connect(str(corrected))
+    try:
+        # a transaction of the first range whose only chargeback came on a later run's day
+        found = _query(
+            con,
+            "select l.transaction_id, c.reported_date from features.fraud_labels l "
+            "join marts.fct_chargebacks c using (transaction_id) "
+            f"where l.transaction_date < date '{_day(FIRST_RANGE_DAYS)}' "
+            f"and c.reported_date >= date '{_day(FIRST_RANGE_DAYS)}' "
+            "and l.transaction_id not in (select transaction_id from marts.fct_chargebacks "
+            "group by 1 having count(*) > 1) "
+            "order by c.reported_date, 1 limit 1",
+        )
+        assert found, "no late chargeback to take back"
+        transaction_id, reported = found[0]
+        con.execute("delete from marts.fct_chargebacks where transaction_id = ?", [transaction_id])
+    finally:
+        con.close()
+    day = (reported - WORLD.start_date).days
+    # the features of the chargeback's day only (the corrected mart is the input here)
+    dbt(corrected, tmp_path, ["run", "--select", "path:models/features", *_window(day, day + 1)])
+    full = tmp_path / "full.duckdb"
+    shutil.copyfile(corrected, full)
+    dbt(full, tmp_path, ["run", "--select", "fraud_labels", "--full-refresh"])
+
+    con = duckdb.connect(str(corrected), read_only=True)
+    try:
+        label = _query(
+            con,
+            "select is_fraud, chargeback_reported_at from features.fraud_labels "
+            f"where transaction_id = '{transaction_id}'",
+        )
+        assert label == [(False, None)], label
+        con.execute(f"attach '{full}' as full_build (read_only)")
+        for left, right in (
+            ("features", "full_build.features"),
+            ("full_build.features", "features"),
+        ):
+            only = _query(
+                con,
+                f"select * from {left}.fraud_labels except all "
+                f"select * from {right}.fraud_labels limit 3",
+            )
+            assert not only, (left, only)
+    finally:
+        con.close()

@@ -9,18 +9,22 @@
   60 days would be too early for a transaction made before the chargeback's time of day.
   The 61 days come from macros/label_maturity_days.sql.
 
-  Incremental (macros/feature_window.sql): a run rewrites the transactions of its window, those of
-  the 60 days before it (fraud_label: their labels may still change) and any older one whose
-  chargeback arrived in the window (fraud_label_rows_filter).
+  Incremental (macros/feature_window.sql): a run rewrites the transactions of its window and the
+  older ones whose label a chargeback reported in the window can change, arrived or taken back
+  (fraud_label_rows_filter), replaced by transaction_id; the pre_hook deletes the window's rows
+  first, so a transaction taken out of its day goes too (Spark: see the macro). A day's tests
+  read the window's rows: the older rows a run relabels are replaced by key, so they cannot
+  duplicate one.
 -#}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=fraud_label_strategy(),
+        unique_key='transaction_id',
         on_schema_change='fail',
-        meta={'headwater': {'partition_column': 'transaction_date', 'rewrite_days': feature_lookback_days('fraud_label')}},
-        pre_hook="{{ delete_rows(fraud_label_rows_filter()) }}",
+        meta={'headwater': {'partition_column': 'transaction_date'}},
+        pre_hook="{{ delete_rows(fraud_label_deleted_rows()) }}",
     )
 }}
 
