@@ -17,6 +17,7 @@
 {% macro feature_lookback_days(name) -%}
     {%- set lookbacks = {
         'transaction_windows': 30,
+        'merchant_window': 1,
         'customer_weekly_windows': 90,
         'matured_merchant_rate': label_maturity_days() + 59,
         'fraud_label': label_maturity_days() - 1,
@@ -26,6 +27,8 @@
       transaction_windows      transaction_features' longest window (customer_30d,
                                customer_merchant_30d); its unbounded customer_before is carried
                                (feature_carried_before)
+      merchant_window          transaction_features' merchant_24h (a day before the window's
+                               start covers 24 hours before any of its transactions)
       customer_weekly_windows  customer_weekly_features' longest window (spend_90d); its
                                unbounded last_transaction_date is carried
       matured_merchant_rate    days D-120 .. D-61 of merchant_daily_label_stats

@@ -24,6 +24,7 @@
 }}
 
 {%- set lookback = feature_lookback_days('transaction_windows') %}
+{%- set windowed = partition_window_filter('transaction_date') != 'true' %}
 
 with
 
@@ -63,6 +64,17 @@ carried_before as (
 
 ),
 
+-- the window's own rows, the only ones written: with a window, each window function below reads
+-- only the rows that can fall into a frame of one of them (a full build reads them all)
+written as (
+
+    select customer_id, merchant_id
+    from transactions
+    where {{ partition_window_filter('transaction_date') }}
+
+),
+
+-- the customers' windows, over the customers with a transaction in the window
 customer_history as (
 
     select
@@ -73,11 +85,12 @@ customer_history as (
         count(*) over customer_7d as customer_txn_count_7d,
         coalesce(sum(amount) over customer_24h, 0) as customer_amount_24h,
         avg(amount) over customer_30d as customer_avg_amount_30d,
-        count(*) over merchant_24h as merchant_txn_count_24h,
-        max(transacted_at) over customer_before as customer_prev_transacted_at,
-        count(*) over customer_merchant_30d as customer_merchant_txn_count_30d
+        max(transacted_at) over customer_before as customer_prev_transacted_at
 
     from transactions
+    {% if windowed -%}
+    where customer_id in (select customer_id from written)
+    {% endif -%}
     window
         customer_1h as (
             partition by customer_id
@@ -95,14 +108,54 @@ customer_history as (
             partition by customer_id
             {{ range_frame('transacted_at', '-30 days', '-1 microsecond') }}
         ),
-        merchant_24h as (
-            partition by merchant_id
-            {{ range_frame('transacted_at', '-24 hours', '-1 microsecond') }}
-        ),
         customer_before as (
             partition by customer_id
             {{ range_frame('transacted_at', 'unbounded', '-1 microsecond') }}
-        ),
+        )
+
+),
+
+-- the merchants' 24 hours: the window's days and the day before
+merchant_history as (
+
+    select
+        transaction_id,
+        count(*) over merchant_24h as merchant_txn_count_24h
+
+    from transactions
+    where {{ partition_window_filter(
+        'transacted_at', model_column='transaction_date', lookback=feature_lookback_days('merchant_window')
+    ) }}
+    window
+        merchant_24h as (
+            partition by merchant_id
+            {{ range_frame('transacted_at', '-24 hours', '-1 microsecond') }}
+        )
+
+),
+
+-- the transactions of the window's customer-merchant pairs
+pair_transactions as (
+
+    select transactions.*
+    from transactions
+    {% if windowed -%}
+    inner join (select distinct customer_id, merchant_id from written) as written_pairs
+        on transactions.customer_id = written_pairs.customer_id
+        and transactions.merchant_id = written_pairs.merchant_id
+    {% endif %}
+
+),
+
+-- the customer's earlier transactions at the merchant
+customer_merchant_history as (
+
+    select
+        transaction_id,
+        count(*) over customer_merchant_30d as customer_merchant_txn_count_30d
+
+    from pair_transactions
+    window
         customer_merchant_30d as (
             partition by customer_id, merchant_id
             {{ range_frame('transacted_at', '-30 days', '-1 microsecond') }}
@@ -160,14 +213,15 @@ final as (
         customer_history.customer_avg_amount_30d,
         transactions.amount / nullif(customer_history.customer_avg_amount_30d, 0)
             as amount_to_customer_avg_30d,
-        customer_history.merchant_txn_count_24h,
+        merchant_history.merchant_txn_count_24h,
 
         {{ date_difference(
             'second',
             'coalesce(customer_history.customer_prev_transacted_at, carried_before.transacted_at)',
             'transactions.transacted_at'
         ) }} as seconds_since_customer_prev_txn,
-        customer_history.customer_merchant_txn_count_30d = 0 as is_new_merchant_for_customer,
+        customer_merchant_history.customer_merchant_txn_count_30d = 0
+            as is_new_merchant_for_customer,
 
         coalesce(merchant_matured_labels.merchant_txn_count_matured, 0)
             as merchant_txn_count_matured,
@@ -178,6 +232,10 @@ final as (
     from transactions
     inner join customer_history
         on transactions.transaction_id = customer_history.transaction_id
+    inner join merchant_history
+        on transactions.transaction_id = merchant_history.transaction_id
+    inner join customer_merchant_history
+        on transactions.transaction_id = customer_merchant_history.transaction_id
     left join merchant_matured_labels
         on transactions.merchant_id = merchant_matured_labels.merchant_id
         and transactions.transaction_date = merchant_matured_labels.transaction_date
