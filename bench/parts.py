@@ -191,6 +191,8 @@ def drift_runs(days: dict[str, str]) -> list[dict]:
     as automation asks (its tick puts the partitions of one day requested together in one run)."""
     import dagster as dg
 
+    from headwater_core.compute import frozen_heap
+
     assets, resources = _platform()
     by_day: dict[str, list[str]] = {}
     for model, day in sorted(days.items()):
@@ -198,10 +200,13 @@ def drift_runs(days: dict[str, str]) -> list[dict]:
     runs = []
     for day, models in sorted(by_day.items()):
         keys = [dg.AssetKey(["monitoring", model, "drift"]) for model in models]
-        runs.append(
-            _timed_run(
-                f"drift {', '.join(models)} {day}",
-                lambda keys=keys, day=day: dg.materialize(
+
+        def run(keys=keys, day=day):
+            # As the headless runs (`headwater monitor` too) and the floor: what the part has
+            # loaded, a whole history run's objects included, stays out of the run's full
+            # garbage collections. A run worker of automation starts with none of it.
+            with frozen_heap():
+                return dg.materialize(
                     assets,
                     instance=dg.DagsterInstance.get(),
                     resources=resources,
@@ -210,9 +215,9 @@ def drift_runs(days: dict[str, str]) -> list[dict]:
                     tags={TRIGGER_TAG: "bench"},
                     run_config=QUIET,
                     raise_on_error=False,
-                ),
-            )
-        )
+                )
+
+        runs.append(_timed_run(f"drift {', '.join(models)} {day}", run))
     return runs
 
 
