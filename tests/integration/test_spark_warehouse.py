@@ -255,9 +255,6 @@ def test_every_table_on_spark_equals_the_duckdb_build(builds):
         con.close()
     assert not differences, differences
     # the comparison means something: the widest feature table is full on both sides
-    ((n,),) = (
-        duckdb.connect(str(duckdb_path), read_only=True)
-        .execute("select count(*) from features.transaction_features")
-        .fetchall()
-    )
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        ((n,),) = con.execute("select count(*) from features.transaction_features").fetchall()
     assert n > 3_000
