@@ -56,16 +56,14 @@
   How fraud_labels replaces rows, per engine: the rows it selects (fraud_label_rows_filter), the
   rows its pre_hook deletes first (fraud_label_deleted_rows) and its strategy.
 
-  DuckDB: the transactions of the window, and the older ones whose label a chargeback reported in
-  the window changes (a label changes only when a chargeback of its transaction arrives, is
-  corrected or is taken back, and each of those re-lands the chargebacks of the day it was
-  reported, which the window then holds):
-    * transactions with a chargeback reported in the window (fct_chargebacks), a late one beyond
-      the 60-day promise included, as in a full build;
-    * transactions this table labelled from a chargeback reported in the window, which may have
-      been taken back since.
-  The pre_hook deletes the window's rows only, so the table can still be read for the second
-  kind; delete+insert on transaction_id then replaces the older ones.
+  DuckDB: the transactions of the window, and every older one whose label no longer matches
+  fct_chargebacks (changed_fraud_labels): a chargeback arrived, corrected or taken back, on
+  whatever day it was reported, late files and the promise's exceptions included, as a full
+  build would label it. That compares the chargebacks' first report per transaction with the
+  table's fraud rows (a few per cent of the transactions). The pre_hook deletes the window's rows
+  only, so the table can still be read for the comparison; delete+insert on transaction_id then
+  replaces the older ones. On a first build with a window: the window's transactions and those of
+  its chargebacks.
 
   Spark: plain Parquet tables have no MERGE, and dbt-spark refuses the strategy on them even for
   a full build, so Spark keeps `append` after deleting every row a run may rewrite: the window,
@@ -80,14 +78,28 @@
     {%- set window = partition_window_filter('transaction_date') -%}
     {%- if window == 'true' -%}
         true
+    {%- elif not is_incremental() -%}
+        ({{ window }} or {{ _window_chargebacks() }})
     {%- else -%}
-        ({{ window }} or {{ _window_chargebacks() }}
-        {%- if is_incremental() %} or transaction_id in (
-            select transaction_id from {{ this }}
-            where {{ partition_window_filter('chargeback_reported_at', model_column='transaction_date') }}
-        )
-        {%- endif %})
+        ({{ window }} or transaction_id in ({{ changed_fraud_labels() }}))
     {%- endif -%}
+{%- endmacro %}
+
+{#- The transactions whose fraud label in this table is not what fct_chargebacks says now. -#}
+{% macro changed_fraud_labels() -%}
+    select transaction_id
+            from (
+                select transaction_id, min(reported_at) as first_reported_at
+                from {{ ref('fct_chargebacks') }}
+                group by 1
+            ) as charged_back
+            full outer join (
+                select transaction_id, chargeback_reported_at
+                from {{ this }}
+                where is_fraud
+            ) as labelled
+                using (transaction_id)
+            where charged_back.first_reported_at is distinct from labelled.chargeback_reported_at
 {%- endmacro %}
 
 {% macro spark__fraud_label_rows_filter() -%}

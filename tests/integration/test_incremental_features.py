@@ -129,46 +129,64 @@ def test_the_comparison_covers_what_changes_after_a_row_is_written(warehouses):
         con.close()
 
 
-def test_a_chargeback_taken_back_is_relabelled(warehouses, tmp_path):
-    """A chargeback taken back after its transaction's label was written (a corrected day of
-    chargebacks): the run of the day it had been reported relabels the transaction, however old,
-    and the table again equals a full build of the corrected data."""
+def test_labels_follow_chargebacks_changed_on_any_day(warehouses, tmp_path):
+    """Chargebacks changed after their transactions' labels were written: one taken back (a
+    corrected day of chargebacks) and one landed late for a day before the window. The next
+    day's run relabels both transactions, however old, and the table again equals a full build
+    of the changed data."""
     incremental, _ = warehouses
-    corrected = tmp_path / "corrected.duckdb"
-    shutil.copyfile(incremental, corrected)
-    con = duckdb.connect(str(corrected))
+    changed = tmp_path / "changed.duckdb"
+    shutil.copyfile(incremental, changed)
+    con = duckdb.connect(str(changed))
     try:
         # a transaction of the first range whose only chargeback came on a later run's day
         found = _query(
             con,
-            "select l.transaction_id, c.reported_date from features.fraud_labels l "
-            "join marts.fct_chargebacks c using (transaction_id) "
+            "select l.transaction_id, c.chargeback_id, c.reported_date "
+            "from features.fraud_labels l join marts.fct_chargebacks c using (transaction_id) "
             f"where l.transaction_date < date '{_day(FIRST_RANGE_DAYS)}' "
-            f"and c.reported_date >= date '{_day(FIRST_RANGE_DAYS)}' "
+            f"and c.reported_date >= date '{_day(FIRST_RANGE_DAYS + 5)}' "
             "and l.transaction_id not in (select transaction_id from marts.fct_chargebacks "
             "group by 1 having count(*) > 1) "
             "order by c.reported_date, 1 limit 1",
         )
         assert found, "no late chargeback to take back"
-        transaction_id, reported = found[0]
-        con.execute("delete from marts.fct_chargebacks where transaction_id = ?", [transaction_id])
+        taken_back, chargeback_id, reported = found[0]
+        # a transaction never charged back, older than the window
+        ((landed_late,),) = _query(
+            con,
+            "select transaction_id from features.fraud_labels where not is_fraud "
+            f"and transaction_date < date '{_day(FIRST_RANGE_DAYS)}' order by 1 limit 1",
+        )
+        # its chargeback lands now, reported five days before the day the next run builds
+        con.execute(
+            "insert into marts.fct_chargebacks select * replace ("
+            "'late-' || chargeback_id as chargeback_id, ? as transaction_id, "
+            "reported_at - interval 5 days as reported_at, "
+            "reported_date - interval 5 days as reported_date) "
+            "from marts.fct_chargebacks where chargeback_id = ?",
+            [landed_late, chargeback_id],
+        )
+        con.execute("delete from marts.fct_chargebacks where transaction_id = ?", [taken_back])
     finally:
         con.close()
     day = (reported - WORLD.start_date).days
-    # the features of the chargeback's day only (the corrected mart is the input here)
-    dbt(corrected, tmp_path, ["run", "--select", "path:models/features", *_window(day, day + 1)])
+    # the features of the taken-back chargeback's day only (the changed mart is the input here)
+    dbt(changed, tmp_path, ["run", "--select", "path:models/features", *_window(day, day + 1)])
     full = tmp_path / "full.duckdb"
-    shutil.copyfile(corrected, full)
+    shutil.copyfile(changed, full)
     dbt(full, tmp_path, ["run", "--select", "fraud_labels", "--full-refresh"])
 
-    con = duckdb.connect(str(corrected), read_only=True)
+    con = duckdb.connect(str(changed), read_only=True)
     try:
-        label = _query(
-            con,
-            "select is_fraud, chargeback_reported_at from features.fraud_labels "
-            f"where transaction_id = '{transaction_id}'",
+        labels = dict(
+            _query(
+                con,
+                "select transaction_id, is_fraud from features.fraud_labels "
+                f"where transaction_id in ('{taken_back}', '{landed_late}')",
+            )
         )
-        assert label == [(False, None)], label
+        assert labels == {taken_back: False, landed_late: True}, labels
         con.execute(f"attach '{full}' as full_build (read_only)")
         for left, right in (
             ("features", "full_build.features"),

@@ -48,17 +48,16 @@ class HeadwaterDbtTranslator(DagsterDbtTranslator):
         """dagster-dbt's spec with `headwater_spec`'s additions, built once per manifest, node and
         project. dagster-dbt memoises its own part the same way, but asks again for every dbt
         result a run reads (each test's model, each model): rebuilding the additions each time
-        cost a new day's three dbt steps ~0.6 s (docs/benchmarks.md)."""
+        cost a new day's three dbt steps about half a second (docs/benchmarks.md)."""
         memo = self.__dict__.setdefault("_headwater_specs", {})
         key = (id(manifest), unique_id, id(project))
-        # The manifest is kept with its specs, so its id cannot be another manifest's.
-        if key not in memo or memo[key][0] is not manifest:
+        # The manifest and project are kept with the spec, so that their ids cannot be others'.
+        kept = memo.get(key)
+        if kept is None or kept[0] is not manifest or kept[1] is not project:
             spec = super().get_asset_spec(manifest, unique_id, project)
-            memo[key] = (
-                manifest,
-                self.headwater_spec(spec, self.get_resource_props(manifest, unique_id)),
-            )
-        return memo[key][1]
+            props = self.get_resource_props(manifest, unique_id)
+            kept = memo[key] = (manifest, project, self.headwater_spec(spec, props))
+        return kept[2]
 
     def headwater_spec(self, spec: dg.AssetSpec, props: Mapping[str, Any]) -> dg.AssetSpec:
         """What the platform adds to a node's spec: its freshness policy
