@@ -9,12 +9,12 @@
   60 days would be too early for a transaction made before the chargeback's time of day.
   The 61 days come from macros/label_maturity_days.sql.
 
-  Incremental (macros/feature_window.sql): a run rewrites the transactions of its window and the
-  older ones whose label a chargeback reported in the window can change, arrived or taken back
-  (fraud_label_rows_filter), replaced by transaction_id; the pre_hook deletes the window's rows
-  first, so a transaction taken out of its day goes too (Spark: see the macro). A day's tests
-  read the window's rows: the older rows a run relabels are replaced by key, so they cannot
-  duplicate one.
+  Incremental (macros/feature_window.sql): a run rewrites the transactions of its window and
+  every older one whose label no longer matches fct_chargebacks, a chargeback arrived, corrected
+  or taken back on any day (fraud_label_rows_filter), replaced by transaction_id; the pre_hook
+  deletes the window's rows first, so a transaction taken out of its day goes too (Spark: see
+  the macro). A day's tests read the window's rows: the older rows a run relabels are replaced
+  by key, so they cannot duplicate one.
 -#}
 
 {{
