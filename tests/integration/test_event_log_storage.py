@@ -79,6 +79,11 @@ def test_the_embedded_instance_keeps_dagsters_files_and_reads_every_event(instan
     assert not storage.has_table("no_such_table")
     assert {"asset_check_executions", "event_logs"} <= storage._tables_seen
     assert "no_such_table" not in storage._tables_seen
+    # every kept file in Dagster's WAL mode, synced at checkpoints, not at each commit
+    for engine in storage._engines.values():
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
 
 
 def test_another_processs_run_is_seen_through_kept_connections(instance):
