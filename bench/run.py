@@ -61,7 +61,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--history-days",
         type=int,
         default=90,
-        help="incremental: days materialised before the new one (same daily volume)",
+        help="incremental: days materialised before the new ones (same daily volume)",
+    )
+    parser.add_argument(
+        "--new-days",
+        type=int,
+        default=3,
+        help="incremental: consecutive new days landed and run after the history, one by one; "
+        "the figure is their median",
     )
     parser.add_argument(
         "--only",
@@ -238,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         "end": end,
         "seed": args.seed,
         "history_days": args.history_days,
+        "new_days": args.new_days,
         "label_maturity_days": args.label_maturity_days,
         "warm_repeats": args.warm_repeats,
         "ui_days": args.ui_days,

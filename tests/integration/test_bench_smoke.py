@@ -6,6 +6,7 @@ figures of a full-scale run)."""
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ TINY = [
     "80",
     "--history-days",
     "76",
+    "--new-days",
+    "2",
     "--label-maturity-days",
     "7",
     "--warm-repeats",
@@ -153,10 +156,16 @@ def check_results(results: dict) -> None:
     assert materialise["planned_events"] > 0
     assert 0 <= materialise["before_first_step_seconds"] <= materialise["seconds"]
 
-    # Incremental: one day landed by the demo feed and run through the graph without
-    # retraining; the history is the longer run.
+    # Incremental: consecutive days, each landed by the demo feed and run through the graph
+    # without retraining; the figure is their median; the history is the longer run.
     incremental = parts["incremental"]
-    assert incremental["days_landed"] == 1
+    days = incremental["days"]
+    assert [d["days_landed"] for d in days] == [1] * len(days) and len(days) >= 2
+    assert [d["day"] for d in days] == sorted({d["day"] for d in days})
+    assert days[-1]["day"] == results["meta"]["end"]
+    assert days[0]["day"] > incremental["history"]["end"]
+    each = [d["seconds"] for d in days]
+    assert incremental["day_seconds"] == statistics.median(each) and min(each) > 0
     day_assets = {a for run in incremental["runs"] for s in run["steps"] for a in s["assets"]}
     assert {"raw/transactions", "scores/fraud_classifier"} <= day_assets
     assert not any(a.startswith("models/") for a in day_assets)
