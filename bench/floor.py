@@ -90,7 +90,7 @@ def _import_all(stages: Stages) -> None:
         from dbt.cli.main import dbtRunner  # noqa: F401
     with stages.time("import/evidently"):
         import evidently  # noqa: F401
-        from evidently.presets import DataDriftPreset  # noqa: F401
+        from evidently.metrics import DriftedColumnsCount, ValueDrift  # noqa: F401
     with stages.time("import/project"):
         import data_platform.raw.ingest  # noqa: F401
         import ml_assets.models.evaluate  # noqa: F401

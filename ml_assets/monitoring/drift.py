@@ -1,7 +1,8 @@
 """Feature and prediction drift between a reference and a current frame, with Evidently 0.7.
 
-Pure functions, no Dagster: `compute_drift` runs one Evidently Report (DataDriftPreset over the
-model features plus ValueDrift for the prediction column), reads every column's drift score,
+Pure functions, no Dagster: `compute_drift` runs one Evidently Report (`DriftedColumnsCount` over
+the model features, and a `ValueDrift` for each feature and the prediction), reads every column's
+drift score,
 method, threshold and verdict from the snapshot, and optionally writes the report as HTML and
 JSON. Evidently and pandas are imported inside the functions so that loading the code location
 stays fast.
@@ -274,8 +275,7 @@ def _run_report(
     features: list[str],
 ):
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
+    from evidently.metrics import DriftedColumnsCount, ValueDrift
 
     columns = list(plans)
     # Every list given explicitly: left as None, Evidently infers types from dtypes (ints with
@@ -291,9 +291,14 @@ def _run_report(
     chosen = {c: p for c, p in plans.items() if p.method is not None}
     metrics: list = []
     if features:
-        # An empty `columns` would mean "all columns" to the preset.
+        # The metrics `DataDriftPreset` generates, without the preset: its render computes
+        # every column's drift again with Evidently's legacy `DataDriftTable` and draws that
+        # table's figures, dropping the ones each `ValueDrift` drew. Same scores and verdicts;
+        # 0.4-0.9 s less per report at 5,000 rows a side and 17 columns. The report shows each
+        # column's own drift widget under the count instead of the legacy table. An empty
+        # `columns` would mean "all columns".
         metrics.append(
-            DataDriftPreset(
+            DriftedColumnsCount(
                 columns=features,
                 per_column_method={c: p.method for c, p in chosen.items() if c in features},
                 per_column_threshold={
@@ -302,9 +307,7 @@ def _run_report(
             )
         )
     metrics += [
-        ValueDrift(column=c, method=plans[c].method, threshold=plans[c].threshold)
-        for c in columns
-        if c not in features
+        ValueDrift(column=c, method=plans[c].method, threshold=plans[c].threshold) for c in columns
     ]
     # include_tests makes each ValueDrift carry Evidently's drifted / not-drifted verdict.
     report = Report(metrics, include_tests=True)
