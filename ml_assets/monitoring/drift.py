@@ -2,10 +2,9 @@
 
 Pure functions, no Dagster: `compute_drift` runs one Evidently Report (`DriftedColumnsCount` over
 the model features, and a `ValueDrift` for each feature and the prediction), reads every column's
-drift score,
-method, threshold and verdict from the snapshot, and optionally writes the report as HTML and
-JSON. Evidently and pandas are imported inside the functions so that loading the code location
-stays fast.
+drift score, method, threshold and verdict from the snapshot, and optionally writes the report as
+HTML and JSON. Evidently and pandas are imported inside the functions so that loading the code
+location stays fast.
 
 The test per column follows its type and cardinality (`drift_methods.plan_columns`): Evidently's
 own choice by size for numeric and low-cardinality columns, the top levels plus "other" for
