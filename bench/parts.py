@@ -309,11 +309,12 @@ def _history(config: dict, new_days: int = 1) -> dict:
     }
 
 
-def new_day(day: str) -> dict:
+def new_day(day: str, settle: float) -> dict:
     """One new day as the daily loop runs it: its files landed (the demo's feed) and settled,
     then one run of its raw files and facts, the dimensions (a new CRM and acquirer snapshot
     came with it), the features, the online store and the day's scores, then its drift. No
-    retraining: that is weekly, or when a check fails."""
+    retraining: that is weekly, or when a check fails. `settle`: the raw contracts' longest
+    settle interval (`_settle_seconds`)."""
     import dagster as dg
 
     from fraud_demo.feed import feed_demo
@@ -323,7 +324,6 @@ def new_day(day: str) -> dict:
     landed = time.perf_counter() - started
     # The landing sensor launches a run only for files unchanged for their settle interval, so
     # a sensor's run never waits on the raw assets' own settle check: neither does this one.
-    settle = _settle_seconds()
     time.sleep(max(0.0, settle - (time.perf_counter() - started)))
     selection = dg.AssetSelection.all() - dg.AssetSelection.groups(
         "monitoring", "models", "serving"
@@ -346,16 +346,14 @@ def part_incremental(config: dict) -> dict:
     history = _history(config, count)
     # Consecutive days, each on the state the one before left: one day's time moves by a
     # second from run to run on this machine, so the figure is the median of several.
-    days = [new_day(_day(config["end"], k + 1 - count)) for k in range(count)]
+    settle = _settle_seconds()
+    days = [new_day(_day(config["end"], k + 1 - count), settle) for k in range(count)]
     day_seconds = statistics.median(d["seconds"] for d in days)
     return {
         "history": history,
         "history_days": config["history_days"],
         "days": days,
-        "day": days[-1]["day"],
-        "days_landed": sum(d["days_landed"] for d in days),
         "day_seconds": day_seconds,
-        "day_seconds_each": [d["seconds"] for d in days],
         "day_share_of_full": day_seconds / history["seconds"],
         "runs": [r for d in days for r in d["runs"]],
         "rows": warehouse_counts(),

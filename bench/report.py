@@ -344,7 +344,7 @@ def render(results: dict) -> str:
 
 
 def _new_day_label(incremental: dict) -> str:
-    each = incremental.get("day_seconds_each", [])
+    each = [day["seconds"] for day in incremental.get("days", [])]
     if len(each) < 2:
         return "one new day through the graph"
     days = ", ".join(f"{s:.1f}" for s in each)
