@@ -2,6 +2,7 @@
 rewrite, the stores, and a small feature set replayed through each in-process SQL engine (SQLite
 and DuckDB, in memory) against the table the same SQL builds offline."""
 
+import sqlite3
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ from ml_assets.online.engine import model_views, rewrite
 from ml_assets.online.plan import PlanError, Slice, build_plan, plan_from_dict, plan_to_dict
 from ml_assets.online.snapshot import slice_sql, write_snapshot
 from ml_assets.online.source import OnlineFeatureSource, python_type
-from ml_assets.online.store import MemoryStore, SqliteStore
+from ml_assets.online.store import SQLITE_PAGE_SIZE, MemoryStore, SqliteStore
 
 FCT_SQL = """
 select event_id, user_id, amount, kind, happened_at, cast(happened_at as date) as day,
@@ -139,6 +140,21 @@ def test_stores_keep_lists_values_and_delete_by_prefix(store, tmp_path):
     assert s.get("a:meta") == b"m" and s.get("missing") is None
     assert s.delete_prefix("a:") == 2
     assert s.lists(["a:1", "b:1"]) == [[], [b"z"]] and s.get("a:meta") is None
+
+
+def test_a_new_sqlite_store_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
+    new = SqliteStore(tmp_path / "new.sqlite")
+    assert new._con().execute("pragma page_size").fetchone() == (SQLITE_PAGE_SIZE,)
+    old = sqlite3.connect(tmp_path / "old.sqlite")
+    old.execute("create table kv (key text primary key, value blob)")
+    old.execute("insert into kv values ('p:a', x'01')")
+    old.commit()
+    (page_size,) = old.execute("pragma page_size").fetchone()
+    old.close()
+    assert page_size != SQLITE_PAGE_SIZE
+    reopened = SqliteStore(tmp_path / "old.sqlite", "p:")
+    assert reopened._con().execute("pragma page_size").fetchone() == (page_size,)
+    assert reopened.get("a") == b"\x01"
 
 
 def test_request_types_follow_the_contract():
