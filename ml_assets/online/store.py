@@ -81,9 +81,9 @@ class SqliteStore:
         con = self._con()
         # Before anything is written (an existing file keeps its page size): an entity's list
         # entry is a few KB of Arrow, which at SQLite's default 4 KB pages spills into overflow
-        # pages. With 64 KB pages a day's snapshot (11k entries, 55 MB) is written in 0.2 s
-        # instead of 0.3-0.5 s and the previous one deleted in 0.06 s instead of 0.3 s; an
-        # entity's lookup costs the same (docs/benchmarks.md).
+        # pages, which a delete walks one by one. With 64 KB pages, a day's snapshot (11k
+        # entries, 55 MB) deletes the previous one in 0.07-0.19 s instead of 0.33-0.37 s; its
+        # writes and an entity's lookup cost the same (docs/benchmarks.md).
         con.execute(f"pragma page_size={SQLITE_PAGE_SIZE}")
         con.execute("pragma journal_mode=wal")
         con.execute("create table if not exists kv (key text primary key, value blob)")
