@@ -119,6 +119,8 @@ def test_groups_follow_the_dbt_folders_and_every_asset_is_described():
             assert node.kinds & {"duckdb", "mlflow", "lightgbm", "parquet"}, (key, node.kinds)
 
 
+# Slow tier: 28 s on the slowest machine of this kind yet (the default tier's 15 minutes).
+@pytest.mark.slow
 def test_an_analysts_new_model_appears_without_python_changes(tmp_path):
     """Copy the project, add a SQL model and its yml, load the location fresh: it is there."""
     copy_project(tmp_path)

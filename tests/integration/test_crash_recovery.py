@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from headwater_core.names import DUCKDB_POOL
 
@@ -107,6 +108,8 @@ def _second_run_completes(
     assert marker.exists() and not _claimed(instance)
 
 
+# Slow tier: 36 s on the slowest machine of this kind yet (the default tier's 15 minutes).
+@pytest.mark.slow
 def test_a_run_killed_in_a_pool_step_is_failed_and_frees_its_slot(tmp_path, monkeypatch):
     """`headwater dev`'s daemon recovers, whatever the run's shape."""
     home = _embedded_home(tmp_path, monkeypatch)

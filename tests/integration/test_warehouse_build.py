@@ -170,6 +170,8 @@ def test_metadata_and_checks_for_the_ui(built):
     assert raw_event.asset_materialization.metadata["rows_rejected"].value == 0
 
 
+# Slow tier: 23 s on the slowest machine of this kind yet (the default tier's 15 minutes).
+@pytest.mark.slow
 def test_an_analyst_can_run_dbt_build_on_its_own(built):
     """`dbt build` from dbt_project/, as an analyst runs it: profiles.yml in the folder, the
     DuckDB path from the same variable the platform uses, unit tests included (Dagster runs
@@ -310,6 +312,8 @@ def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str
     return sorted(re.findall(r" FAIL \d+ (\w+)", out))
 
 
+# Slow tier: 52 s on the slowest machine of this kind yet (the default tier's 15 minutes).
+@pytest.mark.slow
 def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_path):
     """In a partition run, a data test reads the window's rows (a bad row of another day is not
     re-read every day), while `unique` still compares the window's keys with every other day."""
