@@ -13,8 +13,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import free_port
 from tests.processes import session_processes, stop_process_group
 
@@ -112,8 +110,6 @@ def _check_model_service(serve_port: int) -> None:
         assert "champion" in e.read().decode()
 
 
-# Slow tier: 85 s on the slowest machine of this kind yet (the default tier's 15 minutes).
-@pytest.mark.slow
 def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path, monkeypatch):
     port, reports_port, mlflow_port, serve_port = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
