@@ -229,19 +229,14 @@ def _dbt(project: Path, warehouse: Path, *args: str) -> None:
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
 
 
+# Slow tier: 17-36 s a grain for two dbt processes (hourly was in the default tier until that
+# tier passed its 15 minutes on a slower machine).
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "grain, rebuilt",
     # Loaded up to 2011-03-15 10:30. A late row at each distance: which ones a run without
     # vars picks up is the partition it rebuilds, the one holding the newest loaded row.
-    # All in the slow tier: 17-36 s each for two dbt processes (the hourly one, timestamps and
-    # a window passed as vars, was in the default tier until that tier passed its 15 minutes
-    # on a slower machine).
-    [
-        pytest.param("hourly", {4}, marks=pytest.mark.slow),
-        pytest.param("daily", {3, 4}, marks=pytest.mark.slow),
-        pytest.param("weekly", {2, 3, 4}, marks=pytest.mark.slow),
-        pytest.param("monthly", {1, 2, 3, 4}, marks=pytest.mark.slow),
-    ],
+    [("hourly", {4}), ("daily", {3, 4}), ("weekly", {2, 3, 4}), ("monthly", {1, 2, 3, 4})],
 )
 def test_the_window_macro_rebuilds_the_last_partition_of_its_grain(project, grain, rebuilt):
     _set_partitions(project, start='"2011-01-01"', grain=grain)
