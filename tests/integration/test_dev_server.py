@@ -112,7 +112,13 @@ def _check_model_service(serve_port: int) -> None:
 
 def test_headwater_dev_serves_the_graph_with_the_daemon(tmp_path, monkeypatch):
     port, reports_port, mlflow_port, serve_port = free_port(), free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEADWATER_", "DAGSTER_"))}
+    # Nothing of another state: an MLflow store named by the environment would be the UI's
+    # (`embedded_store`), not the state folder's that this test logs its run to.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HEADWATER_", "DAGSTER_", "MLFLOW_"))
+    }
     env["HEADWATER_HOME"] = str(tmp_path / "state")
     # A report as the monitoring assets write it, under the state folder's reports/.
     report = tmp_path / "state" / "reports" / "fraud_classifier" / "2025-01-03" / "drift.html"
