@@ -343,7 +343,8 @@ def new_day(day: str, settle: float) -> dict:
 
 def settle_wait(landing: Path, settle: float, now: float | None = None) -> float:
     """Seconds until every file under `landing` has been unchanged for `settle` seconds, as the
-    landing sensor waits before it launches a run. Counted from the newest file's modification
+    landing sensor waits before it launches a run (its rule: `data_platform.raw.landing.settling`,
+    a file modified less than `settle` seconds ago). Counted from the newest file's modification
     time, not from the start of the feed: at 10M transactions the demo's feed writes for
     3.5 s, and a wait counted from its start left the last file (the chargebacks) 1.5 s old, so
     the raw step slept 3.3 s of the day in the contract's own settle check."""
