@@ -15,15 +15,20 @@ rewritten and no orchestration around it:
    is written. The feature models are incremental (macros/feature_window.sql); on the floor's
    new warehouse they build in full, the very SQL the platform's first run of the features
    asset compiles;
-3. per model spec, as the training-set, model and evaluation assets do it:
+3. online: each online store the `online/<feature_set>` assets write, as their first run
+   writes it (`online_stores`: the feature set's SQL compiled by dbt against an empty scratch
+   file, `ml_assets.online.plan.build_plan`, `ml_assets.online.snapshot.write_snapshot` into a
+   SQLite store);
+4. per model spec, as the training-set, model and evaluation assets do it:
    `ml_assets.models.training_set` (`matured_rows`, `build_training_set`: the train window
    sampled by the spec's `sampling` rule, if it has one, as the asset samples it), `train.fit` (the
-   held-out model and the served refit), the test-window metrics of the model and of the decile
-   baseline (`evaluate.metrics_on_test_window`, `baseline_metrics`) and the drift reference
+   held-out model and the served refit), the evaluation asset's gate on a first model (the
+   test-window metrics of the model and of the decile baseline and their paired bootstrap,
+   `evaluate.judge_on_test_window`) and the drift reference
    (`reference.drift_reference`);
-4. scores: the window scored into `scores.<model>` with the scores asset's
+5. scores: the window scored into `scores.<model>` with the scores asset's
    `ml_assets.scores.scoring.score_window`;
-5. drift: each model's newest scored day measured and written with the drift asset's
+6. drift: each model's newest scored day measured and written with the drift asset's
    `ml_assets.monitoring.measure` functions (`read_scored_day`, `measure_drift`, `write_drift`),
    HTML and JSON reports written.
 
@@ -38,8 +43,10 @@ loaded.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import date, timedelta
@@ -98,6 +105,7 @@ def _import_all(stages: Stages) -> None:
         import ml_assets.models.training_set  # noqa: F401
         import ml_assets.monitoring.drift  # noqa: F401
         import ml_assets.monitoring.measure  # noqa: F401
+        import ml_assets.online.snapshot  # noqa: F401
         import ml_assets.scores.scoring  # noqa: F401
 
 
@@ -119,46 +127,85 @@ def ingest(con, landing: Path, days: list[str]) -> dict[str, int]:
     return loaded
 
 
-def dbt_build(duckdb_path: Path, target: Path) -> int:
-    """One `dbt build` of every model and test, in this process; returns the nodes it ran."""
+def _dbt(args: list[str], duckdb_path: Path, target: Path, manifest=None):
+    """One dbt invocation in this process, as the platform's (`headwater_core.dbt.in_process`):
+    the project's partial parse, or the `manifest` already parsed, the DuckDB settings the
+    Warehouse resource gives dbt, no log output; raises on failure."""
     from dbt.cli.main import dbtRunner
 
     project = dbt_project_dir()
     target.mkdir(parents=True, exist_ok=True)
     # As dagster-dbt does for each platform invocation: start from the project's partial parse.
     partial = project / "target" / "partial_parse.msgpack"
-    if partial.exists():
+    if partial.exists() and manifest is None:
         shutil.copy(partial, target / "partial_parse.msgpack")
     # DuckDB's threads and memory limit as the platform gives dbt (the Warehouse resource's rule)
     with environ({"HEADWATER_DUCKDB_PATH": str(duckdb_path), **duckdb_settings()}):
-        result = dbtRunner().invoke(
+        result = dbtRunner(manifest=manifest).invoke(
             [
-                "build",
+                *args,
                 "--project-dir",
                 str(project),
                 "--profiles-dir",
                 str(project),
                 "--target-path",
                 str(target),
-                "--exclude-resource-type",
-                "unit_test",
-                "--exclude",
-                "source:*",
+                "--log-level",
+                "none",
                 "--log-level-file",
                 "none",
-                "--no-write-json",
-                "--quiet",
             ]
         )
     if not result.success:
-        raise RuntimeError(f"dbt build failed: {result.exception or result.result}")
-    return len(result.result)
+        raise RuntimeError(f"dbt {args[0]} failed: {result.exception or result.result}")
+    return result
+
+
+def dbt_build(duckdb_path: Path, target: Path) -> tuple[int, object]:
+    """The project parsed, then one `dbt build` of every model and test, in this process; the
+    nodes it ran and the parsed project (which the platform's process, too, parses once and
+    passes to every later invocation)."""
+    manifest = _dbt(["parse"], duckdb_path, target).result
+    args = ["build", "--exclude-resource-type", "unit_test", "--exclude", "source:*"]
+    return len(_dbt([*args, "--no-write-json"], duckdb_path, target, manifest).result), manifest
+
+
+def online_stores(con, home: Path, warehouse_file: str, manifest) -> dict[str, int]:
+    """Each online store the platform's `online/<feature_set>` assets write, as their first run
+    writes it: the feature set and its parents compiled against an empty scratch file named as
+    the warehouse (`ml_assets.online.assets.compiled_manifest`), the plan built and the
+    snapshot written to `<home>/online.sqlite`; history rows per feature set."""
+    from ml_assets.models.spec import load_specs
+    from ml_assets.online.plan import HISTORY, build_plan
+    from ml_assets.online.snapshot import write_snapshot
+    from ml_assets.online.store import open_store
+
+    first = {}
+    for spec in load_specs():
+        if spec.feature_set in HISTORY:
+            first.setdefault(spec.feature_set, spec)
+    store, rows = open_store(str(home / "online.sqlite"), "hw:"), {}
+    for feature_set, spec in first.items():
+        model = feature_set.split(".")[-1]
+        with tempfile.TemporaryDirectory(prefix="hw-floor-online-") as scratch:
+            target = Path(scratch) / "target"
+            _dbt(
+                ["compile", "--select", f"+{model}"],
+                Path(scratch) / warehouse_file,
+                target,
+                manifest,
+            )
+            manifest = json.loads((target / "manifest.json").read_text())
+        plan = build_plan(manifest, feature_set, list(spec.keys), spec.event_time)
+        written = write_snapshot(con, store, plan, list(spec.keys), spec.event_time)
+        rows[feature_set] = written.rows
+    return rows
 
 
 def train_model(con, spec, folder: Path) -> dict:
     """Training set, model, test-window evaluation and drift reference of one spec, through the
     functions the training-set, model and evaluation assets call."""
-    from ml_assets.models.evaluate import baseline_metrics, metrics_on_test_window
+    from ml_assets.models.evaluate import judge_on_test_window
     from ml_assets.models.reference import drift_reference
     from ml_assets.models.train import event_days, fit
     from ml_assets.models.training_set import build_training_set, matured_rows
@@ -168,10 +215,9 @@ def train_model(con, spec, folder: Path) -> dict:
     table = built.table
     # The held-out model and, as the model asset registers it, the served refit.
     fitted = fit(spec, table)
-    metrics = {
-        "challenger": metrics_on_test_window(spec, table, fitted.frame, fitted.trained.booster),
-        "baseline": baseline_metrics(spec, table, fitted.frame),
-    }
+    # The evaluation asset's gate on a first model: the held-out model and the decile baseline on
+    # the test window, and the paired bootstrap of the improvement over the baseline.
+    metrics, _, decision = judge_on_test_window(spec, table, fitted.trained.booster)
     return {
         "booster": fitted.served.booster,
         "importance": fitted.served.feature_importance,
@@ -180,7 +226,8 @@ def train_model(con, spec, folder: Path) -> dict:
         # the spec's sampling rule's rate and train rows before / after (None: no rule)
         "sample": built.sample.as_metadata() if built.sample else None,
         "best_iteration": fitted.trained.best_iteration,
-        "metrics": metrics,
+        "metrics": {who: values for who, values in metrics.items() if values is not None},
+        "gate": decision.reason,
     }
 
 
@@ -247,12 +294,14 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
             # dbt opens the file itself: DuckDB lets one connection configuration hold it at a time.
             con.close()
         with stages.time("dbt build"):
-            nodes = dbt_build(duckdb_path, home / "dbt_target")
+            nodes, parsed = dbt_build(duckdb_path, home / "dbt_target")
 
         models, scored, drifts = {}, {}, {}
         con = duckdb.connect(str(duckdb_path))
         apply_duckdb_settings(con)
         try:
+            with stages.time("online"):
+                online = online_stores(con, home, duckdb_path.name, parsed)
             for spec in load_specs():
                 with stages.time(f"train/{spec.name}"):
                     models[spec.name] = train_model(con, spec, home / "ml" / spec.name)
@@ -275,6 +324,7 @@ def run_floor(landing: Path, home: Path, start: str, end: str) -> dict:
         "compute_seconds": sum(stages.seconds.values()) - imports,
         "loaded": loaded,
         "dbt_nodes": nodes,
+        "online_rows": online,
         "rows": {**counts, **{f"scores.{name}": n for name, n in scored.items()}},
         "models": {
             name: {k: v for k, v in m.items() if k not in ("booster", "reference", "importance")}

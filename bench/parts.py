@@ -233,6 +233,21 @@ def warehouse_counts() -> dict[str, int]:
         return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
 
 
+def online_rows() -> dict[str, int]:
+    """History rows each online store's newest write holds (its asset's `history_rows`)."""
+    import dagster as dg
+
+    from headwater_core.names import online_key
+    from ml_assets.online.plan import HISTORY
+
+    instance, rows = dg.DagsterInstance.get(), {}
+    for feature_set in HISTORY:
+        event = instance.get_latest_materialization_event(dg.AssetKey(online_key(feature_set)))
+        if event is not None and event.asset_materialization is not None:
+            rows[feature_set] = event.asset_materialization.metadata["history_rows"].value
+    return rows
+
+
 def _configure() -> None:
     # The harness set HEADWATER_HOME (and the shared landing folder); this adds the instance.
     from headwater.cli import configure_environment
@@ -273,6 +288,7 @@ def part_full(config: dict) -> dict:
         "compute_seconds": run["seconds"] + sum(r["seconds"] for r in drift),
         "runs": [run, *drift],
         "rows": warehouse_counts(),
+        "online_rows": online_rows(),
     }
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml_assets.models.bootstrap import Interval
+from ml_assets.models.bootstrap import Interval, paired_improvement
 from ml_assets.models.spec import ModelSpec, PromotionSpec
 
 
@@ -112,13 +112,17 @@ def baseline_metrics(spec: ModelSpec, table, frame) -> dict[str, float]:
     return metrics_for(spec, label, baseline_predictions(spec, table, frame))
 
 
-def baseline_predictions(spec: ModelSpec, table, frame) -> np.ndarray:
-    """The decile baseline fitted on the train window, predicting the test window's rows."""
+def baseline_predictions(spec: ModelSpec, table, frame=None) -> np.ndarray:
+    """The decile baseline fitted on the train window, predicting the test window's rows
+    (`frame`: the training set's feature frame; without one, the baseline's feature is read from
+    `table` with the dtype `to_frame` gives it)."""
     from ml_assets.models.train import LABEL_COLUMN, split_of, weights_of
 
     split = split_of(table)
     label = table.column(LABEL_COLUMN).to_numpy()
-    feature = frame[spec.baseline_feature].astype("float64").to_numpy()
+    column = spec.baseline_feature
+    values = frame[column] if frame is not None else table.select([column]).to_pandas()[column]
+    feature = values.astype("float64").to_numpy()
     train, test = split == "train", split == "test"
     weight = weights_of(table)
     return DecileBaseline.fit(
@@ -209,3 +213,57 @@ def decide(
         f"{improvement.method}, {improvement.n:,} rows): its lower bound clears the required "
         f"{required:.4f}",
     )
+
+
+def judge_on_test_window(
+    spec: ModelSpec, table, challenger, champion=None
+) -> tuple[dict[str, dict[str, float] | None], int, Decision]:
+    """The gate on the test window of the training set `table`: the metrics of the
+    `challenger` and `champion` boosters (their held-out twins) and of the decile baseline on
+    the same test rows, the number of rows, and the decision with its paired intervals."""
+    import pyarrow as pa
+
+    from ml_assets.models.train import LABEL_COLUMN, predict, split_of, to_frame
+
+    test = split_of(table) == "test"
+    label = table.column(LABEL_COLUMN).to_numpy()[test]
+    # Only the test rows as a feature frame: the models predict nothing else. (LightGBM maps a
+    # frame's categories onto those the booster was trained with, so a frame of fewer rows,
+    # with fewer categories, predicts the same.)
+    frame = to_frame(table.filter(pa.array(test)), spec)
+    # Every model predicts the same test rows, so the gate compares them row by row (paired).
+    # The champion's held-out twin stopped learning before this test window began (its own
+    # validation window ended earlier); its refit may have trained on these very rows.
+    predictions = {
+        "challenger": predict(challenger, frame),
+        "champion": predict(champion, frame) if champion is not None else None,
+        "baseline": baseline_predictions(spec, table),
+    }
+    metrics: dict[str, dict[str, float] | None] = {
+        who: metrics_for(spec, label, p) if p is not None else None
+        for who, p in predictions.items()
+    }
+
+    def paired(old) -> Interval:
+        rule = spec.promotion
+        return paired_improvement(
+            rule.metric,
+            label,
+            predictions["challenger"],
+            old,
+            confidence=rule.confidence,
+            resamples=rule.resamples,
+            seed=int(spec.lightgbm.get("seed", 0)),
+            top_k_share=spec.top_k_share,
+            stratified=spec.objective == "binary",
+        )
+
+    decision = decide(
+        spec.promotion,
+        metrics["challenger"],
+        metrics["champion"],
+        metrics["baseline"],
+        improvement=paired(predictions["champion"]) if champion is not None else None,
+        over_baseline=paired(predictions["baseline"]),
+    )
+    return metrics, len(label), decision

@@ -22,18 +22,11 @@ from headwater_core.names import (
     TAG_GATE_TEST,
 )
 from ml_assets.models import rebaseline as rebase
-from ml_assets.models.bootstrap import Interval, paired_improvement
-from ml_assets.models.evaluate import (
-    Decision,
-    baseline_predictions,
-    decide,
-    metrics_for,
-    test_predictions,
-)
+from ml_assets.models.bootstrap import Interval
+from ml_assets.models.evaluate import Decision, judge_on_test_window
 from ml_assets.models.registry import record, require_complete
 from ml_assets.models.spec import ModelSpec
 from ml_assets.models.tracking import MlflowTracking, load_booster, load_judged
-from ml_assets.models.train import LABEL_COLUMN, split_of, to_frame
 
 
 @dataclass(frozen=True)
@@ -102,52 +95,6 @@ def evaluate_challenger(spec: ModelSpec, table, tracking: MlflowTracking) -> Eva
         test_rows=test_rows,
         decision=decision,
     )
-
-
-def judge_on_test_window(
-    spec: ModelSpec, table, challenger, champion=None
-) -> tuple[dict[str, dict[str, float] | None], int, Decision]:
-    """The gate on the test window of the training set `table`: the metrics of the
-    `challenger` and `champion` boosters (their held-out twins) and of the decile baseline on
-    the same test rows, the number of rows, and the decision with its paired intervals."""
-    frame = to_frame(table, spec)
-    label = table.column(LABEL_COLUMN).to_numpy()[split_of(table) == "test"]
-    # Every model predicts the same test rows, so the gate compares them row by row (paired).
-    # The champion's held-out twin stopped learning before this test window began (its own
-    # validation window ended earlier); its refit may have trained on these very rows.
-    predictions = {
-        "challenger": test_predictions(table, frame, challenger),
-        "champion": test_predictions(table, frame, champion) if champion is not None else None,
-        "baseline": baseline_predictions(spec, table, frame),
-    }
-    metrics: dict[str, dict[str, float] | None] = {
-        who: metrics_for(spec, label, p) if p is not None else None
-        for who, p in predictions.items()
-    }
-
-    def paired(old) -> Interval:
-        rule = spec.promotion
-        return paired_improvement(
-            rule.metric,
-            label,
-            predictions["challenger"],
-            old,
-            confidence=rule.confidence,
-            resamples=rule.resamples,
-            seed=int(spec.lightgbm.get("seed", 0)),
-            top_k_share=spec.top_k_share,
-            stratified=spec.objective == "binary",
-        )
-
-    decision = decide(
-        spec.promotion,
-        metrics["challenger"],
-        metrics["champion"],
-        metrics["baseline"],
-        improvement=paired(predictions["champion"]) if champion is not None else None,
-        over_baseline=paired(predictions["baseline"]),
-    )
-    return metrics, len(label), decision
 
 
 def rebaseline_champion(

@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 
 from headwater_core.names import (
     CHALLENGER,
+    FEATURE_IMPORTANCE_ARTIFACT,
     HOLDOUT_ARTIFACT,
     REFERENCE_ARTIFACT,
     TAG_COMPLETE,
@@ -27,7 +29,7 @@ from headwater_core.names import (
     TAG_TRAINING_SAMPLE,
     experiment_name,
 )
-from ml_assets.models.plots import feature_importance_figure
+from ml_assets.models.plots import feature_importance_svg
 from ml_assets.models.reference import drift_reference
 from ml_assets.models.sampling import sample_of
 from ml_assets.models.spec import ModelSpec
@@ -140,8 +142,8 @@ def _log_windows(spec: ModelSpec, split: np.ndarray, days: np.ndarray) -> None:
 def _log_feature_importance(spec: ModelSpec, fitted: Fitted) -> None:
     import mlflow
 
-    with feature_importance_figure(spec.name, fitted.served.feature_importance) as figure:
-        mlflow.log_figure(figure, "feature_importance.png")
+    svg = feature_importance_svg(spec.name, fitted.served.feature_importance)
+    mlflow.log_text(svg, FEATURE_IMPORTANCE_ARTIFACT)
 
 
 def _log_dataset(spec: ModelSpec, fitted: Fitted, table, source: Path, data_version: str) -> None:
@@ -209,7 +211,7 @@ def _version_tags(
         TAG_TEST_METRICS: json.dumps(metrics, sort_keys=True),
         # the last day whose labels it was trained or selected on: realised performance starts
         # after
-        TAG_TRAINED_THROUGH: str(max(table.column(EVENT_DATE_COLUMN).to_pylist())),
+        TAG_TRAINED_THROUGH: str(pc.max(table.column(EVENT_DATE_COLUMN)).as_py()),
         # and its importance: drift is weighed by it
         TAG_FEATURE_IMPORTANCE: json.dumps(
             {f: round(g, 6) for f, g in fitted.served.feature_importance.items()}, sort_keys=True

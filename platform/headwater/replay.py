@@ -8,7 +8,7 @@ the champion (`scores.scoring.score_window`), its drift measured and judged
 (`measure.read_performance_day`, `measure_performance`): the very functions the assets call,
 with the spec's settings. Every `retrain_every` days, and the day after an ERROR (the monitor
 sensor's retrain), a challenger is trained on the data known then and judged by the paired gate
-(`evaluation.judge_on_test_window`); it replaces the champion only when the gate promotes it,
+(`evaluate.judge_on_test_window`); it replaces the champion only when the gate promotes it,
 and a refusal re-bases the champion's drift reference and decay baseline on the challenger's
 windows as the platform does (`rebaseline.rebaseline`, `monitoring.rebaseline_on_refusal`).
 
@@ -89,7 +89,7 @@ def gate(
     """The paired gate on the challenger's test window: its record, and the champion after it
     (the challenger if promoted; else the champion, re-based on the challenger's windows when
     the spec says so, by the platform's `rebaseline.rebaseline`)."""
-    from ml_assets.models.evaluation import judge_on_test_window
+    from ml_assets.models.evaluate import judge_on_test_window
     from ml_assets.models.rebaseline import rebaseline
 
     metrics, rows, decision = judge_on_test_window(

@@ -179,3 +179,4 @@ TAG_COMPLETE = "headwater.complete"
 # Artifacts stored with a model's MLflow run.
 HOLDOUT_ARTIFACT = "holdout/model.txt"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+FEATURE_IMPORTANCE_ARTIFACT = "feature_importance.svg"

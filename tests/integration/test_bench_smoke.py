@@ -134,6 +134,10 @@ def check_results(results: dict) -> None:
     assert full["rows"]["raw.transactions"] == parts["generate"]["transactions"]
     assert full["rows"]["scores.fraud_classifier"] == full["rows"]["raw.transactions"]
     assert full["rows"]["scores.customer_spend_30d"] > 0
+    assert full["online_rows"] == floor["online_rows"]
+    assert floor["online_rows"]["features.transaction_features"] > 0
+    # the floor ran each model's gate, as the evaluation asset does
+    assert floor["models"] and all(m["gate"] for m in floor["models"].values())
     assert not floor["dagster_imported"]
     assert set(floor["drift"]) == {"fraud_classifier", "customer_spend_30d"}
     assert floor["compute_seconds"] < floor["wall_seconds"]

@@ -116,7 +116,7 @@ def test_the_mlflow_run_carries_lineage(world):
     # artifacts live beside the SQLite store, not in ./mlruns of whatever directory ran it
     assert run.info.artifact_uri.startswith((world["tmp"] / "artifacts").as_uri())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert "feature_importance.png" in artifacts
+    assert "feature_importance.svg" in artifacts
     # the served version is the refit; its held-out twin, which the gate judged, is beside it
     assert version.tags["headwater.holdout_artifact"] == "holdout/model.txt"
     assert run.data.params["refit_on_all_windows"] == "True"

@@ -436,7 +436,7 @@ def test_production_stack_on_postgres(tmp_path, databases):
     )
     assert ("champion", 1) in aliases, aliases
     artifacts = state / "mlflow_server" / "artifacts"
-    assert any(p.name == "feature_importance.png" for p in artifacts.rglob("*")), artifacts
+    assert any(p.name == "feature_importance.svg" for p in artifacts.rglob("*")), artifacts
 
     # -- the warehouse --------------------------------------------------------------------------
     con = duckdb.connect(str(state / "warehouse.duckdb"), read_only=True)
