@@ -328,6 +328,19 @@ def render(results: dict) -> str:
         figures_table(figures(results)),
     ]
     parts = results["parts"]
+    if meta.get("pairs", 1) > 1 and "full" in parts and "floor" in parts:
+        walls = {side: parts[side]["walls_seconds"] for side in ("full", "floor")}
+        out += [
+            "",
+            f"Platform and floor alternated {meta['pairs']} times; each side's figures are its "
+            "median run's. Process wall times, in order: platform "
+            + ", ".join(f"{w:.1f}" for w in walls["full"])
+            + " s; floor "
+            + ", ".join(f"{w:.1f}" for w in walls["floor"])
+            + " s; ratio of each pair "
+            + ", ".join(f"{a / b:.2f}x" for a, b in zip(walls["full"], walls["floor"], strict=True))
+            + ".",
+        ]
     if "full" in parts:
         runs = parts["full"]["runs"]
         out += ["", "Full run, per run and per step:", "", runs_table(runs), "", steps_table(runs)]

@@ -104,6 +104,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--serve-port", type=int, default=18650, help="serve: first port tried (50 from it)"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="full and floor run this many times, alternated (full, floor, full, ...); each "
+        "side's figures are its median run's (by process wall time)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the parts' state folders")
     parser.add_argument(
         "--bytecode",
@@ -197,10 +204,31 @@ def part_environment(
     return env
 
 
-def run_part(part: str, config: dict, env: dict[str, str], folder: Path) -> dict:
-    """Run one part in a fresh subprocess; its figures plus wall time and peak memory."""
-    out = folder / f"{part}.json"
-    log = folder / f"{part}.log"
+def part_order(parts: list[str], pairs: int = 1) -> list[str]:
+    """The parts in the order they run: the demo generated first if a part reads it, full and
+    floor `pairs` times, alternated, then the others in PARTS order."""
+    named = [p for p in PARTS + OPTIONAL_PARTS if p in parts]
+    paired = [p for p in ("full", "floor") if p in parts]
+    order = ["generate"] if {"full", "floor", "concurrent"} & set(parts) else []
+    order += paired * max(1, pairs)
+    return order + [p for p in named if p not in paired]
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median process wall time (the lower middle one of an even count), with every
+    run's wall time beside its figures."""
+    ranked = sorted(runs, key=lambda r: r["wall_seconds"])
+    chosen = ranked[(len(ranked) - 1) // 2]
+    return {**chosen, "walls_seconds": [r["wall_seconds"] for r in runs]}
+
+
+def run_part(
+    part: str, config: dict, env: dict[str, str], folder: Path, label: str | None = None
+) -> dict:
+    """Run one part in a fresh subprocess; its figures plus wall time and peak memory. Its
+    JSON and log are `<label>.json` and `<label>.log` in `folder` (label: the part's name)."""
+    out = folder / f"{label or part}.json"
+    log = folder / f"{label or part}.log"
     command = [sys.executable, "-m", "bench.parts", part, "--config", json.dumps(config)]
     started = time.perf_counter()
     with log.open("w") as sink:
@@ -258,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve_seconds": args.serve_seconds,
         "serve_port": args.serve_port,
         "unbounded_threads": args.unbounded_threads,
+        "pairs": args.pairs,
     }
     results: dict = {
         "meta": {**config, "parts": args.parts, "started_at": stamp, **machine()},
@@ -276,11 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         config["pycache"] = str(pycache)
         landing = folder / "landing"
-        order = (["generate"] if {"full", "floor", "concurrent"} & set(args.parts) else []) + [
-            p for p in PARTS + OPTIONAL_PARTS if p in args.parts
-        ]
+        order = part_order(args.parts, args.pairs)
+        repeats: dict[str, list[dict]] = {}
         for part in order:
-            home = folder / part
+            label = part if part not in repeats else f"{part}-{len(repeats[part]) + 1}"
+            home = folder / label
             shared = landing if part in ("generate", "full", "floor", "concurrent") else None
             part_config = config
             if part == "tick" and "incremental" in args.parts:
@@ -291,10 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                 home, shared, args.label_maturity_days, pycache, args.unbounded_threads
             )
             print(f"bench: {part} ...", flush=True)
-            results["parts"][part] = run_part(part, part_config, env, folder)
-            print(
-                f"bench: {part} done in {results['parts'][part]['wall_seconds']:.1f} s", flush=True
-            )
+            done = run_part(part, part_config, env, folder, label)
+            repeats.setdefault(part, []).append(done)
+            results["parts"][part] = median_run(repeats[part])
+            print(f"bench: {part} done in {done['wall_seconds']:.1f} s", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
