@@ -195,8 +195,8 @@ def online_stores(con, home: Path, warehouse_file: str, manifest) -> dict[str, i
                 target,
                 manifest,
             )
-            manifest = json.loads((target / "manifest.json").read_text())
-        plan = build_plan(manifest, feature_set, list(spec.keys), spec.event_time)
+            compiled = json.loads((target / "manifest.json").read_text())
+        plan = build_plan(compiled, feature_set, list(spec.keys), spec.event_time)
         written = write_snapshot(con, store, plan, list(spec.keys), spec.event_time)
         rows[feature_set] = written.rows
     return rows
