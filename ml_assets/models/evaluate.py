@@ -103,26 +103,15 @@ def test_predictions(table, frame, booster) -> np.ndarray:
     return predict(booster, frame[split_of(table) == "test"])
 
 
-def baseline_metrics(spec: ModelSpec, table, frame) -> dict[str, float]:
-    """The decile baseline's metrics on the test window of a training set, fitted on its train
-    window."""
-    from ml_assets.models.train import LABEL_COLUMN, split_of
-
-    label = table.column(LABEL_COLUMN).to_numpy()[split_of(table) == "test"]
-    return metrics_for(spec, label, baseline_predictions(spec, table, frame))
-
-
-def baseline_predictions(spec: ModelSpec, table, frame=None) -> np.ndarray:
-    """The decile baseline fitted on the train window, predicting the test window's rows
-    (`frame`: the training set's feature frame; without one, the baseline's feature is read from
-    `table` with the dtype `to_frame` gives it)."""
+def baseline_predictions(spec: ModelSpec, table) -> np.ndarray:
+    """The decile baseline fitted on the train window, predicting the test window's rows; its
+    feature read from `table` with the dtype `to_frame` gives a non-categorical column."""
     from ml_assets.models.train import LABEL_COLUMN, split_of, weights_of
 
     split = split_of(table)
     label = table.column(LABEL_COLUMN).to_numpy()
     column = spec.baseline_feature
-    values = frame[column] if frame is not None else table.select([column]).to_pandas()[column]
-    feature = values.astype("float64").to_numpy()
+    feature = table.select([column]).to_pandas()[column].astype("float64").to_numpy()
     train, test = split == "train", split == "test"
     weight = weights_of(table)
     return DecileBaseline.fit(

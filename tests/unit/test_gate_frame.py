@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 
 from ml_assets.models.evaluate import (
-    baseline_metrics,
+    DecileBaseline,
     judge_on_test_window,
+    metrics_for,
     metrics_on_test_window,
 )
 from ml_assets.models.spec import load_specs
@@ -64,5 +65,9 @@ def test_the_gate_scores_the_test_rows_as_the_whole_frame_does():
     metrics, rows, decision = judge_on_test_window(spec, table, booster)
     assert rows == int((split == "test").sum())
     assert metrics["challenger"] == metrics_on_test_window(spec, table, frame, booster)
-    assert metrics["baseline"] == baseline_metrics(spec, table, frame)
+    # the baseline as fitted on the whole set's frame: its feature column, train rows
+    feature = frame["amount"].astype("float64").to_numpy()
+    test = split == "test"
+    baseline = DecileBaseline.fit(feature[train], label[train], None).predict(feature[test])
+    assert metrics["baseline"] == metrics_for(spec, label[test], baseline)
     assert metrics["champion"] is None and decision.reason
