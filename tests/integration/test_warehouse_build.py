@@ -4,6 +4,7 @@ One warehouse is built per module (the expensive part: three dbt invocations) an
 assert on what landed; tests that change it build their own.
 """
 
+import json
 import os
 import re
 import shutil
@@ -302,14 +303,14 @@ def _dbt(warehouse: Warehouse, target: Path, *args: str, check: bool = True, **e
 
 def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str, str] | None):
     """`dbt test --select <select>` on `warehouse`, in a window (as a partition run passes it)
-    or on everything (as an analyst runs it): the names of the tests that failed."""
+    or on everything (as an analyst runs it): the failed tests, as (name, failures)."""
     args = ["test", "--select", select]
     if window:
         args += ["--vars", f'{{min_date: "{window[0]}", max_date: "{window[1]}"}}']
     out = _dbt(warehouse, target, *args, check=False)
     assert "Completed" in out or "Failure" in out, out[-3000:]
     # dbt's line for a failed test: "3 of 11 FAIL 1 unique_fct_transactions_transaction_id ..."
-    return sorted(re.findall(r" FAIL \d+ (\w+)", out))
+    return sorted((name, int(n)) for n, name in re.findall(r" FAIL (\d+) (\w+)", out))
 
 
 # Slow tier: 52 s on the slowest machine of this kind yet (the default tier's 15 minutes).
@@ -318,12 +319,16 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
     """In a partition run, a data test reads the window's rows (a bad row of another day is not
     re-read every day), while `unique` still compares the window's keys with every other day."""
     _, _, _, warehouse = built
-    # day 3: a null customer behind the model's back, and a copy of one of day 4's rows
+    # day 3: a null customer and a null merchant behind the model's back, and a copy of one of
+    # day 4's rows
     copy = _altered_copy(
         warehouse,
         tmp_path,
         "update marts.fct_transactions set customer_id = null where transaction_id = "
         "(select min(transaction_id) from marts.fct_transactions "
+        " where transaction_date = date '2025-01-03')",
+        "update marts.fct_transactions set merchant_id = null where transaction_id = "
+        "(select max(transaction_id) from marts.fct_transactions "
         " where transaction_date = date '2025-01-03')",
         "insert into marts.fct_transactions select * replace (date '2025-01-03' as "
         "transaction_date) from marts.fct_transactions "
@@ -336,13 +341,33 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
     everything = _dbt_test(copy, target, "fct_transactions", None)
 
     # the duplicate spans days 3 and 4: the run of day 4 sees it, the run of day 5 does not
-    assert day_4 == ["unique_fct_transactions_transaction_id"]
+    assert day_4 == [("unique_fct_transactions_transaction_id", 1)]
     assert day_5 == []
-    # an analyst's `dbt test` (no window) reads every row: both faults
+    # an analyst's `dbt test` (no window) reads every row: all faults, the two nulls counted
+    # by the model's one not_null test
     assert everything == [
-        "not_null_fct_transactions_customer_id",
-        "unique_fct_transactions_transaction_id",
+        ("not_null_fct_transactions", 2),
+        ("unique_fct_transactions_transaction_id", 1),
     ]
+
+
+def test_a_models_not_null_test_names_each_column_that_holds_nulls(built, tmp_path):
+    """tests/generic/not_null_columns.sql: one test per model checks all its required columns in
+    one scan; its rows name each column with nulls and count them."""
+    _, _, _, warehouse = built
+    copy = _altered_copy(
+        warehouse,
+        tmp_path,
+        "update marts.dim_merchants set category = null where merchant_id in "
+        "(select merchant_id from marts.dim_merchants order by merchant_id limit 2)",
+    )
+    target = tmp_path / "target"
+
+    shown = _dbt(copy, target, "show", "--select", "not_null_dim_merchants", "--output", "json")
+    rows = json.loads(shown[shown.index("{") : shown.rindex("}") + 1])["show"]
+
+    assert rows == [{"column_name": "category", "null_rows": 2}]
+    assert _dbt_test(copy, target, "dim_merchants", None) == [("not_null_dim_merchants", 2)]
 
 
 def test_dbt_runs_with_the_resource_threads_and_memory_limit(built, tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_assets.models.drift_spec import DriftSpec
 from ml_assets.monitoring.drift import (
     NULL_ON_BOTH_SIDES,
     NULL_ON_ONE_SIDE,
@@ -151,6 +152,28 @@ def test_report_files_are_written(reference, tmp_path):
     # Only the two reports: no temporary files left beside them.
     written = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["drift.html", "drift.json"]
+
+
+@pytest.mark.parametrize("figures, drawn", [("drifted", 2), ("all", 6)])
+def test_report_draws_figures_for_the_drifted_columns_only_by_default(
+    reference, tmp_path, figures, drawn
+):
+    from evidently.metrics.column_statistics import ValueDriftCalculation
+
+    render = ValueDriftCalculation._render
+    html = tmp_path / "drift.html"
+    current = make_frame(3000, seed=2, amount_shift=40.0, new_channel_share=0.3)
+
+    result = drift(reference, current, html_path=html, rule=DriftSpec(figures=figures))
+
+    page = html.read_text(encoding="utf-8")
+    assert drifted_columns(result) == {"amount", "channel"}
+    # every column (5 features and the score) keeps its verdict line; each drawn column has a
+    # distribution tab
+    assert page.count("Drift in column") == 6
+    assert page.count("DATA DISTRIBUTION") == drawn
+    # Evidently's own method is back after the report
+    assert ValueDriftCalculation._render is render
 
 
 def test_all_null_columns_and_awkward_dtypes(reference):

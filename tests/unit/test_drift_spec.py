@@ -33,6 +33,7 @@ def test_the_shipped_specs_set_their_drift():
     assert bike.same_period_days is None
     fraud = spec_from_yml(FRAUD).monitoring.drift
     assert (fraud.window_partitions, fraud.min_rows, fraud.exempt) == (1, 200, ())
+    assert bike.figures == fraud.figures == "drifted"
 
 
 def test_a_full_drift_block_is_read(tmp_path: Path):
@@ -45,6 +46,7 @@ def test_a_full_drift_block_is_read(tmp_path: Path):
         "categories": {"max_levels": 50, "top_k": 5},
         "methods": {"amount": "ks", "merchant_category": {"method": "psi", "threshold": 0.2}},
         "exempt": ["hour_of_day"],
+        "figures": "all",
     }
     rule = spec_from_yml(_spec_with_drift(tmp_path, drift)).monitoring.drift
 
@@ -55,6 +57,7 @@ def test_a_full_drift_block_is_read(tmp_path: Path):
     assert rule.thresholds == {"amount": 0.05, "merchant_category": 0.2}
     assert rule.exempt == ("hour_of_day",)
     assert "364 days earlier" in rule.reference_label
+    assert rule.figures == "all"
 
 
 @pytest.mark.parametrize(
@@ -70,6 +73,7 @@ def test_a_full_drift_block_is_read(tmp_path: Path):
         ({"methods": {"nope": "ks"}}, "monitoring.drift.methods.nope"),
         ({"methods": {"amount": {"method": "ks", "threshold": "low"}}}, "amount.threshold"),
         ({"exempt": ["weekday"]}, "monitoring.drift.exempt"),
+        ({"figures": "some"}, "monitoring.drift.figures"),
         ({"warn_share": 0.2, "error_share": 0.1}, "warn_share <= error_share"),
         ({"categories": {"top_k": -1}}, "monitoring.drift.categories.top_k"),
         ([1, 2], "monitoring.drift must be a mapping"),
