@@ -21,7 +21,8 @@ here instead; see `_null_column_drift`.
 
 Figures: Evidently draws each column's plotly figures while it computes the column's drift, about
 25 ms a column in every scheduled run. By default (`DriftSpec.figures`) only the columns found
-drifted get them; the others keep Evidently's verdict line (method, score) in the report.
+drifted get them; the others keep Evidently's verdict line (method, score) in the report
+(`drift_figures.py`).
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ import json
 import math
 import os
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_assets.models.drift_spec import DriftSpec
+from ml_assets.monitoring.drift_figures import drawn_figures
 from ml_assets.monitoring.drift_methods import (
     EXEMPT,
     NOT_ENOUGH_DATA,
@@ -179,7 +179,7 @@ def compute_drift(
             cur[column] = fold_levels(cur[column], plan.levels)
     testable = list(plans)
 
-    with _figures(rule.figures):
+    with drawn_figures(rule.figures):
         snapshot = _run_report(ref, cur, kinds, plans, [c for c in testable if c in features])
     measured = _value_drifts(snapshot.dict(), plans)
     missing = [c for c in testable if c not in measured]
@@ -321,45 +321,6 @@ def _run_report(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     )
-
-
-_FIGURES_LOCK = threading.Lock()
-
-
-@contextmanager
-def _figures(which: str) -> Iterator[None]:
-    """Within the block, Evidently's `ValueDrift` draws its figures only for a drifted column
-    (`which="drifted"`); for the others it renders the verdict line alone.
-
-    `ValueDriftCalculation.calculate` calls `_render` with the column's result; a copy without
-    the figures' data (`scatter`, the two `distribution`s) renders the verdict counter only, by
-    Evidently's own code. Evidently is pinned (0.7.23): tests/unit/test_drift.py fails if this
-    hook stops taking effect. The lock keeps two threads from swapping the method under each
-    other."""
-    if which == "all":
-        yield
-        return
-    from evidently.metrics.column_statistics import ValueDriftCalculation
-
-    draw = ValueDriftCalculation._render
-
-    def render(self, result, options, color_options):
-        if not result.drift_detected:
-            result = result.copy(
-                update={
-                    "scatter": None,
-                    "current": result.current.copy(update={"distribution": None}),
-                    "reference": result.reference.copy(update={"distribution": None}),
-                }
-            )
-        return draw(self, result, options, color_options)
-
-    with _FIGURES_LOCK:
-        ValueDriftCalculation._render = render
-        try:
-            yield
-        finally:
-            ValueDriftCalculation._render = draw
 
 
 def _value_drifts(snapshot: dict, plans: dict[str, ColumnPlan]) -> dict[str, FeatureDrift]:
