@@ -90,9 +90,14 @@ def test_a_frozen_heap_is_left_out_of_full_collections_and_given_back_after():
         assert frozen > 1000  # the interpreter's and the libraries' objects
         Cycle()  # garbage made inside the block
         assert gc.collect() >= 1
-        with frozen_heap():  # nested: nothing more frozen, nothing given back early
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
+        # Nested: nothing more frozen (a second freeze would take these 1,000 in), nothing given
+        # back early. The count may still drop a little: a frozen object freed by reference
+        # counting (in any thread) leaves the frozen set on its own.
+        made = [Cycle() for _ in range(1000)]
+        with frozen_heap():
+            assert 0 < gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen
+        del made
     assert gc.get_freeze_count() == 0
     with pytest.raises(RuntimeError), frozen_heap():
         raise RuntimeError("a failing run")
