@@ -32,8 +32,10 @@ installed or an internal is gone, so an upgrade of Dagster reviews this module f
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,12 +46,16 @@ import dagster as dg
 import sqlalchemy
 from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageMetadata,
+)
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
-from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sql import create_engine, get_alembic_config
 from sqlalchemy.pool import QueuePool
 
 DAGSTER_VERSION = "1.13.27"
@@ -72,6 +78,8 @@ INTERNALS = (
     ),
     ("dagster._core.storage.asset_check_execution_record", "AssetCheckExecutionRecordStatus"),
     ("dagster._core.storage.event_log.schema", "AssetCheckExecutionsTable"),
+    ("dagster._core.storage.event_log.schema", "SqlEventLogStorageMetadata"),
+    ("dagster._core.storage.sql", "get_alembic_config"),
 )
 
 
@@ -142,6 +150,38 @@ KEPT_SHARDS = 8
 # Engines a forked child inherited: never used and never closed there, since closing a SQLite
 # connection opened by another process can release that process's locks.
 _INHERITED: list[Any] = []
+
+
+# The table alembic keeps a database's migration revision in, as alembic creates it.
+ALEMBIC_VERSION_DDL = (
+    "CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n"
+    "\tCONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)"
+)
+
+
+@functools.cache
+def event_log_head_revision() -> str:
+    """The newest migration of Dagster's SQLite event log. Alembic finds it by reading every
+    migration script, which Dagster's `_initdb` does twice for each new run's database (a
+    check, then the stamp): about 75 ms of every run. Once per process here."""
+    from alembic.script import ScriptDirectory
+
+    config = get_alembic_config(sqlite_event_log.__file__)
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+@functools.cache
+def event_log_ddl() -> tuple[str, ...]:
+    """The statements that create a run database's tables and indexes, as SQLAlchemy's
+    `create_all` issues them, compiled once per process (25 ms a run otherwise)."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect, statements = sqlite.dialect(), []
+    for table in SqlEventLogStorageMetadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
+    return tuple(statements)
 
 
 def _synchronous_normal(dbapi_connection: Any, _record: Any) -> None:
@@ -221,6 +261,35 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._engines.popitem(last=False)[1].dispose()
         self._engines.move_to_end(shard)
         return engine
+
+    def _initdb(self, engine: Any, for_index_shard: bool = False) -> None:
+        """A run's database as Dagster's `_initdb` makes it: its tables, WAL mode and the
+        alembic revision stamped at head, with the head found once per process
+        (`event_log_head_revision`). A database already at head is left as it is. Anything
+        else (the index shard, an older revision, another process creating the same file at
+        once) goes to Dagster's own, which migrates and retries."""
+        if not for_index_shard:
+            head = event_log_head_revision()
+            try:
+                with engine.connect() as conn:
+                    tables = set(sqlalchemy.inspect(conn).get_table_names())
+                    if "alembic_version" in tables:
+                        found = conn.exec_driver_sql("select version_num from alembic_version")
+                        if [row[0] for row in found] == [head]:
+                            return
+                    elif not tables:
+                        for statement in event_log_ddl():
+                            conn.exec_driver_sql(statement)
+                        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                        conn.exec_driver_sql(ALEMBIC_VERSION_DDL)
+                        conn.exec_driver_sql(
+                            "insert into alembic_version (version_num) values (?)", (head,)
+                        )
+                        conn.commit()
+                        return
+            except (sqlalchemy.exc.DatabaseError, sqlite3.DatabaseError):
+                pass  # Dagster's `_initdb` retries what a concurrent creation raises
+        super()._initdb(engine, for_index_shard=for_index_shard)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Any]:

@@ -14,7 +14,11 @@ import textwrap
 import dagster as dg
 import sqlalchemy as sa
 
-from headwater.dagster_internals import KEPT_SHARDS, PooledSqliteEventLogStorage
+from headwater.dagster_internals import (
+    KEPT_SHARDS,
+    PooledSqliteEventLogStorage,
+    event_log_head_revision,
+)
 
 DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-06")
 
@@ -172,6 +176,61 @@ def test_a_range_runs_planned_checks_are_the_rows_dagster_writes(instance):
     ours = take_rows()
     assert [row[2] for row in ours] == ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
     assert ours == dagsters
+
+
+def _database(engine) -> tuple:
+    """A SQLite file's schema (every table and index, as created), journal mode and alembic
+    revision."""
+    with engine.connect() as conn:
+        schema = conn.exec_driver_sql("select type, name, tbl_name, sql from sqlite_master")
+        return (
+            sorted(tuple(row) for row in schema),
+            conn.exec_driver_sql("pragma journal_mode").scalar(),
+            conn.exec_driver_sql("select version_num from alembic_version").fetchall(),
+        )
+
+
+def test_a_runs_database_is_the_one_dagster_creates(instance, tmp_path, monkeypatch):
+    """A new run's database is created without alembic reading its migration scripts twice
+    (`_initdb`): its tables, indexes, WAL mode and stamped revision must be those of Dagster's
+    own `_initdb`, and Dagster's check of the revision must find it at head."""
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+
+    result = _materialize(instance, "2026-01-01")
+    storage = instance.event_log_storage
+    ours = storage._engine(result.run_id)
+
+    dagsters = SqliteEventLogStorage(str(tmp_path / "dagsters"))
+    engine = sa.create_engine(dagsters.conn_string_for_shard("a_run"))
+    dagsters._initdb(engine)
+    assert _database(ours) == _database(engine)
+    assert _database(ours)[1:] == ("wal", [(event_log_head_revision(),)])
+    with ours.connect() as conn:
+        found, head = check_alembic_revision(get_alembic_config(sqlite_event_log.__file__), conn)
+    assert found == head == event_log_head_revision()
+
+    # a database at another revision is left to Dagster's `_initdb`, which migrates it
+    with ours.connect() as conn:
+        conn.exec_driver_sql("update alembic_version set version_num = 'older'")
+        conn.commit()
+    seen = []
+    original = SqliteEventLogStorage._initdb
+
+    def dagsters_initdb(self, engine, for_index_shard=False):
+        seen.append(engine.url.database)
+        with engine.connect() as conn:  # at head again, as a migration would leave it
+            conn.exec_driver_sql(
+                "update alembic_version set version_num = ?", (event_log_head_revision(),)
+            )
+            conn.commit()
+        return original(self, engine, for_index_shard)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "_initdb", dagsters_initdb)
+    storage._initdb(ours)
+    assert seen == [ours.url.database]
+    assert _database(ours) == _database(engine)
 
 
 PLANNED_ROWS = """
