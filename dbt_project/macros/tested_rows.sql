@@ -15,8 +15,9 @@
   the test reads only the rows the run rewrote: the window, and the `rewrite_days` before it.
   `unique` and `unique_combination_of_columns` read every row whose key is one of those rows'
   keys (`key in (select key ... where <window>)`), so a key is still unique across the whole
-  table: a duplicate in another day fails today's test. A key that holds the partition column
-  cannot repeat in another window, and reads the window only.
+  table: a duplicate in another day fails today's test. `unique_and_not_null` reads those rows
+  and the window's own (a row of the window with a null key holds no key to match). A key that
+  holds the partition column cannot repeat in another window, and reads the window only.
 
   Without a window (an analyst's `dbt build`, a full rebuild, the unpartitioned steps) every
   row is tested, as dbt does by default; so is a model that declares no partition column.
@@ -37,7 +38,11 @@
             {%- set key = keys | join(', ') -%}
             {%- set window_keys = 'select ' ~ key ~ ' from ' ~ relation ~ ' where '
                 ~ (predicates + [window]) | join(' and ') -%}
-            {%- do predicates.append('(' ~ key ~ ') in (' ~ window_keys ~ ')') -%}
+            {%- set same_keys = '(' ~ key ~ ') in (' ~ window_keys ~ ')' -%}
+            {%- if _tests_nulls() -%}
+                {%- set same_keys = '(' ~ same_keys ~ ' or ' ~ window ~ ')' -%}
+            {%- endif -%}
+            {%- do predicates.append(same_keys) -%}
         {%- else -%}
             {%- do predicates.append(window) -%}
         {%- endif -%}
@@ -80,8 +85,16 @@
         {{ return([kwargs.get('column_name')]) }}
     {%- elif test.get('name') == 'unique_combination_of_columns' -%}
         {{ return(kwargs.get('combination_of_columns')) }}
+    {%- elif test.get('name') == 'unique_and_not_null' -%}
+        {{ return(kwargs.get('unique_key')) }}
     {%- endif -%}
     {{ return([]) }}
+{%- endmacro %}
+
+
+{#- Whether this test node also reads the window's rows for nulls (unique_and_not_null). -#}
+{% macro _tests_nulls() -%}
+    {{ return((model.get('test_metadata') or {}).get('name') == 'unique_and_not_null') }}
 {%- endmacro %}
 
 

@@ -281,8 +281,8 @@ def test_a_failing_dbt_test_fails_its_check_and_the_run(built, tmp_path):
 
     assert not result.success
     failed = result.assets["marts/fct_transactions"].checks_failed
-    assert any(name.startswith("unique_fct_transactions") for name in failed), failed
-    assert "unique_fct_transactions_transaction_id" in result.failure
+    assert "unique_and_not_null_fct_transactions" in failed, failed
+    assert "unique_and_not_null_fct_transactions" in result.failure
     assert _query(copy, other_days) == before
 
 
@@ -309,7 +309,7 @@ def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str
         args += ["--vars", f'{{min_date: "{window[0]}", max_date: "{window[1]}"}}']
     out = _dbt(warehouse, target, *args, check=False)
     assert "Completed" in out or "Failure" in out, out[-3000:]
-    # dbt's line for a failed test: "3 of 11 FAIL 1 unique_fct_transactions_transaction_id ..."
+    # dbt's line for a failed test: "3 of 11 FAIL 1 unique_and_not_null_fct_transactions ..."
     return sorted((name, int(n)) for n, name in re.findall(r" FAIL (\d+) (\w+)", out))
 
 
@@ -317,7 +317,7 @@ def _dbt_test(warehouse: Warehouse, target: Path, select: str, window: tuple[str
 @pytest.mark.slow
 def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_path):
     """In a partition run, a data test reads the window's rows (a bad row of another day is not
-    re-read every day), while `unique` still compares the window's keys with every other day."""
+    re-read every day), while a key's uniqueness is still checked against every other day."""
     _, _, _, warehouse = built
     # day 3: a null customer and a null merchant behind the model's back, and a copy of one of
     # day 4's rows
@@ -333,6 +333,10 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
         "insert into marts.fct_transactions select * replace (date '2025-01-03' as "
         "transaction_date) from marts.fct_transactions "
         "where transaction_date = date '2025-01-04' limit 1",
+        # day 5: a null key, which no key of the window can match: read as the window's row
+        "update marts.fct_transactions set transaction_id = null where transaction_id = "
+        "(select min(transaction_id) from marts.fct_transactions "
+        " where transaction_date = date '2025-01-05')",
     )
     target = tmp_path / "target"
 
@@ -340,34 +344,38 @@ def test_a_windowed_run_tests_the_rows_it_wrote_and_keys_against_all(built, tmp_
     day_5 = _dbt_test(copy, target, "fct_transactions", ("2025-01-05", "2025-01-06"))
     everything = _dbt_test(copy, target, "fct_transactions", None)
 
-    # the duplicate spans days 3 and 4: the run of day 4 sees it, the run of day 5 does not
-    assert day_4 == [("unique_fct_transactions_transaction_id", 1)]
-    assert day_5 == []
-    # an analyst's `dbt test` (no window) reads every row: all faults, the two nulls counted
-    # by the model's one not_null test
-    assert everything == [
-        ("not_null_fct_transactions", 2),
-        ("unique_fct_transactions_transaction_id", 1),
-    ]
+    # the duplicate spans days 3 and 4: the run of day 4 sees it, the run of day 5 does not;
+    # day 3's nulls are re-read by neither; day 5 sees its own null key
+    assert day_4 == [("unique_and_not_null_fct_transactions", 1)]
+    assert day_5 == [("unique_and_not_null_fct_transactions", 1)]
+    # an analyst's `dbt test` (no window) reads every row: all faults, the three nulls and the
+    # duplicated key counted by the model's one test
+    assert everything == [("unique_and_not_null_fct_transactions", 4)]
 
 
-def test_a_models_not_null_test_names_each_column_that_holds_nulls(built, tmp_path):
-    """tests/generic/not_null_columns.sql: one test per model checks all its required columns in
-    one scan; its rows name each column with nulls and count them."""
+def test_a_models_key_and_required_columns_are_one_test_that_names_each_fault(built, tmp_path):
+    """tests/generic/unique_and_not_null.sql: one test per model checks its key's uniqueness and
+    all its required columns in one query; its rows name each fault and count it."""
     _, _, _, warehouse = built
     copy = _altered_copy(
         warehouse,
         tmp_path,
         "update marts.dim_merchants set category = null where merchant_id in "
         "(select merchant_id from marts.dim_merchants order by merchant_id limit 2)",
+        "insert into marts.dim_merchants select * from marts.dim_merchants "
+        "order by merchant_id desc limit 1",
     )
     target = tmp_path / "target"
+    test = "unique_and_not_null_dim_merchants"
 
-    shown = _dbt(copy, target, "show", "--select", "not_null_dim_merchants", "--output", "json")
+    shown = _dbt(copy, target, "show", "--select", test, "--output", "json")
     rows = json.loads(shown[shown.index("{") : shown.rindex("}") + 1])["show"]
 
-    assert rows == [{"column_name": "category", "null_rows": 2}]
-    assert _dbt_test(copy, target, "dim_merchants", None) == [("not_null_dim_merchants", 2)]
+    assert sorted(rows, key=lambda r: r["fault"]) == [
+        {"fault": "duplicate", "column_names": "merchant_id", "failing": 1},
+        {"fault": "null", "column_names": "category", "failing": 2},
+    ]
+    assert _dbt_test(copy, target, "dim_merchants", None) == [(test, 3)]
 
 
 def test_dbt_runs_with_the_resource_threads_and_memory_limit(built, tmp_path):
