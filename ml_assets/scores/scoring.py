@@ -7,6 +7,7 @@ DuckDB connection.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from headwater_core.attached import second_connection
 from headwater_core.compute import training_threads
 from headwater_core.metadata import markdown_preview
 from headwater_core.names import SCORES, scores_table
@@ -100,7 +101,7 @@ def _read_window(con, spec: ModelSpec, window: tuple[str, str]):
     # 10M rows, the peak of the 10M benchmark) where a plain scan streams it batch by batch;
     # the scores are a table keyed by `keys`, so their insert order means nothing.
     return (
-        con.cursor()
+        second_connection(con)
         .sql(
             f"select {keys}, {ident(spec.event_time)} as event_time, {features} "
             f"from {table_ref(spec.feature_set)} where {day} >= $1 "
