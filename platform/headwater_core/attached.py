@@ -37,6 +37,7 @@ class AttachedFiles:
         self._pid = os.getpid()
         # file -> [database, read_only, users]; users 0: kept, nothing attached
         self._files: OrderedDict[str, list] = OrderedDict()
+        self._scratch: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
     def open(self, path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         """A connection whose default database is the file at `path`, attached if no other user
@@ -85,6 +86,16 @@ class AttachedFiles:
                 idle = [k for k, e in self._files.items() if e[2] == 0]
                 for stale in idle[: max(0, len(idle) - KEPT_IDLE)]:
                     self._files.pop(stale)[0].close()
+
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        """A connection to an empty in-memory database kept for the process: for SQL that
+        reads no file (checking a contract's expressions), without starting a database."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._files, self._pid = OrderedDict(), os.getpid()
+            if self._scratch is None or self._scratch[0] != self._pid:
+                self._scratch = (self._pid, duckdb.connect())
+            return self._scratch[1].cursor()
 
     def attached(self) -> dict[str, int]:
         """Each attached file and its users (for tests)."""

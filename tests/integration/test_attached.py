@@ -102,3 +102,12 @@ def test_idle_databases_are_bounded(tmp_path):
         files.close(path, files.open(path, read_only=False))
     assert len(files._files) == KEPT_IDLE
     assert files.attached() == {}
+
+
+def test_the_scratch_database_is_kept_and_holds_no_file(tmp_path):
+    files = AttachedFiles()
+    first, second = files.scratch(), files.scratch()
+    first.execute("create table kept as select 1 as a")
+    assert second.execute("select a from kept").fetchone() == (1,)
+    assert first.execute("select current_database()").fetchone() == ("memory",)
+    assert files.attached() == {}

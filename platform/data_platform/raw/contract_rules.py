@@ -12,8 +12,6 @@ so a typo is refused before any file is read. No Dagster import here.
 from __future__ import annotations
 
 import codecs
-import functools
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -213,26 +211,20 @@ def relationship_parent(test: RowTest) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-@functools.cache
-def _scratch_database(pid: int | None = None):
-    """An empty in-memory DuckDB database, one per process (`pid`: a forked child makes its
-    own): starting one costs 12 ms, and the contracts are read (and their SQL checked) by every
-    step that loads or builds from them."""
-    import duckdb
-
-    return duckdb.connect()
-
-
 def check_sql(contract: SourceContract) -> None:
     """Refuse a range bound or an expression that does not run as SQL over the declared columns
     (typed), by running each on no rows in an in-memory DuckDB."""
     import duckdb
 
+    from headwater_core.attached import FILES
+
     tests = [t for t in contract.row_tests if t.name in ("accepted_range", "expression_is_true")]
     if not tests:
         return
     typed = ", ".join(f'null::{c.data_type} as "{c.name}"' for c in contract.columns)
-    con = _scratch_database(os.getpid()).cursor()
+    # the process's kept in-memory database: starting one costs 12 ms, and every step that
+    # loads or builds from the contracts reads (and checks) them
+    con = FILES.scratch()
     try:
         for test in tests:
             try:
