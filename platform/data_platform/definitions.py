@@ -13,7 +13,7 @@ from data_platform.raw.audit import build_raw_audit
 from data_platform.raw.contract import load_contracts
 from data_platform.raw.database_assets import build_database_assets
 from data_platform.raw.landing_sensor import build_landing_sensor
-from data_platform.warehouse.assets import build_warehouse_assets
+from data_platform.warehouse.assets import build_warehouse_assets, daily_keys
 from headwater_core.config import dbt_project_dir, once_per_project
 from headwater_core.dbt.resource import dbt_cli_resource
 from headwater_core.names import DAILY_WAREHOUSE_JOB
@@ -24,20 +24,21 @@ from headwater_core.resources import LandingZone, Warehouse
 def build_definitions() -> dg.Definitions:
     """The location's definitions for the configured project."""
     raw_assets = build_raw_assets()
-    warehouse_daily, warehouse = build_warehouse_assets()
-    all_assets = [*raw_assets, *build_database_assets(), warehouse_daily, warehouse]
+    warehouse = build_warehouse_assets()
+    daily = daily_keys(warehouse)
+    all_assets = [*raw_assets, *build_database_assets(), warehouse]
     all_contracts = load_contracts(dbt_project_dir()).values()
     contracts = [c for c in all_contracts if c.database is None]
     sensor = build_landing_sensor(
         contracts=contracts,
         all_assets=all_assets,
-        daily_keys=set(warehouse_daily.keys),
-        unpartitioned_warehouse_keys=set(warehouse.keys),
+        daily_keys=daily,
+        unpartitioned_warehouse_keys=set(warehouse.keys) - daily,
     )
     daily_job = dg.define_asset_job(
         DAILY_WAREHOUSE_JOB,
         selection=dg.AssetSelection.assets(
-            *[a for a in raw_assets if a.partitions_def is not None], warehouse_daily
+            *[a for a in raw_assets if a.partitions_def is not None], *daily
         ),
         partitions_def=partitions_def(),
         description="One partition's raw files through the partitioned warehouse facts.",

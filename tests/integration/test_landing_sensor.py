@@ -6,10 +6,13 @@ import time
 import dagster as dg
 
 from data_platform.definitions import defs
+from data_platform.warehouse.assets import daily_keys
 from headwater_core.resources import LandingZone
 
 SENSOR = defs.get_sensor_def("landing_sensor")
-WAREHOUSE_KEYS = set(defs.get_assets_def(dg.AssetKey(["marts", "dim_customers"])).keys)
+# The warehouse's unpartitioned models (views, dimensions): what a snapshot run builds.
+_WAREHOUSE = defs.get_assets_def(dg.AssetKey(["marts", "dim_customers"]))
+WAREHOUSE_KEYS = set(_WAREHOUSE.keys) - daily_keys(_WAREHOUSE)
 
 
 def _tick(instance, landing, cursor):

@@ -12,6 +12,7 @@ import time
 import dagster as dg
 
 from data_platform.definitions import defs
+from data_platform.warehouse.assets import daily_keys
 from headwater.headless import materialize_range
 from tests.conftest import query
 
@@ -22,6 +23,12 @@ AN_HOUR_AGO = time.time() - 3600
 
 def _data_assets() -> list[dg.AssetsDefinition]:
     return [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+
+
+def _warehouse() -> dg.AssetsDefinition:
+    """The warehouse's one dbt op: views, dimensions and the daily facts."""
+    (warehouse,) = [a for a in _data_assets() if a.node_def.name == "warehouse"]
+    return warehouse
 
 
 def _materialize(instance, resources, selection, first=None, last=None):
@@ -143,7 +150,7 @@ def test_a_failed_blocking_check_stops_the_mart_without_the_staging_view(
     snapshots = [
         k for a in _data_assets() if not a.partitions_def for k in a.keys if k.path[0] == "raw"
     ]
-    unpartitioned = [k for a in _data_assets() if a.node_def.name == "warehouse" for k in a.keys]
+    unpartitioned = sorted(_warehouse().keys - daily_keys(_warehouse()))
     assert _materialize(instance, resources, snapshots + unpartitioned).success
 
     path = _csv_days(landing)[0]
@@ -172,8 +179,38 @@ def test_a_failed_blocking_check_stops_the_mart_without_the_staging_view(
     # ones: fct_chargebacks' relationship test reads fct_transactions)
     shutil.copyfile(demo_landing / "transactions" / path.name, path)
     os.utime(path, (AN_HOUR_AGO, AN_HOUR_AGO))
-    daily = [k for a in _data_assets() if a.node_def.name == "warehouse_daily" for k in a.keys]
+    daily = sorted(daily_keys(_warehouse()))
     selection = [TRANSACTIONS, dg.AssetKey(["raw", "chargebacks"]), *daily]
     assert _materialize(instance, resources, selection, day).success
     assert _mart_rows(warehouse) > 0
     assert instance.get_materialized_partitions(FCT_TRANSACTIONS) == {day}
+
+
+def test_a_new_days_warehouse_is_one_step_and_one_dbt_invocation(
+    instance, resources, warehouse, landing
+):
+    """Raw files, views, dims and the day's facts in one run: the warehouse's models are built by
+    one step and one dbt invocation; the facts carry the day, the views and dims no partition."""
+    day = _day(_csv_days(landing)[0])
+    raw = [k for a in _data_assets() for k in a.keys if k.path[0] == "raw"]
+    result = _materialize(instance, resources, [*raw, *_warehouse().keys], day)
+    assert result.success
+    built = [
+        (e.step_key, e.event_specific_data.materialization)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.step_key == "warehouse"
+    ]
+    assert {m.asset_key for _, m in built} == set(_warehouse().keys)
+    assert {m.metadata["invocation_id"].value for _, m in built} == {
+        built[0][1].metadata["invocation_id"].value
+    }, "one dbt invocation"
+    partitions = {m.asset_key: m.partition for _, m in built}
+    assert {k for k, p in partitions.items() if p == day} == daily_keys(_warehouse())
+    assert {k for k, p in partitions.items() if p is None} == (
+        _warehouse().keys - daily_keys(_warehouse())
+    )
+    # the facts' relationships tests ran, against the dims built in the same invocation
+    checks = result.get_asset_check_evaluations()
+    relationships = [c for c in checks if c.check_name.startswith("relationships_")]
+    assert relationships and all(c.passed for c in relationships)
+    assert _mart_rows(warehouse) > 0

@@ -1,14 +1,17 @@
 """The warehouse: the dbt project's staging, intermediate and marts layers as Dagster assets.
 
-Two dbt ops over one project, because an op has one partitioning: models tagged `daily`
-(incremental facts) run per time partition (the project's grain) with the window passed as
-dbt vars; every other model
-(views, dimensions) runs unpartitioned. The `features` layer belongs to the ML code location.
+One dbt op over the project, so that a run builds whatever it selected of the warehouse in one
+dbt invocation (a new day's raw files, views, dimensions and facts: one dbt start-up, not two).
+Its assets have two partitionings: models tagged `daily` (incremental facts) are partitioned by
+the project's time partitions and built for the run's window, passed as dbt vars; every other
+model (views, dimensions) is unpartitioned. The `features` layer belongs to the ML code
+location.
 
-The daily op refuses a window holding a raw partition whose load was refused (its blocking
-rejected-share check failed) or failed, in any raw table its selected models read, before dbt
-runs: the raw asset records each partition's outcome (`raw.partition_status`), so this holds
-whatever the run selected, even with no staging view between the raw asset and the mart.
+A run that selects a daily model is refused, before dbt runs, if its window holds a raw
+partition whose load was refused (its blocking rejected-share check failed) or failed, in any
+raw table its selected models read: the raw asset records each partition's outcome
+(`raw.partition_status`), so this holds whatever the run selected, even with no staging view
+between the raw asset and the mart.
 """
 
 import json
@@ -23,7 +26,7 @@ from data_platform.raw.partition_status import blocked_partitions
 from headwater_core.config import dbt_project_dir
 from headwater_core.dbt.project import dbt_project, dbt_vars, ensure_manifest, window_vars
 from headwater_core.dbt.resource import run_dbt
-from headwater_core.dbt.translator import TRANSLATOR
+from headwater_core.dbt.translator import HeadwaterDbtTranslator
 from headwater_core.names import DUCKDB_POOL
 from headwater_core.partitions import partition_settings, partitions_def, run_partition_window
 from headwater_core.resources import Warehouse
@@ -55,11 +58,14 @@ def raw_tables_read(manifest_path: Path) -> dict[str, set[str]]:
 
 
 def refuse_blocked_partitions(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, reads: dict[str, set[str]]
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    reads: dict[str, set[str]],
+    keys: set[dg.AssetKey],
 ) -> None:
-    """Fail the step, before dbt, if a raw partition of the window that a selected model reads
-    was refused or failed: nothing downstream of it is built."""
-    tables = set().union(*(reads.get(k.path[-1], set()) for k in context.selected_asset_keys))
+    """Fail the step, before dbt, if a raw partition of the window that one of the selected
+    daily models `keys` reads was refused or failed: nothing downstream of it is built."""
+    tables = set().union(*(reads.get(k.path[-1], set()) for k in keys))
     keys = context.partition_key_range
     with warehouse.connect() as con:
         blocked = blocked_partitions(con, tables, keys.start, keys.end)
@@ -79,7 +85,23 @@ def refuse_blocked_partitions(
     )
 
 
-def build_warehouse_assets() -> list[dg.AssetsDefinition]:
+class WarehouseTranslator(HeadwaterDbtTranslator):
+    """The project's translator, with the `daily` models partitioned by `daily`."""
+
+    def __init__(self, daily: dg.PartitionsDefinition) -> None:
+        super().__init__()
+        self.daily = daily
+
+    def get_partitions_def(self, dbt_resource_props) -> dg.PartitionsDefinition | None:
+        return self.daily if "daily" in dbt_resource_props.get("tags", []) else None
+
+
+def daily_keys(warehouse: dg.AssetsDefinition) -> set[dg.AssetKey]:
+    """The warehouse's partitioned assets (the `daily` models)."""
+    return {spec.key for spec in warehouse.specs if spec.partitions_def is not None}
+
+
+def build_warehouse_assets() -> dg.AssetsDefinition:
     manifest = ensure_manifest()
     reads = raw_tables_read(manifest)
     grain = partition_settings().grain
@@ -87,42 +109,32 @@ def build_warehouse_assets() -> list[dg.AssetsDefinition]:
     @dbt_assets(
         manifest=manifest,
         project=dbt_project(),
-        select="tag:daily",
-        exclude=ML_LAYERS,
-        name="warehouse_daily",
-        partitions_def=partitions_def(),
+        # Not the sources' tests (`source:*`): ingestion enforces them on every row it loads,
+        # and the weekly raw audit (data_platform/raw/audit.py) runs them on all of `raw`.
+        exclude=f"{ML_LAYERS} source:*",
+        name="warehouse",
         # One dbt invocation for a whole backfill range: the window covers every day in it.
         backfill_policy=dg.BackfillPolicy.single_run(),
-        dagster_dbt_translator=TRANSLATOR,
-        pool=DUCKDB_POOL,
-    )
-    def warehouse_daily(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse
-    ):
-        """Incremental facts, rebuilt for exactly the partition window."""
-        refuse_blocked_partitions(context, warehouse, reads)
-        window = window_vars(*context.partition_time_window, grain)
-        yield from run_dbt(context, dbt, warehouse, ["build", *dbt_vars(window)], window)
-
-    @dbt_assets(
-        manifest=manifest,
-        project=dbt_project(),
-        exclude=f"tag:daily {ML_LAYERS} source:*",
-        name="warehouse",
-        dagster_dbt_translator=TRANSLATOR,
+        dagster_dbt_translator=WarehouseTranslator(partitions_def()),
         pool=DUCKDB_POOL,
     )
     def warehouse(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        """Staging views, intermediate models and dimensions. Not the sources' tests
-        (`source:*`): ingestion enforces them on every row it loads, and the weekly raw audit
-        (data_platform/raw/audit.py) runs them on all of `raw`."""
+        """Staging views, intermediate models and dimensions, and the incremental facts rebuilt
+        for exactly the run's partition window."""
+        partitioned = daily_keys(context.assets_def) & context.selected_asset_keys
+        if partitioned:
+            refuse_blocked_partitions(context, warehouse, reads, partitioned)
         # Staging views select from every raw table, including days that have not landed yet.
         with warehouse.connect() as con:
             ensure_raw_tables(con, load_contracts(dbt_project_dir()).values())
-        # In a run of partitions (a new day), the views' tests read those partitions' rows
-        # (dbt_project/macros/tested_rows.sql); no model here reads the window.
-        window = run_partition_window(context.run.tags)
-        args = dbt_vars(window_vars(*window, grain)) if window else []
-        yield from run_dbt(context, dbt, warehouse, ["build", *args])
+        # The facts are built for the run's window; in a run of partitions (a new day) the
+        # views' and dimensions' tests read those partitions' rows too
+        # (dbt_project/macros/tested_rows.sql); no view or dimension reads the window.
+        time_window = run_partition_window(context.run.tags)
+        window = window_vars(*time_window, grain) if time_window else None
+        args = dbt_vars(window) if window else []
+        yield from run_dbt(
+            context, dbt, warehouse, ["build", *args], window if partitioned else None
+        )
 
-    return [warehouse_daily, warehouse]
+    return warehouse

@@ -133,7 +133,10 @@ def _invoke(
         # dagster-dbt copies the environment for dbt in `cli`, so the lock keeps another
         # thread's warehouse out of it.
         # Its DuckDB settings (profiles.yml `settings`) come from the resource the same way.
-        variables = {"HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path())}
+        variables = {
+            "HEADWATER_DUCKDB_PATH": str(warehouse.resolved_path()),
+            "DBT_INDIRECT_SELECTION": indirect_selection(),
+        }
         with DBT_LOCK, environ({**variables, **warehouse.duckdb_settings()}):
             invocation = dbt.cli(args, context=context, target_path=target, **cli_options)
         try:
@@ -150,6 +153,15 @@ def _invoke(
     finally:
         shutil.rmtree(target, ignore_errors=True)
     return events, failure
+
+
+def indirect_selection() -> str:
+    """Which tests a selection of models runs (dbt's DBT_INDIRECT_SELECTION, unless the user set
+    it): `buildable`, a test whose models are all selected or upstream of a selected one. dbt's
+    default, `eager`, also runs a test that reads a model the run does not build: a run of the
+    dimensions alone would run the facts' `relationships` tests, against facts not built yet.
+    dagster-dbt still sets `empty` for a selection that leaves out some of a model's checks."""
+    return os.environ.get("DBT_INDIRECT_SELECTION") or "buildable"
 
 
 def _with_table_stats(
