@@ -139,6 +139,8 @@ AUTOMATION_SENSOR = "ml_automation"
 MONITOR_SENSOR = "model_monitor"
 
 # -- dbt metadata ------------------------------------------------------------------------------
+# the dbt tag of the warehouse's time-partitioned models (incremental facts, dbt_project.yml)
+DAILY_MODEL_TAG = "daily"
 # a daily model's date column, from `meta.headwater.partition_column`: row counts per partition
 PARTITION_COLUMN_METADATA = "headwater/partition_column"
 # the profiles.yml outputs: DuckDB (the default) and Spark (docs/scale-out.md); the variable

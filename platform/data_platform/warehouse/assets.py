@@ -27,7 +27,7 @@ from headwater_core.config import dbt_project_dir
 from headwater_core.dbt.project import dbt_project, dbt_vars, ensure_manifest, window_vars
 from headwater_core.dbt.resource import run_dbt
 from headwater_core.dbt.translator import HeadwaterDbtTranslator
-from headwater_core.names import DUCKDB_POOL
+from headwater_core.names import DAILY_MODEL_TAG, DUCKDB_POOL
 from headwater_core.partitions import partition_settings, partitions_def, run_partition_window
 from headwater_core.resources import Warehouse
 
@@ -86,14 +86,15 @@ def refuse_blocked_partitions(
 
 
 class WarehouseTranslator(HeadwaterDbtTranslator):
-    """The project's translator, with the `daily` models partitioned by `daily`."""
+    """The project's translator, with the models tagged `daily` partitioned by `partitions`."""
 
-    def __init__(self, daily: dg.PartitionsDefinition) -> None:
+    def __init__(self, partitions: dg.PartitionsDefinition) -> None:
         super().__init__()
-        self.daily = daily
+        self.partitions = partitions
 
     def get_partitions_def(self, dbt_resource_props) -> dg.PartitionsDefinition | None:
-        return self.daily if "daily" in dbt_resource_props.get("tags", []) else None
+        tags = dbt_resource_props.get("tags", [])
+        return self.partitions if DAILY_MODEL_TAG in tags else None
 
 
 def daily_keys(warehouse: dg.AssetsDefinition) -> set[dg.AssetKey]:
