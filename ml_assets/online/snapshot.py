@@ -4,7 +4,9 @@ column types, and each entity's history rows as of the last loaded day.
 Layout, under the namespace `<feature set>` (e.g. `features.transaction_features`):
 
     <ns>:current                          the generation readers use
-    <ns>:<gen>:meta                       JSON: plan, column types, last day, keys
+    <ns>:<gen>:meta                       JSON: plan, column types, last day, keys, the
+                                          plan's SQLite views (the previous snapshot's when
+                                          the plan and column types are unchanged)
     <ns>:<gen>:<table>:<column>:<value>   list of Arrow IPC streams: the entity's rows of the
                                           table (the snapshot's, then each recorded request's)
     <ns>:recorded:<table>:<day>           the served requests' rows of a day, recorded: a new
@@ -17,9 +19,12 @@ deleted after: a reader sees one whole snapshot or the other. No Dagster.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from ml_assets.models.spec import ident, table_ref
 from ml_assets.online.plan import Plan, Slice, event_tables, plan_from_dict, plan_to_dict
@@ -50,9 +55,18 @@ def to_ipc(table) -> bytes:
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    # Options given: without them each writer reads its defaults from the environment
+    # (ARROW_PRE_0_15_IPC_FORMAT...), 5 us of the 12 a snapshot spends per entity list.
+    with pa.ipc.RecordBatchStreamWriter(sink, table.schema, options=_ipc_options()) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+@functools.cache
+def _ipc_options():
+    import pyarrow as pa
+
+    return pa.ipc.IpcWriteOptions()
 
 
 def from_ipc(data: bytes):
@@ -100,15 +114,25 @@ def slice_sql(piece: Slice, start: date) -> str:
 
 def _entity_lists(table, column: str, ordered: bool = False):
     """(entity id, its rows) for each entity of an Arrow table; `ordered`: its rows already
-    come entity by entity."""
+    come entity by entity. The entities' boundaries are found by Arrow (where the key differs
+    from the row before), not by a Python loop over every row: 0.02 s for 258k rows, not 0.05."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not ordered:
         table = table.sort_by(column)
-    values = table.column(column).to_pylist()
-    start = 0
-    for i in range(1, len(values) + 1):
-        if i == len(values) or values[i] != values[start]:
-            yield values[start], table.slice(start, i - start)
-            start = i
+    rows = table.num_rows
+    if rows == 0:
+        return
+    keys = table.column(column).combine_chunks()
+    after, before = keys.slice(1), keys.slice(0, rows - 1)
+    # a key unlike the one before starts an entity; consecutive nulls are one (as equal keys)
+    both_null = pc.and_(pc.is_null(after), pc.is_null(before))
+    changed = pc.if_else(both_null, False, pc.fill_null(pc.not_equal(after, before), True))
+    starts = [0, *(i + 1 for i in pc.indices_nonzero(changed).to_pylist())]
+    values = keys.take(pa.array(starts)).to_pylist()
+    for value, start, end in zip(values, starts, [*starts[1:], rows], strict=True):
+        yield value, table.slice(start, end - start)
 
 
 def write_snapshot(
@@ -138,9 +162,12 @@ def write_snapshot(
         entities[f"{piece.relation}:{piece.key}"] = len(items)
         rows += table.num_rows
         size += sum(len(b) for _, b in items)
-    engine, views = _sqlite_views(plan, schemas)
+    previous = store.get(current_key(ns))
+    previous_meta = previous and store.get(meta_key(ns, previous.decode()))
+    engine, views = _sqlite_views(plan, schemas, previous_meta)
     meta = {
         "sqlite_views": views,
+        "sqlite_rewriter": sqlite_rewriter(),
         "engine": engine,
         "generation": generation,
         "through": through.isoformat() if through else None,
@@ -153,15 +180,50 @@ def write_snapshot(
     store.set(meta_key(ns, generation), json.dumps(meta).encode())
     if through is not None:
         carry_recorded(store, plan, generation, through, event_tables(plan, schemas, keys))
-    previous = store.get(current_key(ns))
     store.set(current_key(ns), generation.encode())
     if previous and previous.decode() != generation:
         store.delete_prefix(f"{ns}:{previous.decode()}:")
     return Written(generation, through, entities, rows, size, engine)
 
 
-def _sqlite_views(plan: Plan, schemas: dict) -> tuple[str, list | None]:
-    """The plan's views rewritten for the SQLite engine, or None and why DuckDB runs it."""
+# The modules whose code turns a plan into SQLite views (`sqlite_engine.sqlite_views`).
+_REWRITER_MODULES = (
+    "engine.py",
+    "sqlite_engine.py",
+    "sqlite_sql.py",
+    "sqlite_values.py",
+    "sqlite_windows.py",
+)
+
+
+@functools.cache
+def sqlite_rewriter() -> str:
+    """A fingerprint of the SQLite rewrite's code: views a snapshot kept are reused only by the
+    code that made them. (Not sqlglot's version: importing it is what reuse saves, and views
+    it wrote stay valid SQLite whatever version reads the plan next.)"""
+    digest = hashlib.sha256()
+    for name in _REWRITER_MODULES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _sqlite_views(
+    plan: Plan, schemas: dict, previous_meta: bytes | None = None
+) -> tuple[str, list | None]:
+    """The plan's views rewritten for the SQLite engine, or None and why DuckDB runs it. The
+    rewrite depends on the plan and the tables' column types alone: when both are the previous
+    snapshot's (`previous_meta`), its views are kept. Rewriting them takes 0.04 s in a warm
+    process and 0.27 s in a run's new one (sqlglot's first parse)."""
+    if previous_meta:
+        previous = json.loads(previous_meta)
+        same = (
+            previous.get("sqlite_rewriter") == sqlite_rewriter()
+            and previous.get("plan") == json.loads(json.dumps(plan_to_dict(plan)))
+            and previous.get("schemas") == schemas
+        )
+        if same and "sqlite_views" in previous:
+            return previous["engine"], previous["sqlite_views"]
+
     from ml_assets.online.sqlite_engine import sqlite_views
     from ml_assets.online.sqlite_sql import Untranslatable
 

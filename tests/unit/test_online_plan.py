@@ -2,6 +2,7 @@
 rewrite, the stores, and a small feature set replayed through each in-process SQL engine (SQLite
 and DuckDB, in memory) against the table the same SQL builds offline."""
 
+import json
 import sqlite3
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -388,3 +389,58 @@ def test_the_plan_is_compiled_again_only_when_what_it_is_compiled_from_changes()
     )
     assert current_plan(store, "features.event_features", fingerprint(macro)) is None
     assert current_plan(MemoryStore(), "features.event_features", first) is None
+
+
+def test_a_new_snapshot_keeps_the_sqlite_views_only_for_the_same_plan_and_column_types(
+    monkeypatch,
+):
+    from ml_assets.online import snapshot, sqlite_engine
+
+    rewrites = []
+    rewrite = sqlite_engine.sqlite_views
+
+    def counted(plan, schemas):
+        rewrites.append(plan.feature_set)
+        return rewrite(plan, schemas)
+
+    def meta(store):
+        current = store.get("features.event_features:current").decode()
+        return json.loads(store.get(f"features.event_features:{current}:meta"))
+
+    monkeypatch.setattr(sqlite_engine, "sqlite_views", counted)
+    store, events = MemoryStore(), _events()
+    write_snapshot(_warehouse(events[:20]), store, _plan(), ["event_id"], "happened_at")
+    first = meta(store)
+    assert len(rewrites) == 1 and first["engine"] == "sqlite" and first["sqlite_views"]
+    # the next day: the same plan and column types, so the previous snapshot's views
+    write_snapshot(_warehouse(events), store, _plan(), ["event_id"], "happened_at")
+    assert len(rewrites) == 1 and meta(store)["sqlite_views"] == first["sqlite_views"]
+    # a column's type changed: rewritten
+    changed = _warehouse(events)
+    changed.execute("alter table features.event_features alter amount_1d type double")
+    write_snapshot(changed, store, _plan(), ["event_id"], "happened_at")
+    assert len(rewrites) == 2
+    # the rewrite's own code changed (another release): rewritten
+    monkeypatch.setattr(snapshot, "sqlite_rewriter", lambda: "another release")
+    write_snapshot(changed, store, _plan(), ["event_id"], "happened_at")
+    assert len(rewrites) == 3 and meta(store)["sqlite_rewriter"] == "another release"
+
+
+def test_entity_lists_cut_a_table_where_the_key_changes_across_chunks_and_nulls():
+    import pyarrow as pa
+
+    from ml_assets.online.snapshot import _entity_lists
+
+    def lists(table, ordered):
+        return [(k, p.column("v").to_pylist()) for k, p in _entity_lists(table, "k", ordered)]
+
+    # entity by entity as the slices come (nulls last), in two chunks cut inside "b"
+    keys = ["a", "a", "b", "b", "b", "c", None, None]
+    table = pa.table({"k": pa.array(keys, pa.string()), "v": range(len(keys))})
+    table = pa.concat_tables([table.slice(0, 3), table.slice(3)])
+    expected = [("a", [0, 1]), ("b", [2, 3, 4]), ("c", [5]), (None, [6, 7])]
+    assert lists(table, ordered=True) == expected
+    # unordered: sorted first
+    shuffled = table.take([7, 2, 0, 5, 3, 6, 1, 4])
+    assert [(k, sorted(v)) for k, v in lists(shuffled, ordered=False)] == expected
+    assert lists(table.slice(0, 0), ordered=True) == []
