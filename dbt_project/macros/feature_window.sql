@@ -53,6 +53,24 @@
 
 
 {#-
+  How many days of `relation`'s `column` fall in the window (none: the window is unbounded, or
+  dbt is parsing). A model whose history is cheaper row by row than as windows over the whole
+  lookback reads it to choose (transaction_features' customer windows).
+-#}
+{% macro feature_window_days(relation, column) -%}
+    {%- set window = get_partition_window(column) -%}
+    {%- if window.start is none or not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(distinct " ~ column ~ ") from " ~ relation
+        ~ " where " ~ partition_window_filter(column)
+    ) -%}
+    {{ return(found.columns[0].values()[0]) }}
+{%- endmacro %}
+
+
+{#-
   How fraud_labels replaces rows, per engine: the rows it selects (fraud_label_rows_filter), the
   rows its pre_hook deletes first (fraud_label_deleted_rows) and its strategy.
 

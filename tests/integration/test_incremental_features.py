@@ -3,7 +3,9 @@
 The session's 90-day fraud world (built in full) is copied, its daily facts and feature tables
 dropped, and built again the way data arrives: the first 70 days in one windowed run, one single
 day (a windowed run, as a partition passes it), then the rest in one run without vars (what the
-features asset runs: each table from its last loaded day on). Every feature table must then hold
+features asset runs: each table from its last loaded day on), and the last two days again as one
+window, as a new day's run builds them (transaction_features then joins each transaction to its
+customer's earlier ones instead of running its windows). Every feature table must then hold
 exactly the rows of the full build (EXCEPT ALL both ways). Between runs chargebacks keep arriving
 for earlier transactions, so labels written by an earlier run must have been rewritten.
 """
@@ -61,6 +63,10 @@ def warehouses(tmp_path_factory, fraud_world):
     dbt(incremental, tmp, _run(*_window(0, FIRST_RANGE_DAYS)))
     dbt(incremental, tmp, _run(*_window(FIRST_RANGE_DAYS, FIRST_RANGE_DAYS + 1)))
     dbt(incremental, tmp, _run())  # no vars: from each table's last loaded day on
+    last = WORLD.days - 1
+    dbt(incremental, tmp, _run(*_window(last - 1, last + 1)))  # the last two days, pairwise
+    (compiled,) = (tmp / "target" / "compiled").glob("*/models/features/transaction_features.sql")
+    assert "left join transactions as earlier" in compiled.read_text(), "not computed pairwise"
     return incremental, fraud_world
 
 
