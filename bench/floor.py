@@ -97,7 +97,9 @@ def _import_all(stages: Stages) -> None:
         from dbt.cli.main import dbtRunner  # noqa: F401
     with stages.time("import/evidently"):
         import evidently  # noqa: F401
-        from evidently.metrics import DriftedColumnsCount, ValueDrift  # noqa: F401
+        from evidently.metrics import ValueDrift  # noqa: F401
+
+        import ml_assets.monitoring.drift_count  # noqa: F401  (Evidently's metric types)
     with stages.time("import/project"):
         import data_platform.raw.ingest  # noqa: F401
         import ml_assets.models.evaluate  # noqa: F401

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ml_assets.models.drift_spec import DriftSpec
+from ml_assets.monitoring import drift as drift_module
 from ml_assets.monitoring.drift import (
     NULL_ON_BOTH_SIDES,
     NULL_ON_ONE_SIDE,
@@ -221,3 +222,63 @@ def test_missing_prediction_column_is_an_error(reference):
 def test_empty_current_is_an_error(reference):
     with pytest.raises(ValueError, match="current frame has 0 rows"):
         drift(reference, reference.iloc[:0])
+
+
+@pytest.mark.parametrize("shift", [0.0, 40.0])
+def test_the_reports_count_of_drifted_features_is_evidentlys_without_computing_drift_twice(
+    reference, monkeypatch, shift
+):
+    """The report's count (`DriftedFeaturesCount`) and its share test equal what Evidently's
+    `DriftedColumnsCount` says of the same columns, methods and thresholds; each column's drift
+    is computed once (by its `ValueDrift`), not again for the count."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.legacy.calculations import data_drift
+    from evidently.metrics import DriftedColumnsCount, column_statistics
+
+    computed = []
+    one_column = data_drift.get_one_column_drift
+
+    def counted(*args, **kwargs):
+        computed.append(kwargs.get("column_name"))
+        return one_column(*args, **kwargs)
+
+    current = make_frame(3000, seed=2, amount_shift=shift, new_channel_share=0.3 if shift else 0)
+    snapshots = []
+    run_report = drift_module._run_report
+
+    def kept(*args, **kwargs):
+        snapshots.append(run_report(*args, **kwargs))
+        return snapshots[-1]
+
+    monkeypatch.setattr(drift_module, "_run_report", kept)
+    # where ValueDrift calls it, and where Evidently's own count (DatasetDriftMetric) does
+    monkeypatch.setattr(column_statistics, "get_one_column_drift", counted)
+    monkeypatch.setattr(data_drift, "get_one_column_drift", counted)
+    result = drift(reference, current)
+    assert sorted(computed) == sorted([*FEATURES, "score"])  # once each
+    (count,) = [m for m in snapshots[0].dict()["metrics"] if "Count" in m["metric_name"]]
+    assert count["value"]["count"] == result.drifted_features
+    assert count["value"]["share"] == pytest.approx(result.drift_share)
+
+    # Evidently's own count of the same columns, methods and thresholds (as the report's plan)
+    kinds = {
+        c: drift_module.column_kind(reference[c], current[c], c in CATEGORICAL) for c in FEATURES
+    }
+    ref, cur = drift_module.normalise(reference, kinds), drift_module.normalise(current, kinds)
+    plans = drift_module.plan_columns(ref, cur, kinds, DriftSpec())
+    definition = DataDefinition(
+        numerical_columns=[c for c in FEATURES if kinds[c] == "numerical"],
+        categorical_columns=[c for c in FEATURES if kinds[c] == "categorical"],
+    )
+    theirs = DriftedColumnsCount(
+        columns=FEATURES,
+        per_column_method={c: p.method for c, p in plans.items() if p.method},
+        per_column_threshold={c: p.threshold for c, p in plans.items() if p.threshold},
+    )
+    evidently = Report([theirs]).run(
+        Dataset.from_pandas(cur[FEATURES], data_definition=definition),
+        Dataset.from_pandas(ref[FEATURES], data_definition=definition),
+    )
+    (value,) = [m["value"] for m in evidently.dict()["metrics"]]
+    assert (value["count"], value["share"]) == (count["value"]["count"], count["value"]["share"])
+    assert (value["count"] > 0) == (shift > 0)
