@@ -57,16 +57,10 @@ def to_ipc(table) -> bytes:
     sink = pa.BufferOutputStream()
     # Options given: without them each writer reads its defaults from the environment
     # (ARROW_PRE_0_15_IPC_FORMAT...), 5 us of the 12 a snapshot spends per entity list.
-    with pa.ipc.RecordBatchStreamWriter(sink, table.schema, options=_ipc_options()) as writer:
+    options = pa.ipc.IpcWriteOptions()
+    with pa.ipc.RecordBatchStreamWriter(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-@functools.cache
-def _ipc_options():
-    import pyarrow as pa
-
-    return pa.ipc.IpcWriteOptions()
 
 
 def from_ipc(data: bytes):
@@ -162,8 +156,7 @@ def write_snapshot(
         entities[f"{piece.relation}:{piece.key}"] = len(items)
         rows += table.num_rows
         size += sum(len(b) for _, b in items)
-    previous = store.get(current_key(ns))
-    previous_meta = previous and store.get(meta_key(ns, previous.decode()))
+    previous, previous_meta = current_meta(store, ns)
     engine, views = _sqlite_views(plan, schemas, previous_meta)
     meta = {
         "sqlite_views": views,
@@ -181,8 +174,8 @@ def write_snapshot(
     if through is not None:
         carry_recorded(store, plan, generation, through, event_tables(plan, schemas, keys))
     store.set(current_key(ns), generation.encode())
-    if previous and previous.decode() != generation:
-        store.delete_prefix(f"{ns}:{previous.decode()}:")
+    if previous and previous != generation:
+        store.delete_prefix(f"{ns}:{previous}:")
     return Written(generation, through, entities, rows, size, engine)
 
 
@@ -208,21 +201,21 @@ def sqlite_rewriter() -> str:
 
 
 def _sqlite_views(
-    plan: Plan, schemas: dict, previous_meta: bytes | None = None
+    plan: Plan, schemas: dict, previous: dict | None = None
 ) -> tuple[str, list | None]:
     """The plan's views rewritten for the SQLite engine, or None and why DuckDB runs it. The
     rewrite depends on the plan and the tables' column types alone: when both are the previous
-    snapshot's (`previous_meta`), its views are kept. Rewriting them takes 0.04 s in a warm
+    snapshot's (`previous`, its meta), its views are kept. Rewriting them takes 0.04 s in a warm
     process and 0.27 s in a run's new one (sqlglot's first parse)."""
-    if previous_meta:
-        previous = json.loads(previous_meta)
-        same = (
-            previous.get("sqlite_rewriter") == sqlite_rewriter()
-            and previous.get("plan") == json.loads(json.dumps(plan_to_dict(plan)))
-            and previous.get("schemas") == schemas
-        )
-        if same and "sqlite_views" in previous:
-            return previous["engine"], previous["sqlite_views"]
+    if (
+        previous is not None
+        and "sqlite_views" in previous
+        and previous.get("sqlite_rewriter") == sqlite_rewriter()
+        # as the meta holds it: JSON, so lists where the plan has tuples
+        and previous.get("plan") == json.loads(json.dumps(plan_to_dict(plan)))
+        and previous.get("schemas") == schemas
+    ):
+        return previous["engine"], previous["sqlite_views"]
 
     from ml_assets.online.sqlite_engine import sqlite_views
     from ml_assets.online.sqlite_sql import Untranslatable
@@ -259,11 +252,18 @@ def carry_recorded(
             store.delete_prefix(recorded_key(ns, table, through - timedelta(days=n)))
 
 
+def current_meta(store: KeyValueStore, feature_set: str) -> tuple[str | None, dict | None]:
+    """The current generation and its meta (None, None before the first snapshot)."""
+    current = store.get(current_key(feature_set))
+    if current is None:
+        return None, None
+    meta = store.get(meta_key(feature_set, current.decode()))
+    return current.decode(), (json.loads(meta) if meta else None)
+
+
 def current_plan(store: KeyValueStore, feature_set: str, fingerprint: str) -> Plan | None:
     """The current snapshot's plan if it was compiled from `fingerprint`, else None."""
-    current = store.get(current_key(feature_set))
-    meta = current and store.get(meta_key(feature_set, current.decode()))
+    _, meta = current_meta(store, feature_set)
     if not meta or not fingerprint:
         return None
-    meta = json.loads(meta)
     return plan_from_dict(meta["plan"]) if meta.get("plan_fingerprint") == fingerprint else None
